@@ -1,0 +1,143 @@
+// Elementwise kernels: unary maps and their gradients, broadcasting binary ops, fill, and
+// in-place accumulation. One thread per element; the grid may be 2-D for large tensors.
+
+override WG: u32 = 256u;
+// Unary op id, see UNARY in src/engine/ops/elementwise.ts.
+override OP: u32 = 0u;
+
+struct UnaryParams { n: u32, alpha: f32, beta: f32 }
+struct BinaryParams {
+  n: u32,
+  // Output dims 1..3 (dim 0 is implied by n).
+  o1: u32, o2: u32, o3: u32,
+  // Element strides of a and b per output dim; 0 where that operand is broadcast.
+  a0: u32, a1: u32, a2: u32, a3: u32,
+  b0: u32, b1: u32, b2: u32, b3: u32,
+  scale: f32,
+}
+
+@group(0) @binding(0) var<uniform> up: UnaryParams;
+@group(0) @binding(0) var<uniform> bp: BinaryParams;
+@group(0) @binding(1) var<storage, read> x: array<f32>;
+@group(0) @binding(2) var<storage, read_write> y: array<f32>;
+@group(0) @binding(2) var<storage, read> b_in: array<f32>;
+@group(0) @binding(2) var<storage, read> gy: array<f32>;
+@group(0) @binding(3) var<storage, read_write> out3: array<f32>;
+@group(0) @binding(1) var<storage, read_write> acc: array<f32>;
+
+fn flat(gid: vec3u, groups: vec3u) -> u32 {
+  return gid.x + gid.y * groups.x * WG;
+}
+
+fn stable_tanh(v: f32) -> f32 {
+  let t = exp(-2.0 * abs(v));
+  return sign(v) * (1.0 - t) / (1.0 + t);
+}
+
+fn stable_sigmoid(v: f32) -> f32 {
+  if (v >= 0.0) { return 1.0 / (1.0 + exp(-v)); }
+  let e = exp(v);
+  return e / (1.0 + e);
+}
+
+fn unary(v: f32) -> f32 {
+  switch OP {
+    case 0u: { return max(v, 0.0); }                          // relu
+    case 1u: { return select(up.alpha * v, v, v > 0.0); }     // leaky_relu
+    case 2u: { return stable_tanh(v); }                       // tanh
+    case 3u: { return stable_sigmoid(v); }                    // sigmoid
+    case 4u: { return exp(v); }                               // exp
+    case 5u: { return log(v); }                               // log
+    case 6u: { return abs(v); }                               // abs
+    case 7u: { return sqrt(v); }                              // sqrt
+    case 8u: { return up.alpha * v + up.beta; }               // affine (scalar mul/add)
+    case 9u: { return v * v; }                                // square
+    default: { return v; }
+  }
+}
+
+// d(unary)/d(input), given the saved value s: the input x for most ops, the output y for
+// tanh, sigmoid, exp and sqrt (cheaper and more accurate).
+fn unary_deriv(s: f32) -> f32 {
+  switch OP {
+    case 0u: { return select(0.0, 1.0, s > 0.0); }
+    case 1u: { return select(up.alpha, 1.0, s > 0.0); }
+    case 2u: { return 1.0 - s * s; }
+    case 3u: { return s * (1.0 - s); }
+    case 4u: { return s; }
+    case 5u: { return 1.0 / s; }
+    case 6u: { return sign(s); }
+    case 7u: { return 0.5 / s; }
+    case 8u: { return up.alpha; }
+    case 9u: { return 2.0 * s; }
+    default: { return 1.0; }
+  }
+}
+
+@compute @workgroup_size(WG)
+fn unary_forward(@builtin(global_invocation_id) gid: vec3u, @builtin(num_workgroups) groups: vec3u) {
+  let i = flat(gid, groups);
+  if (i >= up.n) { return; }
+  y[i] = unary(x[i]);
+}
+
+// out3 = gy * f'(saved)
+@compute @workgroup_size(WG)
+fn unary_backward(@builtin(global_invocation_id) gid: vec3u, @builtin(num_workgroups) groups: vec3u) {
+  let i = flat(gid, groups);
+  if (i >= up.n) { return; }
+  out3[i] = gy[i] * unary_deriv(x[i]);
+}
+
+// Output coordinates (i0, i1, i2, i3) of flat index i.
+fn coords(i: u32) -> vec4u {
+  let i3 = i % bp.o3;
+  let r2 = i / bp.o3;
+  let i2 = r2 % bp.o2;
+  let r1 = r2 / bp.o2;
+  return vec4u(r1 / bp.o1, r1 % bp.o1, i2, i3);
+}
+
+// y = scale * broadcast(x)
+@compute @workgroup_size(WG)
+fn expand(@builtin(global_invocation_id) gid: vec3u, @builtin(num_workgroups) groups: vec3u) {
+  let i = flat(gid, groups);
+  if (i >= bp.n) { return; }
+  y[i] = bp.scale * x[dot(coords(i), vec4u(bp.a0, bp.a1, bp.a2, bp.a3))];
+}
+
+@compute @workgroup_size(WG)
+fn binary(@builtin(global_invocation_id) gid: vec3u, @builtin(num_workgroups) groups: vec3u) {
+  let i = flat(gid, groups);
+  if (i >= bp.n) { return; }
+  let c = coords(i);
+  let av = x[dot(c, vec4u(bp.a0, bp.a1, bp.a2, bp.a3))];
+  let bv = b_in[dot(c, vec4u(bp.b0, bp.b1, bp.b2, bp.b3))];
+  var r: f32;
+  switch OP {
+    case 0u: { r = av + bv; }
+    case 1u: { r = av - bv; }
+    case 2u: { r = av * bv; }
+    case 3u: { r = av / bv; }
+    case 4u: { r = max(av, bv); }
+    default: { r = min(av, bv); }
+  }
+  out3[i] = r;
+}
+
+// acc = alpha * acc + beta * x   (in place; accumulation of gradients, scaling)
+@compute @workgroup_size(WG)
+fn axpby(@builtin(global_invocation_id) gid: vec3u, @builtin(num_workgroups) groups: vec3u) {
+  let i = flat(gid, groups);
+  if (i >= up.n) { return; }
+  acc[i] = up.alpha * acc[i] + up.beta * x_second[i];
+}
+@group(0) @binding(2) var<storage, read> x_second: array<f32>;
+
+// acc = alpha
+@compute @workgroup_size(WG)
+fn fill(@builtin(global_invocation_id) gid: vec3u, @builtin(num_workgroups) groups: vec3u) {
+  let i = flat(gid, groups);
+  if (i >= up.n) { return; }
+  acc[i] = up.alpha;
+}

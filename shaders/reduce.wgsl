@@ -1,0 +1,78 @@
+// Sum over any subset of the (up to 4) dimensions of a tensor, times a scale (1 for sum, 1/R for
+// mean). Output element o has "kept" coordinates; the reduction runs over the "reduced" ones.
+// Two strategies: one workgroup per output (long reductions, tree in workgroup memory) and one
+// thread per output (many short reductions).
+
+override WG: u32 = 256u;
+
+struct Params {
+  outputs: u32,   // number of output elements
+  count: u32,     // elements reduced per output (R)
+  scale: f32,
+  // kept dims (sizes k1..k3; k0 implied) and their input strides
+  k1: u32, k2: u32, k3: u32,
+  ks0: u32, ks1: u32, ks2: u32, ks3: u32,
+  // reduced dims (sizes r1..r3; r0 implied) and their input strides
+  r1: u32, r2: u32, r3: u32,
+  rs0: u32, rs1: u32, rs2: u32, rs3: u32,
+}
+
+@group(0) @binding(0) var<uniform> p: Params;
+@group(0) @binding(1) var<storage, read> x: array<f32>;
+@group(0) @binding(2) var<storage, read_write> y: array<f32>;
+
+var<workgroup> partial: array<f32, WG>;
+
+fn kept_base(o: u32) -> u32 {
+  let c3 = o % p.k3;
+  let q2 = o / p.k3;
+  let c2 = q2 % p.k2;
+  let q1 = q2 / p.k2;
+  let c1 = q1 % p.k1;
+  let c0 = q1 / p.k1;
+  return c0 * p.ks0 + c1 * p.ks1 + c2 * p.ks2 + c3 * p.ks3;
+}
+
+fn reduced_offset(r: u32) -> u32 {
+  let c3 = r % p.r3;
+  let q2 = r / p.r3;
+  let c2 = q2 % p.r2;
+  let q1 = q2 / p.r2;
+  let c1 = q1 % p.r1;
+  let c0 = q1 / p.r1;
+  return c0 * p.rs0 + c1 * p.rs1 + c2 * p.rs2 + c3 * p.rs3;
+}
+
+@compute @workgroup_size(WG)
+fn per_group(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) groups: vec3u,
+             @builtin(local_invocation_index) lid: u32) {
+  let o = wid.x + wid.y * groups.x;
+  // o is uniform across the workgroup, so every invocation reaches the barriers below.
+  let valid = o < p.outputs;
+  var s = 0.0;
+  if (valid) {
+    let base = kept_base(o);
+    for (var r = lid; r < p.count; r += WG) {
+      s += x[base + reduced_offset(r)];
+    }
+  }
+  partial[lid] = s;
+  workgroupBarrier();
+  for (var step = WG / 2u; step > 0u; step = step / 2u) {
+    if (lid < step) { partial[lid] += partial[lid + step]; }
+    workgroupBarrier();
+  }
+  if (lid == 0u && valid) { y[o] = partial[0] * p.scale; }
+}
+
+@compute @workgroup_size(WG)
+fn per_thread(@builtin(global_invocation_id) gid: vec3u, @builtin(num_workgroups) groups: vec3u) {
+  let o = gid.x + gid.y * groups.x * WG;
+  if (o >= p.outputs) { return; }
+  let base = kept_base(o);
+  var s = 0.0;
+  for (var r = 0u; r < p.count; r++) {
+    s += x[base + reduced_offset(r)];
+  }
+  y[o] = s * p.scale;
+}

@@ -1,0 +1,106 @@
+/**
+ * Adapter and device acquisition on Dawn (npm package `webgpu`).
+ *
+ * Dawn's JS object returned by `create()` must stay referenced for the whole process: when it is
+ * garbage-collected, later GPU calls crash. We keep it in a module-level array for that reason.
+ */
+import { create, globals } from 'webgpu';
+import { NoAdapterError } from './errors.js';
+
+/** Options for choosing the adapter. Environment variables override nothing set explicitly. */
+export interface DeviceOptions {
+  /** 'high-performance' (default) or 'low-power'. Env: ASYNDGAN_POWER. */
+  powerPreference?: GPUPowerPreference;
+  /**
+   * Pick the adapter whose description/vendor/architecture contains this substring
+   * (case-insensitive), e.g. 'nvidia' or 'llvmpipe'. Env: ASYNDGAN_ADAPTER.
+   */
+  adapter?: string;
+  /** Extra Dawn toggles passed to `create()`, e.g. ['enable_dawn_features=...']. */
+  dawnFlags?: string[];
+}
+
+/** What the engine obtained: the device plus the facts callers need about it. */
+export interface GpuContext {
+  readonly device: GPUDevice;
+  readonly adapter: GPUAdapter;
+  /** Human-readable adapter description, e.g. "llvmpipe (LLVM 19.1.7, 256 bits)". */
+  readonly adapterName: string;
+  /** Optional features the device was created with (subset of timestamp-query, shader-f16, subgroups). */
+  readonly features: ReadonlySet<string>;
+  readonly limits: GPUSupportedLimits;
+}
+
+const OPTIONAL_FEATURES: GPUFeatureName[] = ['timestamp-query', 'shader-f16', 'subgroups' as GPUFeatureName];
+
+// Dawn's navigator-like objects: kept alive forever on purpose (see module comment).
+const keepAlive: unknown[] = [];
+
+export const INSTALL_HINT =
+  'No WebGPU adapter found. asyndgan needs a GPU driver with Vulkan, or Mesa >= 23 lavapipe ' +
+  '(Vulkan on the CPU). On Debian bookworm run `npm run setup` (or `bash scripts/setup-system.sh`), ' +
+  'which adds bookworm-backports and runs `apt-get install -t bookworm-backports mesa-vulkan-drivers`. ' +
+  "Bookworm's own Mesa 22.3 is refused by Dawn.";
+
+function describe(info: GPUAdapterInfo | undefined): string {
+  if (!info) return 'unknown adapter';
+  const parts = [info.vendor, info.architecture, info.device, info.description].filter((s) => s && s.length > 0);
+  return parts.length > 0 ? parts.join(' / ') : 'unknown adapter';
+}
+
+/** Requests an adapter and a device with every optional feature the adapter offers. */
+export async function requestGpu(options: DeviceOptions = {}): Promise<GpuContext> {
+  Object.assign(globalThis, globals);
+  const powerPreference =
+    options.powerPreference ?? (process.env.ASYNDGAN_POWER as GPUPowerPreference | undefined) ?? 'high-performance';
+  const wanted = (options.adapter ?? process.env.ASYNDGAN_ADAPTER ?? '').toLowerCase();
+
+  let gpu: GPU;
+  try {
+    gpu = create(options.dawnFlags ?? []);
+  } catch (err) {
+    throw new NoAdapterError(`${INSTALL_HINT}\nDawn failed to load: ${(err as Error).message}`);
+  }
+  keepAlive.push(gpu);
+
+  let adapter: GPUAdapter | null = null;
+  try {
+    adapter = await gpu.requestAdapter({ powerPreference });
+    if (adapter && wanted && !describe(adapter.info).toLowerCase().includes(wanted)) {
+      // Dawn exposes one adapter per power preference: try the other one before giving up.
+      const other = await gpu.requestAdapter({
+        powerPreference: powerPreference === 'low-power' ? 'high-performance' : 'low-power',
+      });
+      adapter = other && describe(other.info).toLowerCase().includes(wanted) ? other : null;
+      if (!adapter) throw new NoAdapterError(`No WebGPU adapter matches ASYNDGAN_ADAPTER/adapter="${wanted}".`);
+    }
+  } catch (err) {
+    if (err instanceof NoAdapterError) throw err;
+    throw new NoAdapterError(`${INSTALL_HINT}\nDawn said: ${(err as Error).message}`);
+  }
+  if (!adapter) throw new NoAdapterError(INSTALL_HINT);
+  keepAlive.push(adapter);
+
+  const features = OPTIONAL_FEATURES.filter((f) => adapter!.features.has(f));
+  const limits = adapter.limits;
+  const device = await adapter.requestDevice({
+    requiredFeatures: features,
+    requiredLimits: {
+      maxStorageBufferBindingSize: limits.maxStorageBufferBindingSize,
+      maxBufferSize: limits.maxBufferSize,
+      maxComputeWorkgroupStorageSize: limits.maxComputeWorkgroupStorageSize,
+      maxComputeInvocationsPerWorkgroup: limits.maxComputeInvocationsPerWorkgroup,
+      maxComputeWorkgroupSizeX: limits.maxComputeWorkgroupSizeX,
+      maxComputeWorkgroupSizeY: limits.maxComputeWorkgroupSizeY,
+      maxStorageBuffersPerShaderStage: limits.maxStorageBuffersPerShaderStage,
+    },
+  });
+  keepAlive.push(device);
+  return {
+    device,
+    adapter,
+    adapterName: describe(adapter.info),
+    features: new Set(features),
+    limits: device.limits,
+  };
+}

@@ -1,0 +1,19 @@
+/**
+ * asyndgan's tensor engine: WGSL kernels on WebGPU (Dawn), reverse-mode autograd, Adam.
+ *
+ * ```ts
+ * import { init, tensor, randn, conv2d, relu, mean, backward } from 'asyndgan/engine';
+ * await init();
+ * ```
+ */
+export { init, engine, Engine, type Launch } from './engine.js';
+export type { DeviceOptions, GpuContext } from './device.js';
+export { INSTALL_HINT } from './device.js';
+export { NoAdapterError, KernelError, ShapeError, DisposedError } from './errors.js';
+export { Tensor, type DType } from './tensor.js';
+export type { PoolStats } from './pool.js';
+export { tidy, keep } from './scope.js';
+export { backward, noGrad, isGradEnabled, releaseGraph } from './autograd.js';
+export { Params } from './params.js';
+export { Rng } from './random.js';
+export * from './ops/index.js';

@@ -1,0 +1,5 @@
+/** Every op family's gradient-check cases. Each family adds its own file here. */
+import type { GradCase } from './harness.js';
+import { elementwiseCases } from './cases-elementwise.js';
+
+export const allCases: GradCase[] = [...elementwiseCases];
