@@ -37,6 +37,7 @@ export interface CachedPipeline {
 export class KernelCache {
   private readonly dir = findShaderDir();
   private readonly modules = new Map<string, GPUShaderModule>();
+  private readonly extraSources = new Map<string, string>();
   private readonly pipelines = new Map<string, CachedPipeline>();
   /** Compilation/pipeline failures found asynchronously; thrown at the next sync point. */
   private readonly pending: Promise<KernelError | null>[] = [];
@@ -45,8 +46,19 @@ export class KernelCache {
 
   constructor(private readonly device: GPUDevice) {}
 
+  /**
+   * Registers WGSL source under a file name, for applications that bring their own kernels
+   * (launch them with `engine.launch({ file: name, ... })`). Names must not clash with shaders/.
+   */
+  register(file: string, code: string): void {
+    if (this.modules.has(file) || this.extraSources.has(file)) throw new KernelError(`kernel ${file} already registered`, [file]);
+    this.extraSources.set(file, code);
+  }
+
   /** WGSL source of a kernel file (e.g. 'conv2d.wgsl'). */
   source(file: string): string {
+    const extra = this.extraSources.get(file);
+    if (extra !== undefined) return extra;
     const path = join(this.dir, file);
     if (!existsSync(path)) throw new KernelError(`shader file not found: shaders/${file}`, [file]);
     return readFileSync(path, 'utf8');

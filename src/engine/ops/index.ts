@@ -5,4 +5,5 @@ export {
   add, sub, mul, div, expand, broadcastShape,
 } from './elementwise.js';
 export { sum, mean, sumTo } from './reduce.js';
+export { axpby, fillInPlace } from './elementwise.js';
 export { reshape, flatten } from './shape.js';

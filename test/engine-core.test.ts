@@ -1,0 +1,131 @@
+import { spawnSync } from 'node:child_process';
+import { writeFileSync, mkdtempSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import t from 'tap';
+import * as E from '../src/engine/index.js';
+import { sizeClass } from '../src/engine/pool.js';
+import { gpu } from './helpers/engine.js';
+
+const engine = await gpu();
+
+t.test('device exposes adapter and granted features', async (t) => {
+  t.ok(engine.gpu.adapterName.length > 0);
+  for (const f of engine.gpu.features) t.ok(['timestamp-query', 'shader-f16', 'subgroups'].includes(f), f);
+  t.ok(engine.gpu.limits.maxStorageBufferBindingSize >= 128 * 1024 * 1024);
+});
+
+t.test('tensor round trip, views share storage, dispose', async (t) => {
+  const x = E.tensor([1, 2, 3, 4, 5, 6], [2, 3]);
+  t.same([...(await x.read())], [1, 2, 3, 4, 5, 6]);
+  const v = E.reshape(x, [3, -1]);
+  t.same(v.shape, [3, 2]);
+  t.equal(v.buffer, x.buffer, 'reshape is a view');
+  x.dispose();
+  t.same([...(await v.read())], [1, 2, 3, 4, 5, 6], 'view keeps storage alive');
+  v.dispose();
+  await t.rejects(v.read(), E.DisposedError);
+  t.throws(() => E.tensor([1, 2, 3], [2, 2]), E.ShapeError);
+  t.throws(() => E.reshape(E.zeros([2, 3]), [4, -1]), /cannot view/);
+  t.equal(await E.tensor([42], [1]).item(), 42);
+});
+
+t.test('tidy releases intermediates, keeps results', async (t) => {
+  const before = engine.pool.stats.bytesInUse;
+  const kept = E.tidy(() => {
+    const a = E.ones([100]);
+    const b = E.scale(a, 3);
+    return E.add(a, b);
+  });
+  t.equal(engine.pool.stats.bytesInUse - before, sizeClass(400), 'only the result (one 400-byte tensor) survives');
+  t.same((await kept.read()).slice(0, 3), new Float32Array([4, 4, 4]));
+  kept.dispose();
+  t.equal(engine.pool.stats.bytesInUse, before);
+  t.throws(() => E.tidy(() => { E.ones([3]); throw new Error('boom'); }), /boom/);
+  t.equal(engine.pool.stats.bytesInUse, before, 'tensors are released when the function throws');
+});
+
+t.test('backward with an external gradient, accumulation and noGrad', async (t) => {
+  const w = E.parameter(E.tensor([1, 2, 3], [3]));
+  const x = E.tensor([4, 5, 6], [3]);
+  E.tidy(() => {
+    const y = E.mul(w, x); // dy/dw = x
+    E.backward(y, E.tensor([1, 10, 100], [3]));
+  });
+  t.same([...(await w.grad!.read())], [4, 50, 600]);
+  E.tidy(() => E.backward(E.sum(E.mul(w, x))));
+  t.same([...(await w.grad!.read())], [8, 55, 606], 'gradients accumulate');
+  const y = E.noGrad(() => E.mul(w, x));
+  t.equal(y.requiresGrad, false);
+  t.equal(y.node, null);
+  t.throws(() => E.backward(E.mul(w, x)), /pass a gradient/);
+  t.throws(() => E.backward(E.sum(E.mul(w, x)), E.zeros([2])), /does not match/);
+});
+
+t.test('backward releases saved values', async (t) => {
+  const w = E.parameter(E.tensor([1, 2, 3], [3]));
+  const x = E.tensor([4, 5, 6], [3]);
+  // Warm up so the grad buffer exists.
+  E.tidy(() => E.backward(E.sum(E.mul(E.tanh(w), x))));
+  const before = engine.pool.stats.bytesInUse;
+  E.tidy(() => E.backward(E.sum(E.mul(E.tanh(w), x))));
+  t.equal(engine.pool.stats.bytesInUse, before, 'no memory held after backward in a scope');
+  const loss = E.tidy(() => E.sum(E.mul(E.tanh(w), x)));
+  t.ok(engine.pool.stats.bytesInUse > before + sizeClass(4), 'the graph holds saved values past the scope');
+  E.releaseGraph(loss);
+  loss.dispose();
+  t.equal(engine.pool.stats.bytesInUse, before, 'releaseGraph frees saved values');
+});
+
+t.test('steady-state steps allocate no GPU buffer', async (t) => {
+  const w = E.parameter(E.randn([7, 33], 1));
+  const target = E.randn([7, 33], 2);
+  const step = () =>
+    E.tidy(() => {
+      const loss = E.mean(E.square(E.sub(E.tanh(w), target)));
+      E.backward(loss);
+      E.noGrad(() => E.axpby(w, 1, w.grad!, -0.5));
+      w.grad!.dispose(); // zero_grad(set_to_none=True), PyTorch's default
+      w.grad = null;
+      return loss;
+    });
+  const first = step();
+  const l0 = await first.item();
+  first.dispose();
+  const created = engine.pool.stats.created;
+  let last = 0;
+  for (let i = 0; i < 5; i++) {
+    const l = step();
+    last = await l.item();
+    l.dispose();
+  }
+  t.equal(engine.pool.stats.created, created, 'no buffer created after the first step');
+  t.ok(last < l0, `loss decreased ${l0} -> ${last}`);
+});
+
+t.test('kernel compile errors name the shader file', async (t) => {
+  engine.kernels.register('broken-test.wgsl', '@compute @workgroup_size(1) fn main() { let x: u32 = 1.5; }');
+  const out = E.zeros([4]);
+  engine.launch({ file: 'broken-test.wgsl', buffers: [], workgroups: [1] });
+  const err = await engine.sync().then(() => null, (e: unknown) => e);
+  t.ok(err instanceof E.KernelError, 'a KernelError is raised');
+  t.match((err as Error).message, /broken-test\.wgsl/);
+  t.same((err as E.KernelError).shaderFiles.includes('broken-test.wgsl'), true);
+  out.dispose();
+  t.throws(() => engine.launch({ file: 'no-such-kernel.wgsl', buffers: [], workgroups: [1] }), /not found: shaders\/no-such-kernel\.wgsl/);
+});
+
+t.test('no adapter: clear message saying what to install', async (t) => {
+  const dir = mkdtempSync(join(tmpdir(), 'asyndgan-'));
+  const script = join(dir, 'probe.mts');
+  writeFileSync(script, `import { init } from ${JSON.stringify(new URL('../src/engine/index.ts', import.meta.url).pathname)};
+try { await init(); console.log('ADAPTER'); } catch (e) { console.log(String(e)); }`);
+  const r = spawnSync(process.execPath, ['--import', 'tsx', script], {
+    env: { ...process.env, VK_ICD_FILENAMES: '/nonexistent.json', VK_DRIVER_FILES: '/nonexistent.json' },
+    encoding: 'utf8',
+    timeout: 60_000,
+  });
+  t.match(r.stdout, /NoAdapterError/);
+  t.match(r.stdout, /mesa-vulkan-drivers/);
+  t.match(r.stdout, /bookworm-backports/);
+});
