@@ -17,3 +17,8 @@ export { backward, noGrad, isGradEnabled, releaseGraph } from './autograd.js';
 export { Params } from './params.js';
 export { Rng } from './random.js';
 export * from './ops/index.js';
+export { Adam, AdamW, type AdamOptions, type AdamState, type ParamList } from './optim.js';
+export {
+  normal_, uniform_, constant_, zeros_, ones_, xavierUniform_, kaimingNormal_, calculateGain, fans,
+  type KaimingOptions, type Nonlinearity,
+} from './init.js';

@@ -1,5 +1,6 @@
 /** Every op family's gradient-check cases. Each family adds its own file here. */
 import type { GradCase } from './harness.js';
 import { elementwiseCases } from './cases-elementwise.js';
+import { lossCases } from './cases-loss.js';
 
-export const allCases: GradCase[] = [...elementwiseCases];
+export const allCases: GradCase[] = [...elementwiseCases, ...lossCases];

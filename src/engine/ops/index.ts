@@ -6,4 +6,8 @@ export {
 } from './elementwise.js';
 export { sum, mean, sumTo } from './reduce.js';
 export { axpby, fillInPlace } from './elementwise.js';
-export { reshape, flatten } from './shape.js';
+export { reshape, flatten, detach } from './shape.js';
+export {
+  bceWithLogits, l1Loss, mseLoss, softmaxCrossEntropy, softDice,
+  type ChannelOptions, type CrossEntropyOptions, type DiceOptions,
+} from './loss.js';

@@ -18,3 +18,8 @@ export function reshape(x: Tensor, shape: readonly number[]): Tensor {
 export function flatten(x: Tensor): Tensor {
   return reshape(x, [x.shape[0] ?? 1, -1]);
 }
+
+/** The same values cut off from the graph: no gradient flows back through the result. */
+export function detach(x: Tensor): Tensor {
+  return x.share();
+}

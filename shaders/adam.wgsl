@@ -1,0 +1,42 @@
+// Fused Adam / AdamW update of one parameter tensor (PyTorch's algorithm, torch.optim.Adam and
+// torch.optim.AdamW, amsgrad off). The step-dependent scalars (bias corrections, step size,
+// decoupled decay factor) are computed on the CPU in float64 and passed in the uniform block:
+//   g     = grad + l2 * param                      (Adam's L2 weight decay; l2 = 0 for AdamW)
+//   m     = m + (1 - beta1) * (g - m)               (= beta1 m + (1 - beta1) g)
+//   v     = beta2 v + (1 - beta2) g^2
+//   param = decay * param - step_size * m / (sqrt(v) / sqrt(1 - beta2^t) + eps)
+// with step_size = lr / (1 - beta1^t) and decay = 1 - lr * weight_decay for AdamW (1 for Adam).
+
+override WG: u32 = 256u;
+
+struct AdamParams {
+  n: u32,
+  beta2: f32,
+  one_minus_beta1: f32,
+  one_minus_beta2: f32,
+  step_size: f32,
+  bc2_sqrt: f32,
+  eps: f32,
+  l2: f32,
+  decay: f32,
+}
+
+@group(0) @binding(0) var<uniform> ap: AdamParams;
+@group(0) @binding(1) var<storage, read_write> param: array<f32>;
+@group(0) @binding(2) var<storage, read> grad: array<f32>;
+@group(0) @binding(3) var<storage, read_write> m: array<f32>;
+@group(0) @binding(4) var<storage, read_write> v: array<f32>;
+
+@compute @workgroup_size(WG)
+fn main(@builtin(global_invocation_id) gid: vec3u, @builtin(num_workgroups) groups: vec3u) {
+  let i = gid.x + gid.y * groups.x * WG;
+  if (i >= ap.n) { return; }
+  let p = param[i];
+  let g = grad[i] + ap.l2 * p;
+  let mi = m[i] + ap.one_minus_beta1 * (g - m[i]);
+  let vi = ap.beta2 * v[i] + ap.one_minus_beta2 * g * g;
+  m[i] = mi;
+  v[i] = vi;
+  let denom = sqrt(vi) / ap.bc2_sqrt + ap.eps;
+  param[i] = ap.decay * p - ap.step_size * (mi / denom);
+}
