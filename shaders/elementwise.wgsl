@@ -4,6 +4,8 @@
 override WG: u32 = 256u;
 // Unary op id, see UNARY in src/engine/ops/elementwise.ts.
 override OP: u32 = 0u;
+// Binary ops on operands of the output's own shape skip the broadcast index arithmetic.
+override SAME_SHAPE: bool = false;
 
 struct UnaryParams { n: u32, alpha: f32, beta: f32 }
 struct BinaryParams {
@@ -110,9 +112,16 @@ fn expand(@builtin(global_invocation_id) gid: vec3u, @builtin(num_workgroups) gr
 fn binary(@builtin(global_invocation_id) gid: vec3u, @builtin(num_workgroups) groups: vec3u) {
   let i = flat(gid, groups);
   if (i >= bp.n) { return; }
-  let c = coords(i);
-  let av = x[dot(c, vec4u(bp.a0, bp.a1, bp.a2, bp.a3))];
-  let bv = b_in[dot(c, vec4u(bp.b0, bp.b1, bp.b2, bp.b3))];
+  var av: f32;
+  var bv: f32;
+  if (SAME_SHAPE) {
+    av = x[i];
+    bv = b_in[i];
+  } else {
+    let c = coords(i);
+    av = x[dot(c, vec4u(bp.a0, bp.a1, bp.a2, bp.a3))];
+    bv = b_in[dot(c, vec4u(bp.b0, bp.b1, bp.b2, bp.b3))];
+  }
   var r: f32;
   switch OP {
     case 0u: { r = av + bv; }

@@ -115,7 +115,7 @@ function binaryRaw(name: keyof typeof BINARY, a: Tensor, b: Tensor): Tensor {
   launch1d(out.size, {
     file: FILE,
     entry: 'binary',
-    constants: { OP: BINARY[name] },
+    constants: { OP: BINARY[name], SAME_SHAPE: a.size === out.size && b.size === out.size ? 1 : 0 },
     params,
     buffers: [a.binding(), b.binding(), out.binding()],
     cost: { flops: out.size, bytes: 4 * (a.size + b.size + out.size) },
