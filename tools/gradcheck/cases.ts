@@ -2,5 +2,6 @@
 import type { GradCase } from './harness.js';
 import { elementwiseCases } from './cases-elementwise.js';
 import { lossCases } from './cases-loss.js';
+import { nnCases } from './cases-nn.js';
 
-export const allCases: GradCase[] = [...elementwiseCases, ...lossCases];
+export const allCases: GradCase[] = [...elementwiseCases, ...lossCases, ...nnCases];

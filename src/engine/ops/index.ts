@@ -11,3 +11,9 @@ export {
   bceWithLogits, l1Loss, mseLoss, softmaxCrossEntropy, softDice,
   type ChannelOptions, type CrossEntropyOptions, type DiceOptions,
 } from './loss.js';
+export { batchNorm2d, instanceNorm2d, type BatchNormOptions, type InstanceNormOptions } from './norm.js';
+export { maxPool2d } from './pool.js';
+export { upsampleNearest2x, upsampleBilinear2x } from './resample.js';
+export { pad2d } from './pad.js';
+export { concat, slice } from './concat.js';
+export { dropout, dropoutMask } from './dropout.js';
