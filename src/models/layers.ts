@@ -1,0 +1,425 @@
+/**
+ * Layers with PyTorch's parameter names and layouts: Conv2d (weight [out, in, kh, kw], bias [out]),
+ * ConvTranspose2d (weight [in, out, kh, kw]), BatchNorm2d (weight, bias, running_mean, running_var,
+ * num_batches_tracked), InstanceNorm2d, activations, padding, pooling, resampling, Dropout and
+ * Sequential (children named "0", "1", ...).
+ */
+import { ShapeError } from '../engine/errors.js';
+import type { Rng } from '../engine/random.js';
+import type { Tensor } from '../engine/tensor.js';
+import { leakyRelu, relu, sigmoid, tanh } from '../engine/ops/elementwise.js';
+import { conv2d, convTranspose2d } from '../engine/ops/conv.js';
+import { batchNorm2d, instanceNorm2d } from '../engine/ops/norm.js';
+import { pad2d } from '../engine/ops/pad.js';
+import { maxPool2d } from '../engine/ops/pool.js';
+import { upsampleBilinear2x, upsampleNearest2x } from '../engine/ops/resample.js';
+import { dropout } from '../engine/ops/dropout.js';
+import { constantInit, Counter, Module, normalInit, toRng, uniformInit, type SeedLike } from './module.js';
+
+/**
+ * How weights start:
+ * - 'normal': the reference `init_weights(net, 'normal', 0.02)`: conv weights N(0, std), biases 0,
+ *   BatchNorm weight N(1, std) and bias 0;
+ * - 'pytorch': PyTorch's own defaults (conv weight and bias U(-1/sqrt(fan_in), 1/sqrt(fan_in)),
+ *   BatchNorm weight 1, bias 0), which the reference segmentation U-Net keeps.
+ */
+export type InitScheme = 'normal' | 'pytorch';
+
+export interface InitOptions {
+  /** Seed or shared generator for the initial weights (default 0). */
+  seed?: SeedLike;
+  init?: InitScheme;
+  /** Standard deviation of the 'normal' scheme (default 0.02). */
+  std?: number;
+}
+
+function positiveInt(layer: string, what: string, v: number): void {
+  if (!Number.isInteger(v) || v <= 0) throw new ShapeError(`${layer}: ${what} must be a positive integer, got ${v}`);
+}
+
+function nonNegativeInt(layer: string, what: string, v: number): void {
+  if (!Number.isInteger(v) || v < 0) throw new ShapeError(`${layer}: ${what} must be a non-negative integer, got ${v}`);
+}
+
+function kernelSize(layer: string, k: number | readonly [number, number]): [number, number] {
+  const [kh, kw] = typeof k === 'number' ? [k, k] : k;
+  positiveInt(layer, 'kernel size', kh);
+  positiveInt(layer, 'kernel size', kw);
+  return [kh, kw];
+}
+
+/** Conv weight and bias, initialized per scheme; `fanIn` is PyTorch's fan-in of the weight tensor. */
+function convParams(
+  weightShape: number[],
+  fanIn: number,
+  withBias: boolean,
+  biasSize: number,
+  o: InitOptions,
+): [Tensor, Tensor | null] {
+  const rng = toRng(o.seed);
+  if ((o.init ?? 'normal') === 'normal') {
+    const w = normalInit(weightShape, rng, 0, o.std ?? 0.02);
+    return [w, withBias ? constantInit([biasSize], 0) : null];
+  }
+  const bound = 1 / Math.sqrt(fanIn);
+  const w = uniformInit(weightShape, rng, bound);
+  return [w, withBias ? uniformInit([biasSize], rng, bound) : null];
+}
+
+export interface Conv2dOptions extends InitOptions {
+  stride?: number;
+  /** Zero padding on every side. */
+  padding?: number;
+  dilation?: number;
+  /** Learnable bias (default true, as in PyTorch). */
+  bias?: boolean;
+}
+
+/** 2-D convolution, PyTorch `nn.Conv2d` (groups 1, zero padding). */
+export class Conv2d extends Module {
+  readonly weight: Tensor;
+  readonly bias: Tensor | null;
+  readonly stride: number;
+  readonly padding: number;
+  readonly dilation: number;
+  readonly kernelSize: [number, number];
+
+  constructor(
+    readonly inChannels: number,
+    readonly outChannels: number,
+    kernel: number | readonly [number, number],
+    o: Conv2dOptions = {},
+  ) {
+    super();
+    positiveInt('Conv2d', 'inChannels', inChannels);
+    positiveInt('Conv2d', 'outChannels', outChannels);
+    this.kernelSize = kernelSize('Conv2d', kernel);
+    this.stride = o.stride ?? 1;
+    this.padding = o.padding ?? 0;
+    this.dilation = o.dilation ?? 1;
+    positiveInt('Conv2d', 'stride', this.stride);
+    positiveInt('Conv2d', 'dilation', this.dilation);
+    nonNegativeInt('Conv2d', 'padding', this.padding);
+    const [kh, kw] = this.kernelSize;
+    const [w, b] = convParams([outChannels, inChannels, kh, kw], inChannels * kh * kw, o.bias ?? true, outChannels, o);
+    this.weight = this.registerParameter('weight', w)!;
+    this.bias = this.registerParameter('bias', b);
+  }
+
+  forward(x: Tensor): Tensor {
+    return conv2d(x, this.weight, this.bias, { stride: this.stride, padding: this.padding, dilation: this.dilation });
+  }
+}
+
+export interface ConvTranspose2dOptions extends Conv2dOptions {
+  /** Extra rows/columns on the bottom/right of the output (PyTorch `output_padding`). */
+  outputPadding?: number;
+}
+
+/** Transposed 2-D convolution, PyTorch `nn.ConvTranspose2d`; weight layout [in, out, kh, kw]. */
+export class ConvTranspose2d extends Module {
+  readonly weight: Tensor;
+  readonly bias: Tensor | null;
+  readonly stride: number;
+  readonly padding: number;
+  readonly outputPadding: number;
+  readonly dilation: number;
+  readonly kernelSize: [number, number];
+
+  constructor(
+    readonly inChannels: number,
+    readonly outChannels: number,
+    kernel: number | readonly [number, number],
+    o: ConvTranspose2dOptions = {},
+  ) {
+    super();
+    positiveInt('ConvTranspose2d', 'inChannels', inChannels);
+    positiveInt('ConvTranspose2d', 'outChannels', outChannels);
+    this.kernelSize = kernelSize('ConvTranspose2d', kernel);
+    this.stride = o.stride ?? 1;
+    this.padding = o.padding ?? 0;
+    this.outputPadding = o.outputPadding ?? 0;
+    this.dilation = o.dilation ?? 1;
+    positiveInt('ConvTranspose2d', 'stride', this.stride);
+    positiveInt('ConvTranspose2d', 'dilation', this.dilation);
+    nonNegativeInt('ConvTranspose2d', 'padding', this.padding);
+    nonNegativeInt('ConvTranspose2d', 'outputPadding', this.outputPadding);
+    if (this.outputPadding >= this.stride && this.outputPadding >= this.dilation) {
+      throw new ShapeError(`ConvTranspose2d: outputPadding ${this.outputPadding} must be smaller than stride or dilation`);
+    }
+    const [kh, kw] = this.kernelSize;
+    // PyTorch computes the fan-in of a transposed conv weight [in, out, kh, kw] from dim 1.
+    const [w, b] = convParams([inChannels, outChannels, kh, kw], outChannels * kh * kw, o.bias ?? true, outChannels, o);
+    this.weight = this.registerParameter('weight', w)!;
+    this.bias = this.registerParameter('bias', b);
+  }
+
+  forward(x: Tensor): Tensor {
+    return convTranspose2d(x, this.weight, this.bias, {
+      stride: this.stride,
+      padding: this.padding,
+      outputPadding: this.outputPadding,
+      dilation: this.dilation,
+    });
+  }
+}
+
+export interface BatchNorm2dOptions extends InitOptions {
+  eps?: number;
+  /** Weight of the new batch statistics in the running averages (PyTorch default 0.1). */
+  momentum?: number;
+  /** Learnable weight and bias (default true). */
+  affine?: boolean;
+  /** Keep running statistics for evaluation (default true); without them batch statistics are always used. */
+  trackRunningStats?: boolean;
+}
+
+/** Batch normalization over N, H, W per channel, PyTorch `nn.BatchNorm2d`. */
+export class BatchNorm2d extends Module {
+  readonly weight: Tensor | null;
+  readonly bias: Tensor | null;
+  readonly runningMean: Tensor | null;
+  readonly runningVar: Tensor | null;
+  readonly numBatchesTracked: Counter | null;
+  readonly eps: number;
+  readonly momentum: number;
+
+  constructor(readonly numFeatures: number, o: BatchNorm2dOptions = {}) {
+    super();
+    positiveInt('BatchNorm2d', 'numFeatures', numFeatures);
+    this.eps = o.eps ?? 1e-5;
+    this.momentum = o.momentum ?? 0.1;
+    const affine = o.affine ?? true;
+    const track = o.trackRunningStats ?? true;
+    let w: Tensor | null = null;
+    let b: Tensor | null = null;
+    if (affine) {
+      w = (o.init ?? 'normal') === 'normal'
+        ? normalInit([numFeatures], toRng(o.seed), 1, o.std ?? 0.02)
+        : constantInit([numFeatures], 1);
+      b = constantInit([numFeatures], 0);
+    }
+    this.weight = this.registerParameter('weight', w);
+    this.bias = this.registerParameter('bias', b);
+    if (track) {
+      this.runningMean = this.registerBuffer('running_mean', constantInit([numFeatures], 0));
+      this.runningVar = this.registerBuffer('running_var', constantInit([numFeatures], 1));
+      this.numBatchesTracked = this.registerBuffer('num_batches_tracked', new Counter(0));
+    } else {
+      this.runningMean = this.runningVar = this.numBatchesTracked = null;
+    }
+  }
+
+  forward(x: Tensor): Tensor {
+    if (x.shape.length !== 4 || x.shape[1] !== this.numFeatures) {
+      throw new ShapeError(`BatchNorm2d(${this.numFeatures}): expected input [N, ${this.numFeatures}, H, W], got [${x.shape.join(', ')}]`);
+    }
+    const useBatchStats = this.training || !this.runningMean;
+    const y = batchNorm2d(x, this.weight, this.bias, this.runningMean, this.runningVar, {
+      training: useBatchStats,
+      momentum: this.momentum,
+      eps: this.eps,
+    });
+    if (this.training && this.numBatchesTracked) this.numBatchesTracked.value++;
+    return y;
+  }
+}
+
+export interface InstanceNorm2dOptions {
+  eps?: number;
+  /** Learnable weight (1) and bias (0); default false, as in pix2pix and PyTorch. */
+  affine?: boolean;
+}
+
+/**
+ * Instance normalization (per sample and channel, over H, W), PyTorch `nn.InstanceNorm2d` with
+ * track_running_stats=False: the same computation in training and evaluation.
+ */
+export class InstanceNorm2d extends Module {
+  readonly weight: Tensor | null;
+  readonly bias: Tensor | null;
+  readonly eps: number;
+
+  constructor(readonly numFeatures: number, o: InstanceNorm2dOptions = {}) {
+    super();
+    positiveInt('InstanceNorm2d', 'numFeatures', numFeatures);
+    this.eps = o.eps ?? 1e-5;
+    const affine = o.affine ?? false;
+    // The reference init_weights only touches BatchNorm layers: affine InstanceNorm keeps 1 and 0.
+    this.weight = this.registerParameter('weight', affine ? constantInit([numFeatures], 1) : null);
+    this.bias = this.registerParameter('bias', affine ? constantInit([numFeatures], 0) : null);
+  }
+
+  forward(x: Tensor): Tensor {
+    if (x.shape.length !== 4 || x.shape[1] !== this.numFeatures) {
+      throw new ShapeError(`InstanceNorm2d(${this.numFeatures}): expected input [N, ${this.numFeatures}, H, W], got [${x.shape.join(', ')}]`);
+    }
+    return instanceNorm2d(x, this.weight, this.bias, { eps: this.eps });
+  }
+}
+
+export class ReLU extends Module {
+  forward(x: Tensor): Tensor {
+    return relu(x);
+  }
+}
+
+export class LeakyReLU extends Module {
+  constructor(readonly negativeSlope = 0.01) {
+    super();
+  }
+
+  forward(x: Tensor): Tensor {
+    return leakyRelu(x, this.negativeSlope);
+  }
+}
+
+export class Tanh extends Module {
+  forward(x: Tensor): Tensor {
+    return tanh(x);
+  }
+}
+
+export class Sigmoid extends Module {
+  forward(x: Tensor): Tensor {
+    return sigmoid(x);
+  }
+}
+
+/** Padding sizes as PyTorch orders them: (left, right, top, bottom). */
+export type Padding2d = number | readonly [number, number, number, number];
+
+function checkPadding(layer: string, p: Padding2d): number | [number, number, number, number] {
+  const sides = typeof p === 'number' ? [p] : [...p];
+  for (const s of sides) nonNegativeInt(layer, 'padding', s);
+  return typeof p === 'number' ? p : [p[0], p[1], p[2], p[3]];
+}
+
+/** Mirror padding without repeating the edge, PyTorch `nn.ReflectionPad2d`. */
+export class ReflectionPad2d extends Module {
+  readonly padding: number | [number, number, number, number];
+
+  constructor(padding: Padding2d) {
+    super();
+    this.padding = checkPadding('ReflectionPad2d', padding);
+  }
+
+  forward(x: Tensor): Tensor {
+    return pad2d(x, this.padding, 'reflect');
+  }
+}
+
+/** Zero padding, PyTorch `nn.ZeroPad2d`. */
+export class ZeroPad2d extends Module {
+  readonly padding: number | [number, number, number, number];
+
+  constructor(padding: Padding2d) {
+    super();
+    this.padding = checkPadding('ZeroPad2d', padding);
+  }
+
+  forward(x: Tensor): Tensor {
+    return pad2d(x, this.padding, 'zero');
+  }
+}
+
+/** 2x2 max pooling with stride 2 (the only size the pool op implements). */
+export class MaxPool2d extends Module {
+  constructor(readonly kernelSize = 2) {
+    super();
+    if (kernelSize !== 2) throw new ShapeError(`MaxPool2d: only kernel size 2 is implemented, got ${kernelSize}`);
+  }
+
+  forward(x: Tensor): Tensor {
+    return maxPool2d(x);
+  }
+}
+
+/** 2x upsampling, nearest or bilinear (PyTorch `nn.Upsample(scale_factor=2, mode=...)`). */
+export class Upsample2x extends Module {
+  constructor(readonly mode: 'nearest' | 'bilinear' = 'nearest') {
+    super();
+  }
+
+  forward(x: Tensor): Tensor {
+    return this.mode === 'nearest' ? upsampleNearest2x(x) : upsampleBilinear2x(x);
+  }
+}
+
+/** Returns its input (PyTorch `nn.Identity`). */
+export class Identity extends Module {
+  forward(x: Tensor): Tensor {
+    return x;
+  }
+}
+
+export interface DropoutOptions {
+  /** Seed (or generator) of the mask stream (default 0). */
+  seed?: SeedLike;
+}
+
+/**
+ * Dropout: in training, zeroes elements with probability p and scales the rest by 1/(1-p); in
+ * evaluation returns its input. Each training call draws a fresh mask seed from the layer's own
+ * generator, so masks differ from step to step and repeat exactly for the same seed.
+ */
+export class Dropout extends Module {
+  private rng: Rng;
+
+  constructor(readonly p = 0.5, o: DropoutOptions = {}) {
+    super();
+    if (!(p >= 0 && p < 1)) throw new ShapeError(`Dropout: p must be in [0, 1), got ${p}`);
+    this.rng = toRng(o.seed);
+  }
+
+  /** Restarts the mask stream (e.g. to replay a run from a checkpoint). */
+  reseed(seed: SeedLike): void {
+    this.rng = toRng(seed);
+  }
+
+  forward(x: Tensor): Tensor {
+    if (!this.training || this.p === 0) return x;
+    return dropout(x, this.p, this.rng.nextU32(), true);
+  }
+}
+
+/**
+ * Runs its children in order; they are named "0", "1", ... as in PyTorch's nn.Sequential.
+ * Intermediate results are released as soon as the next layer has consumed them (the autograd
+ * graph keeps what backward needs), so a forward pass holds only a few activations at a time.
+ */
+export class Sequential extends Module {
+  private readonly layers: Module[] = [];
+
+  constructor(...layers: Module[]) {
+    super();
+    for (const l of layers) this.append(l);
+  }
+
+  append(layer: Module): this {
+    this.registerModule(String(this.layers.length), layer);
+    this.layers.push(layer);
+    return this;
+  }
+
+  get length(): number {
+    return this.layers.length;
+  }
+
+  /** The i-th layer. */
+  at(i: number): Module {
+    const l = this.layers[i];
+    if (!l) throw new RangeError(`Sequential: no layer ${i} (length ${this.layers.length})`);
+    return l;
+  }
+
+  forward(x: Tensor): Tensor {
+    let cur = x;
+    for (const layer of this.layers) {
+      const next = layer.forward(cur);
+      if (cur !== x && cur !== next) cur.dispose();
+      cur = next;
+    }
+    return cur;
+  }
+}
