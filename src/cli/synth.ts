@@ -1,0 +1,93 @@
+/**
+ * `asyndgan synth --checkpoint G.safetensors --masks DIR --out DIR`: turns label maps into images
+ * with a trained generator. PNG label maps (pixel value = class id) give one PNG per modality;
+ * NIfTI label volumes (.nii, .nii.gz) give one NIfTI volume per modality, synthesized axial slice
+ * by axial slice at the training size and resized back to the volume's grid.
+ */
+import { mkdirSync, readdirSync } from 'node:fs';
+import { basename, join } from 'node:path';
+import { init, noGrad, tensor, tidy } from '../engine/index.js';
+import { resizeBilinear, resizeNearest, loadNifti, writeNifti } from '../data/index.js';
+import { readPng, saveImagePng, fromFloat } from '../io/index.js';
+import { ResnetGenerator, loadModule } from '../models/index.js';
+import { loadSafetensors } from '../io/safetensors.js';
+import { parseOptions } from './options.js';
+import { Progress } from './progress.js';
+import type { GeneratorInfo } from './train.js';
+
+export async function synthCommand(argv: string[]): Promise<void> {
+  const v = parseOptions('synth', '--checkpoint FILE --masks DIR --out DIR', {
+    checkpoint: { type: 'string', help: 'generator.safetensors written by train or server' },
+    masks: { type: 'string', help: 'folder of label maps: PNG (pixel = class id) or NIfTI volumes' },
+    out: { type: 'string', help: 'output folder' },
+  }, argv);
+  if (!v.checkpoint || !v.masks || !v.out) throw new Error('synth needs --checkpoint, --masks and --out (see --help)');
+  const info = await readGeneratorInfo(String(v.checkpoint));
+  await init();
+  const g = new ResnetGenerator(info.conditionChannels, info.imageChannels, {
+    ngf: info.config.ngf,
+    blocks: info.config.blocks,
+    norm: info.config.norm,
+    dropout: info.config.dropout,
+  });
+  await loadModule(String(v.checkpoint), g);
+  g.eval();
+  const generate = async (labels: Uint8Array, h: number, w: number): Promise<Float32Array> => {
+    const s = info.size;
+    const small = h === s && w === s ? labels : resizeNearest(labels, h, w, s, s);
+    const onehot = new Float32Array(info.conditionChannels * s * s);
+    small.forEach((c, i) => {
+      if (c >= info.conditionChannels) throw new Error(`label ${c} is outside the generator's ${info.conditionChannels} classes`);
+      onehot[c * s * s + i] = 1;
+    });
+    const fake = noGrad(() => tidy(() => g.forward(tensor(onehot, [1, info.conditionChannels, s, s]))));
+    const out = await fake.read();
+    fake.dispose();
+    return h === s && w === s ? out : resizeBilinear(out, s, s, h, w, info.imageChannels);
+  };
+
+  const dir = String(v.masks);
+  const out = String(v.out);
+  mkdirSync(out, { recursive: true });
+  const files = readdirSync(dir).filter((f) => /\.(png|nii|nii\.gz)$/i.test(f)).sort();
+  if (files.length === 0) throw new Error(`${dir}: no .png, .nii or .nii.gz label maps`);
+  const progress = new Progress({ total: files.length, label: 'synth', unit: 'file' });
+  for (const file of files) {
+    const path = join(dir, file);
+    const stem = basename(file).replace(/\.(png|nii\.gz|nii)$/i, '');
+    if (/\.png$/i.test(file)) {
+      const png = await readPng(path);
+      const labels = new Uint8Array(png.width * png.height);
+      for (let i = 0; i < labels.length; i++) labels[i] = png.data[i * png.channels]!;
+      const img = await generate(labels, png.height, png.width);
+      const plane = png.width * png.height;
+      for (const [m, name] of info.modalities.entries()) {
+        await saveImagePng(join(out, `${stem}_${name}.png`), fromFloat(img.subarray(m * plane, (m + 1) * plane), png.width, png.height, '-1..1'));
+      }
+    } else {
+      const vol = await loadNifti(path);
+      const [X, Y, Z] = vol.dims;
+      const outs = info.modalities.map(() => new Float32Array(X * Y * Z));
+      for (let z = 0; z < Z; z++) {
+        // NIfTI stores x fastest; take the slice as rows of y, columns of x (no flip: written back the same way).
+        const labels = new Uint8Array(X * Y);
+        for (let i = 0; i < X * Y; i++) labels[i] = Math.round(vol.data[z * X * Y + i]!);
+        const img = await generate(labels, Y, X);
+        outs.forEach((o, m) => o.set(img.subarray(m * X * Y, (m + 1) * X * Y), z * X * Y));
+      }
+      for (const [m, name] of info.modalities.entries()) {
+        await writeNifti(join(out, `${stem}_${name}.nii.gz`), { dims: vol.dims, data: outs[m]!, pixdim: vol.pixdim, affine: vol.affine, datatype: 'float32' });
+      }
+    }
+    progress.tick(1);
+  }
+  progress.finish();
+  console.log(`synth: ${files.length} files -> ${out}`);
+}
+
+async function readGeneratorInfo(path: string): Promise<GeneratorInfo> {
+  const file = await loadSafetensors(path);
+  const text = file.metadata.asyndgan_generator;
+  if (!text) throw new Error(`${path}: no "asyndgan_generator" metadata: not a generator written by asyndgan train/server`);
+  return JSON.parse(text) as GeneratorInfo;
+}
