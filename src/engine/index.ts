@@ -22,3 +22,4 @@ export {
   normal_, uniform_, constant_, zeros_, ones_, xavierUniform_, kaimingNormal_, calculateGain, fans,
   type KaimingOptions, type Nonlinearity,
 } from './init.js';
+export { Profiler, formatTable, toChromeTrace, type ProfileReport } from './profiler.js';

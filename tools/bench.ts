@@ -1,0 +1,230 @@
+/**
+ * `npm run bench`: this engine against its peers on the same machine and, for tfjs, the same Dawn
+ * adapter: @tensorflow/tfjs-backend-webgpu (forward, input gradient, weight gradient, training
+ * pass, norms, Adam, the G and D training steps) and onnxruntime-node's WebGPU and CPU execution
+ * providers (forward only). Each case warms every implementation up, then times them interleaved
+ * and takes medians; every figure is a ratio against a peer measured in the same run, plus GFLOP/s.
+ * Prints a table, writes JSON (runs/bench.json or --out), and ends with exactly one line
+ * `conv3x3 train speedup vs tfjs-webgpu: X.XXx`.
+ *
+ * Options: --quick (CI-sized: the conv3x3 cases, small matmul/norm, G/D steps at 32x32; about 2 min)
+ *          --repeats N (5)  --warmup N (1)  --min-repeats N (3)  --case-budget S (15)  --budget S (1200)
+ *          --only REGEX (workload names)  --peers tfjs-webgpu,ort-webgpu,ort-cpu  --out FILE
+ *          --gan-size N (64)  --ngf N (16)  --ndf N (16)  --blocks N (9)
+ */
+import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { cpus, loadavg, totalmem } from 'node:os';
+import { dirname, join } from 'node:path';
+import { parseArgs } from 'node:util';
+import { init } from '../src/engine/engine.js';
+import { tensor } from '../src/engine/ops/create.js';
+import { relu } from '../src/engine/ops/elementwise.js';
+import { DEFAULT_GAN, type GanShape } from './bench/gan-step.js';
+import {
+  formatResults, IMPLS, measure, summarize, type CaseResult, type Impl, type Runner,
+} from './bench/harness.js';
+import { ortRunner } from './bench/ort.js';
+import { crossCheck, type CrossCheck } from './bench/crosscheck.js';
+import { generatorParamShapes, loadMatmul, oursRunner } from './bench/ours.js';
+import { startTfjs, tfjsRunner, type TfjsPeer } from './bench/tfjs.js';
+import { caseFlops, CONV3X3, modesOf, workloads } from './bench/workloads.js';
+
+const { values: a } = parseArgs({
+  options: {
+    quick: { type: 'boolean', default: false },
+    repeats: { type: 'string' },
+    warmup: { type: 'string', default: '1' },
+    'min-repeats': { type: 'string', default: '3' },
+    'case-budget': { type: 'string' },
+    budget: { type: 'string' },
+    only: { type: 'string' },
+    peers: { type: 'string', default: 'tfjs-webgpu,ort-webgpu,ort-cpu' },
+    out: { type: 'string', default: 'runs/bench.json' },
+    'gan-size': { type: 'string' },
+    ngf: { type: 'string' },
+    ndf: { type: 'string' },
+    blocks: { type: 'string' },
+  },
+  strict: true,
+});
+
+const num = (name: string, v: string | undefined, dflt: number): number => {
+  if (v === undefined) return dflt;
+  const n = Number(v);
+  if (!Number.isFinite(n) || n < 0) throw new Error(`--${name} must be a non-negative number, got ${v}`);
+  return n;
+};
+const quick = a.quick!;
+const opts = {
+  warmup: num('warmup', a.warmup, 1),
+  repeats: num('repeats', a.repeats, quick ? 3 : 5),
+  minRepeats: num('min-repeats', a['min-repeats'], 3),
+  caseBudgetMs: 1000 * num('case-budget', a['case-budget'], quick ? 6 : 15),
+};
+const budgetMs = 1000 * num('budget', a.budget, quick ? 240 : 1200);
+const peers = a.peers!.split(',').filter((p) => p.length > 0) as Exclude<Impl, 'ours'>[];
+for (const p of peers) if (!IMPLS.includes(p) || p === ('ours' as string)) throw new Error(`--peers: unknown peer ${p}`);
+const gan: GanShape = {
+  ...DEFAULT_GAN,
+  size: num('gan-size', a['gan-size'], quick ? 32 : DEFAULT_GAN.size),
+  ngf: num('ngf', a.ngf, DEFAULT_GAN.ngf),
+  ndf: num('ndf', a.ndf, DEFAULT_GAN.ndf),
+  blocks: num('blocks', a.blocks, DEFAULT_GAN.blocks),
+};
+const only = a.only ? new RegExp(a.only, 'i') : null;
+
+const started = performance.now();
+const load0 = loadavg();
+const engine = await init();
+const adapter = engine.gpu.adapterName;
+console.log(`bench: ${adapter}; ${cpus().length} x ${cpus()[0]?.model ?? 'cpu'}; load ${load0.map((l) => l.toFixed(2)).join(' ')}`);
+
+// --- peers ---------------------------------------------------------------------------------------
+let tfjs: TfjsPeer | null = null;
+const peerProblems = new Map<Impl, string>();
+if (peers.includes('tfjs-webgpu')) {
+  const r = await startTfjs(adapter);
+  if (typeof r === 'string') peerProblems.set('tfjs-webgpu', r);
+  else {
+    tfjs = r;
+    if (r.adapterName !== adapter) console.log(`warning: tfjs got adapter "${r.adapterName}", ours is "${adapter}"`);
+    // Two create() instances of the webgpu package in one process: check ours still computes.
+    const y = await relu(tensor([-1, 2, -3, 4])).read();
+    if (y.join(',') !== '0,2,0,4') throw new Error(`our engine broke after tfjs started: relu gave ${y.join(',')}`);
+  }
+}
+
+function versionOf(pkg: string): string {
+  try {
+    return (JSON.parse(readFileSync(join('node_modules', pkg, 'package.json'), 'utf8')) as { version: string }).version;
+  } catch {
+    return 'not installed';
+  }
+}
+
+// --- agreement with tfjs on small odd shapes, before any timing ----------------------------------
+let checks: CrossCheck[] = [];
+if (tfjs) {
+  checks = await crossCheck(tfjs, await loadMatmul());
+  const bad = checks.filter((c) => !c.ok);
+  const worst = Math.max(...checks.map((c) => c.relErr));
+  console.log(`cross-check vs tfjs: ${checks.length - bad.length}/${checks.length} agree (worst relative error ${worst.toExponential(1)})`);
+  for (const c of bad) console.log(`WARNING: ${c.name} disagrees with tfjs (relative error ${c.relErr.toExponential(2)})`);
+}
+
+// --- cases ---------------------------------------------------------------------------------------
+const list = workloads(gan).filter((w) => (!quick || w.quick) && (!only || only.test(w.name)));
+const needsAdam = list.some((w) => w.kind === 'adam');
+const adamShapes = needsAdam ? generatorParamShapes() : [];
+const adamParams = adamShapes.reduce((n, s) => n + s.reduce((x, y) => x * y, 1), 0);
+
+async function makeRunner(impl: Impl, w: (typeof list)[number], mode: string): Promise<Runner | string> {
+  try {
+    switch (impl) {
+      case 'ours':
+        return await oursRunner(w, mode, adamShapes);
+      case 'tfjs-webgpu':
+        return tfjs ? await tfjsRunner(tfjs, w, mode, adamShapes) : peerProblems.get(impl) ?? 'not started';
+      case 'ort-webgpu':
+        return await ortRunner('webgpu', w, mode);
+      case 'ort-cpu':
+        return await ortRunner('cpu', w, mode);
+    }
+  } catch (err) {
+    return `setup failed: ${(err as Error).message.split('\n')[0]}`;
+  }
+}
+
+const results: CaseResult[] = [];
+for (const w of list) {
+  for (const mode of modesOf(w)) {
+    const flops = caseFlops(w, mode, adamParams);
+    const skipped = new Map<Impl, string>();
+    if (performance.now() - started > budgetMs) {
+      for (const impl of ['ours', ...peers] as Impl[]) skipped.set(impl, 'total time budget spent');
+      results.push(summarize(w.name, mode, flops, new Map(), skipped));
+      console.log(`${w.name} ${mode}: skipped (time budget)`);
+      continue;
+    }
+    const runners = new Map<Impl, Runner>();
+    for (const impl of ['ours', ...peers] as Impl[]) {
+      const r = await makeRunner(impl, w, mode);
+      if (typeof r === 'string') skipped.set(impl, r);
+      else runners.set(impl, r);
+    }
+    let times = new Map<Impl, number[]>();
+    const watchTfjs = tfjs !== null && runners.has('tfjs-webgpu');
+    if (watchTfjs) tfjs!.watchErrors();
+    try {
+      times = await measure(runners, opts);
+    } catch (err) {
+      // One implementation failing must not hide the others: retry them one by one.
+      console.log(`${w.name} ${mode}: ${(err as Error).message.split('\n')[0]}; measuring separately`);
+      for (const [impl, r] of runners) {
+        try {
+          times.set(impl, (await measure(new Map([[impl, r]]), opts)).get(impl)!);
+        } catch (e) {
+          skipped.set(impl, `failed: ${(e as Error).message.split('\n')[0]}`);
+        }
+      }
+    }
+    if (watchTfjs) {
+      const err = await tfjs!.sync().then(() => tfjs!.checkErrors());
+      if (err) {
+        times.delete('tfjs-webgpu');
+        skipped.set('tfjs-webgpu', `GPU validation error: ${err}`);
+      }
+    }
+    for (const r of runners.values()) await r.dispose();
+    const res = summarize(w.name, mode, flops, times, skipped);
+    results.push(res);
+    const oursMs = (res.impls.ours as { medianMs?: number } | undefined)?.medianMs;
+    const parts = [`ours ${oursMs !== undefined ? `${oursMs.toFixed(2)} ms` : 'n/a'}`];
+    for (const p of peers) {
+      const t = res.impls[p];
+      if (t && 'medianMs' in t) parts.push(`${p} ${t.medianMs.toFixed(2)} ms (${(res.speedup[p] ?? NaN).toFixed(2)}x)`);
+    }
+    console.log(`${w.name} ${mode}: ${parts.join(', ')}`);
+  }
+}
+
+// --- report --------------------------------------------------------------------------------------
+const measuredPeers = peers.filter((p) => results.some((r) => r.impls[p] && 'medianMs' in r.impls[p]!));
+console.log('\n' + formatResults(results, measuredPeers));
+for (const [p, why] of peerProblems) console.log(`${p}: ${why}`);
+const skippedNotes = new Set<string>();
+for (const r of results) for (const [impl, t] of Object.entries(r.impls)) if (t && 'skipped' in t) skippedNotes.add(`${impl}: ${t.skipped}`);
+for (const n of skippedNotes) console.log(`n/a ${n}`);
+
+const train = results.find((r) => r.workload === CONV3X3 && r.mode === 'train');
+const speedup = train?.speedup['tfjs-webgpu'];
+const elapsedS = (performance.now() - started) / 1000;
+const report = {
+  date: new Date().toISOString(),
+  machine: {
+    cpus: cpus().length,
+    cpuModel: cpus()[0]?.model ?? 'unknown',
+    memGiB: Math.round(totalmem() / 2 ** 30),
+    loadavgStart: load0,
+    loadavgEnd: loadavg(),
+    node: process.version,
+  },
+  adapter,
+  tfjsAdapter: tfjs?.adapterName ?? null,
+  versions: {
+    webgpu: versionOf('webgpu'),
+    '@tensorflow/tfjs': versionOf('@tensorflow/tfjs'),
+    '@tensorflow/tfjs-backend-webgpu': versionOf('@tensorflow/tfjs-backend-webgpu'),
+    'onnxruntime-node': versionOf('onnxruntime-node'),
+  },
+  options: { quick, ...opts, budgetMs, peers, gan, only: a.only ?? null },
+  adamParams,
+  crossCheck: checks,
+  elapsedS,
+  results,
+  summary: { conv3x3TrainSpeedupVsTfjs: speedup ?? null },
+};
+mkdirSync(dirname(a.out!), { recursive: true });
+writeFileSync(a.out!, JSON.stringify(report, null, 1));
+console.log(`\nwrote ${a.out} (${elapsedS.toFixed(0)} s)`);
+console.log(`conv3x3 train speedup vs tfjs-webgpu: ${speedup !== undefined ? `${speedup.toFixed(2)}x` : 'n/a'}`);

@@ -1,0 +1,144 @@
+/**
+ * `npm run profile -- --size 64 --ngf 16 --trace out.json`
+ *
+ * Profiles one training step of the generator and one of the discriminator (ResnetGenerator and
+ * PatchDiscriminator, batch norm, Adam) after one warm-up iteration, prints a per-kernel table for
+ * each, and optionally writes a Chrome trace (open it in https://ui.perfetto.dev or
+ * chrome://tracing): process 1 is the generator step, process 2 the discriminator step.
+ *
+ * Options: --size N (64)  --batch N (1)  --ngf N (16)  --ndf N (16)  --blocks N (9)  --layers N (3)
+ *          --norm batch|instance  --in-channels N (1)  --out-channels N (3)  --rows N (table rows, 25)
+ *          --timing auto|gpu|cpu  --quantized (keep Dawn's 65.5 us timestamp quantization)
+ *          --trace FILE  --json FILE (the raw reports)
+ */
+import { mkdirSync, writeFileSync } from 'node:fs';
+import { dirname } from 'node:path';
+import { parseArgs } from 'node:util';
+import { init } from '../src/engine/engine.js';
+import {
+  formatTable, Profiler, PROFILER_DAWN_FLAGS, toChromeTrace, type ProfileReport, type TraceEvent,
+} from '../src/engine/profiler.js';
+import type { NormKind } from '../src/models/resnet-generator.js';
+import { DEFAULT_GAN, discriminatorStep, generatorStep, makeFake, makeGan, stepFlops, type GanShape } from './bench/gan-step.js';
+
+const { values: a } = parseArgs({
+  options: {
+    size: { type: 'string', default: String(DEFAULT_GAN.size) },
+    batch: { type: 'string', default: String(DEFAULT_GAN.batch) },
+    ngf: { type: 'string', default: String(DEFAULT_GAN.ngf) },
+    ndf: { type: 'string', default: String(DEFAULT_GAN.ndf) },
+    blocks: { type: 'string', default: String(DEFAULT_GAN.blocks) },
+    layers: { type: 'string', default: String(DEFAULT_GAN.layers) },
+    norm: { type: 'string', default: DEFAULT_GAN.norm },
+    'in-channels': { type: 'string', default: String(DEFAULT_GAN.inC) },
+    'out-channels': { type: 'string', default: String(DEFAULT_GAN.outC) },
+    rows: { type: 'string', default: '25' },
+    timing: { type: 'string', default: 'auto' },
+    quantized: { type: 'boolean', default: false },
+    trace: { type: 'string' },
+    json: { type: 'string' },
+  },
+  strict: true,
+});
+
+const int = (name: string, v: string | undefined): number => {
+  const n = Number(v);
+  if (!Number.isInteger(n) || n < 0) throw new Error(`--${name} must be a non-negative integer, got ${v}`);
+  return n;
+};
+if (a.norm !== 'batch' && a.norm !== 'instance') throw new Error(`--norm must be batch or instance, got ${a.norm}`);
+if (!['auto', 'gpu', 'cpu'].includes(a.timing!)) throw new Error(`--timing must be auto, gpu or cpu, got ${a.timing}`);
+
+const shape: GanShape = {
+  ...DEFAULT_GAN,
+  size: int('size', a.size),
+  batch: int('batch', a.batch),
+  ngf: int('ngf', a.ngf),
+  ndf: int('ndf', a.ndf),
+  blocks: int('blocks', a.blocks),
+  layers: int('layers', a.layers),
+  norm: a.norm as NormKind,
+  inC: int('in-channels', a['in-channels']),
+  outC: int('out-channels', a['out-channels']),
+};
+const timing = a.timing as 'auto' | 'gpu' | 'cpu';
+
+const engine = await init({ dawnFlags: a.quantized ? [] : [...PROFILER_DAWN_FLAGS] });
+const gan = makeGan(shape);
+console.log(
+  `profile: ResnetGenerator(${shape.inC}->${shape.outC}, ngf ${shape.ngf}, ${shape.blocks} blocks, ${shape.norm}) ` +
+    `${(gan.gParams / 1e6).toFixed(2)}M params, PatchDiscriminator(${shape.inC + shape.outC}, ndf ${shape.ndf}, ` +
+    `${shape.layers} layers) ${(gan.dParams / 1e6).toFixed(2)}M params, batch ${shape.batch} x ${shape.size}x${shape.size}`,
+);
+console.log(`adapter: ${engine.gpu.adapterName}`);
+
+// Warm-up: one full iteration builds every pipeline and fills the buffer pool.
+let t0 = performance.now();
+{
+  const fake = makeFake(gan);
+  discriminatorStep(gan, fake);
+  fake.dispose();
+  generatorStep(gan);
+  await engine.sync();
+}
+console.log(`warm-up iteration: ${(performance.now() - t0).toFixed(0)} ms`);
+
+// Unprofiled timings of the two steps, for comparison with the profiled kernel totals.
+t0 = performance.now();
+generatorStep(gan);
+await engine.sync();
+const plainG = performance.now() - t0;
+const fake = makeFake(gan);
+await engine.sync();
+t0 = performance.now();
+discriminatorStep(gan, fake);
+await engine.sync();
+const plainD = performance.now() - t0;
+
+const flops = stepFlops(shape);
+
+async function profile(name: string, step: () => void, nominalFlops: number, plainMs: number): Promise<ProfileReport> {
+  const p = Profiler.start(engine, { timing });
+  step();
+  const r = await p.stop();
+  console.log(`\n=== ${name} step (unprofiled: ${plainMs.toFixed(1)} ms, ${(nominalFlops / (plainMs * 1e6)).toFixed(2)} GFLOP/s nominal) ===`);
+  console.log(formatTable(r, int('rows', a.rows)));
+  return r;
+}
+
+const g = await profile('generator', () => generatorStep(gan), flops.generator, plainG);
+const d = await profile('discriminator', () => discriminatorStep(gan, fake), flops.discriminator, plainD);
+fake.dispose();
+
+if (a.trace) {
+  const tg = toChromeTrace(g);
+  const td = toChromeTrace(d);
+  const endG = Math.max(0, ...tg.traceEvents.map((e) => (e.ts ?? 0) + (e.dur ?? 0)));
+  const relabel = (events: TraceEvent[], pid: number, title: string, offsetUs: number): TraceEvent[] =>
+    events.map((e) => ({
+      ...e,
+      pid,
+      ...(e.ts !== undefined ? { ts: Math.round((e.ts + offsetUs) * 1e3) / 1e3 } : {}),
+      ...(e.name === 'process_name' ? { args: { name: `${title} (${e.args?.name as string})` } } : {}),
+    }));
+  const trace = {
+    traceEvents: [
+      ...relabel(tg.traceEvents, 1, 'generator step', 0),
+      ...relabel(td.traceEvents, 2, 'discriminator step', endG + 1000),
+    ],
+    displayTimeUnit: 'ms',
+    otherData: { ...tg.otherData, shape, note: 'pid 1: generator step; pid 2: discriminator step (shifted to follow it)' },
+  };
+  write(a.trace, JSON.stringify(trace));
+  console.log(`\ntrace: ${a.trace} (${trace.traceEvents.length} events; open in https://ui.perfetto.dev)`);
+}
+if (a.json) {
+  write(a.json, JSON.stringify({ shape, adapter: engine.gpu.adapterName, unprofiledMs: { generator: plainG, discriminator: plainD }, generator: g, discriminator: d }, null, 1));
+  console.log(`reports: ${a.json}`);
+}
+gan.dispose();
+
+function write(path: string, text: string): void {
+  mkdirSync(dirname(path), { recursive: true });
+  writeFileSync(path, text);
+}
