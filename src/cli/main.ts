@@ -1,0 +1,50 @@
+/**
+ * `asyndgan <command>`: the command-line entry point.
+ *   train    centralized pix2pix (the baseline), or one center alone with --node
+ *   synth    turn masks into images with a trained generator
+ *   server   the federation's generator server
+ *   node     a hospital's discriminator node
+ *   demo     server + 3 nodes on loopback with the embedded phantom data
+ *   eval     segmentation evaluation: real vs synthetic training data
+ */
+import { NoAdapterError } from '../engine/errors.js';
+import { UsageError } from './options.js';
+
+const COMMANDS: Record<string, () => Promise<(argv: string[]) => Promise<void>>> = {
+  train: async () => (await import('./train.js')).trainCommand,
+  synth: async () => (await import('./synth.js')).synthCommand,
+  server: async () => (await import('./server.js')).serverCommand,
+  node: async () => (await import('./node.js')).nodeCommand,
+  demo: async () => (await import('./demo.js')).demoCommand,
+  eval: async () => (await import('./eval.js')).evalCommand,
+};
+
+const [command, ...rest] = process.argv.slice(2);
+if (!command || command === '--help' || command === '-h' || !(command in COMMANDS)) {
+  console.log(`usage: asyndgan <command> [options]   (asyndgan <command> --help for its options)
+
+commands:
+  train    centralized pix2pix training (or one center alone with --node)
+  synth    synthesize images from masks with a trained generator
+  server   run the generator server of a federation
+  node     run a discriminator node (a hospital) of a federation
+  demo     a whole federation on this machine: server + 3 nodes on loopback
+  eval     segmentation evaluation: U-Net trained on real vs synthetic images`);
+  process.exit(command && !(command in COMMANDS) && command !== '--help' && command !== '-h' ? 2 : 0);
+}
+
+try {
+  const run = await COMMANDS[command]!();
+  await run(rest);
+} catch (err) {
+  if (err instanceof UsageError) {
+    console.error(err.message);
+    process.exit(2);
+  }
+  if (err instanceof NoAdapterError) {
+    console.error(`asyndgan: ${err.message}`);
+    process.exit(3);
+  }
+  console.error(`asyndgan ${command}: ${(err as Error).stack ?? err}`);
+  process.exit(1);
+}

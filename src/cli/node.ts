@@ -1,0 +1,65 @@
+/**
+ * `asyndgan node`: one hospital. Loads ITS data only (--data with --index picks this center's
+ * share), uploads the masks once, and answers every round with d(loss)/d(fakes). Real images,
+ * the discriminator and its optimizer state stay in this process (checkpointed to --checkpoint-dir).
+ */
+import { Adam, init } from '../engine/index.js';
+import { conditionTensor } from '../data/index.js';
+import { consoleLogger, DiscriminatorNode, silentLogger } from '../net/index.js';
+import { EngineDiscriminator } from '../federation/discriminator-backend.js';
+import { makeDiscriminator } from '../train/pix2pix.js';
+import { loadDataSource } from './data-source.js';
+import { GAN_OPTIONS, ganConfig, int, parseOptions, UsageError } from './options.js';
+
+export async function nodeCommand(argv: string[]): Promise<void> {
+  const v = parseOptions('node', '--server URL --id ID --token TOKEN --index K [options]', {
+    server: { type: 'string', help: 'server WebSocket URL, e.g. ws://10.0.0.5:8787/ws' },
+    id: { type: 'string', help: 'this node id (as in the server token file)' },
+    token: { type: 'string', help: 'this node token (or env ASYNDGAN_TOKEN)' },
+    data: { type: 'string', default: 'phantom', help: 'phantom[:mods] | mricron | brats:DIR | png:IMAGES,LABELS' },
+    index: { type: 'string', help: 'which center of the split this node is (0-based)' },
+    nodes: { type: 'string', default: '3', help: 'number of centers the data set is split into' },
+    size: { type: 'string', default: '64', help: 'image size (square)' },
+    'checkpoint-dir': { type: 'string', help: 'checkpoint the discriminator here; resume from it' },
+    'checkpoint-every': { type: 'string', default: '25', help: 'steps between local checkpoints' },
+    'ca-file': { type: 'string', help: 'PEM CA certificate for a wss:// server' },
+    quiet: { type: 'boolean', default: false, help: 'no per-event log lines' },
+    ...GAN_OPTIONS,
+  }, argv);
+  const token = (v.token as string | undefined) ?? process.env.ASYNDGAN_TOKEN;
+  if (!v.server || !v.id || !token || v.index === undefined) throw new UsageError('node needs --server, --id, --token and --index (see --help)');
+  const cfg = ganConfig(v);
+  const size = int(v, 'size');
+  const index = int(v, 'index');
+  const data = await loadDataSource(String(v.data), { size, nodes: int(v, 'nodes'), seed: cfg.seed });
+  const own = data.nodes[index];
+  if (!own) throw new UsageError(`--index ${index}: the data set has ${data.nodes.length} centers`);
+
+  await init();
+  const d = makeDiscriminator(cfg, own.numClasses + own.modalities.length, cfg.seed + 1000 + index);
+  const optimizer = new Adam(d.namedParameters().map(([name, tensor]) => ({ name, tensor })), { lr: cfg.lr, betas: [cfg.beta1, 0.999] });
+  const images = new Map(own.slices.map((s) => [s.key, s.image]));
+  const backend = new EngineDiscriminator(d, optimizer, { channels: own.modalities.length, height: size, width: size, get: (k) => images.get(k) }, cfg);
+  const ca = v['ca-file'] ? (await import('node:fs')).readFileSync(String(v['ca-file'])) : undefined;
+  const node = new DiscriminatorNode({
+    url: String(v.server),
+    nodeId: String(v.id),
+    token,
+    backend,
+    masks: {
+      keys: own.slices.map((s) => s.key),
+      data: conditionTensor(own.slices, own.numClasses),
+      shape: [own.slices.length, own.numClasses, size, size],
+    },
+    modalities: own.modalities,
+    ...(v['checkpoint-dir'] ? { checkpointDir: String(v['checkpoint-dir']) } : {}),
+    checkpointEvery: int(v, 'checkpoint-every'),
+    log: v.quiet ? silentLogger : consoleLogger,
+    ...(ca ? { wsOptions: { ca } } : {}),
+  });
+  console.error(`asyndgan node ${v.id}: ${own.slices.length} slices of ${data.name}, connecting to ${v.server}`);
+  const stop = () => void node.stop().then(() => process.exit(0));
+  process.once('SIGINT', stop);
+  process.once('SIGTERM', stop);
+  await node.start();
+}

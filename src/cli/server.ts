@@ -1,0 +1,117 @@
+/**
+ * `asyndgan server`: the federation's generator server. Holds only the generator, its Adam state
+ * and the nodes' masks; trains for --rounds rounds, checkpointing as it goes (and resuming from
+ * --checkpoint-dir when a checkpoint is there), then writes OUT/generator.safetensors (for synth
+ * and eval) and OUT/server-report.json, and keeps serving until stopped unless --exit-when-done.
+ */
+import { mkdirSync } from 'node:fs';
+import { join } from 'node:path';
+import { Adam, init } from '../engine/index.js';
+import { writeJsonAtomic } from '../io/index.js';
+import { saveModule } from '../models/index.js';
+import { GeneratorServer, consoleLogger, silentLogger, type RoundSummary } from '../net/index.js';
+import { EngineGenerator } from '../federation/generator-backend.js';
+import { makeGenerator } from '../train/pix2pix.js';
+import { GAN_OPTIONS, ganConfig, int, num, parseOptions, UsageError } from './options.js';
+import { Progress } from './progress.js';
+import type { GeneratorInfo } from './train.js';
+
+export async function serverCommand(argv: string[]): Promise<void> {
+  const v = parseOptions('server', '--tokens FILE --classes N --modalities a,b [options]', {
+    tokens: { type: 'string', help: 'JSON file {"nodes": {"<id>": "<token>"}}' },
+    host: { type: 'string', default: '127.0.0.1', help: 'interface to listen on (0.0.0.0 for a network)' },
+    port: { type: 'string', default: '8787', help: 'port (0 = ephemeral)' },
+    'tls-cert': { type: 'string', help: 'PEM certificate: serve wss:// and https://' },
+    'tls-key': { type: 'string', help: 'PEM private key for --tls-cert' },
+    classes: { type: 'string', help: 'mask classes (generator input channels)' },
+    'class-names': { type: 'string', help: 'comma-separated class names (for reports)' },
+    modalities: { type: 'string', default: 't1,t1c,t2,flair', help: 'comma-separated modality names (generator outputs)' },
+    size: { type: 'string', default: '64', help: 'image size (square)' },
+    'batch-size': { type: 'string', default: '4', help: 'masks per node per round' },
+    rounds: { type: 'string', default: '200', help: 'training rounds' },
+    sampling: { type: 'string', default: 'balance', help: 'balance (one batch per node) | uniform (from the union)' },
+    weighting: { type: 'string', default: 'samples', help: 'samples (n_j / sum n) | equal' },
+    'round-timeout': { type: 'string', default: '30000', help: 'ms a round waits for replies' },
+    'max-staleness': { type: 'string', default: '1', help: 'late replies up to this many rounds old are applied' },
+    'wire-dtype': { type: 'string', default: 'f32', help: 'f32 | f16 for the fakes sent to nodes' },
+    'checkpoint-dir': { type: 'string', help: 'checkpoint here every K rounds and on shutdown; resume from it' },
+    'checkpoint-every': { type: 'string', default: '50', help: 'rounds between checkpoints' },
+    out: { type: 'string', default: 'runs/server', help: 'where generator.safetensors and the report go' },
+    'exit-when-done': { type: 'boolean', default: false, help: 'stop the server after the last round' },
+    quiet: { type: 'boolean', default: false, help: 'no per-event log lines' },
+    ...GAN_OPTIONS,
+  }, argv);
+  if (!v.tokens) throw new UsageError('server needs --tokens FILE (see --help)');
+  if (!v.classes) throw new UsageError('server needs --classes N (mask channels)');
+  const cfg = ganConfig(v);
+  const rounds = int(v, 'rounds');
+  cfg.iters = rounds;
+  cfg.decayIters = Math.min(cfg.decayIters, rounds);
+  const classes = int(v, 'classes');
+  const modalities = String(v.modalities).split(',');
+  const size = int(v, 'size');
+  const out = String(v.out);
+  mkdirSync(out, { recursive: true });
+
+  const engine = await init();
+  const g = makeGenerator(cfg, classes, modalities.length);
+  const optimizer = new Adam(g.namedParameters().map(([name, tensor]) => ({ name, tensor })), {
+    lr: cfg.lr,
+    betas: [cfg.beta1, 0.999],
+  });
+  const backend = new EngineGenerator(g, optimizer, cfg);
+  const history: (RoundSummary & { losses: NonNullable<RoundSummary['losses']> })[] = [];
+  const progress = new Progress({ total: rounds, label: 'rounds', unit: 'round' });
+  let finished: () => void = () => {};
+  const done = new Promise<void>((resolve) => (finished = resolve));
+  const tls = v['tls-cert'] ? { certFile: String(v['tls-cert']), keyFile: String(v['tls-key'] ?? '') } : undefined;
+  const server = await GeneratorServer.start({
+    generator: backend,
+    tokens: String(v.tokens),
+    host: String(v.host),
+    port: int(v, 'port'),
+    ...(tls ? { tls } : {}),
+    session: { maskChannels: classes, imageChannels: modalities.length, height: size, width: size, batchSize: int(v, 'batch-size'), lambdaL1: cfg.lambdaL1 },
+    sampling: String(v.sampling) as 'balance' | 'uniform',
+    weighting: String(v.weighting) as 'samples' | 'equal',
+    wireDtype: String(v['wire-dtype']) as 'f32' | 'f16',
+    roundTimeoutMs: num(v, 'round-timeout'),
+    maxStaleness: int(v, 'max-staleness'),
+    ...(v['checkpoint-dir'] ? { checkpointDir: String(v['checkpoint-dir']) } : {}),
+    checkpointEvery: int(v, 'checkpoint-every'),
+    seed: cfg.seed,
+    maxRounds: rounds,
+    log: v.quiet ? silentLogger : consoleLogger,
+    onRound: (s) => {
+      if (s.losses) history.push({ ...s, losses: s.losses });
+      const l = s.losses;
+      progress.update(s.round, l ? { L1: l.gL1.toFixed(3), G: l.gGan.toFixed(3), D: ((l.dReal + l.dFake) / 2).toFixed(3), nodes: s.onTime.length } : { nodes: 0 });
+      if (s.round >= rounds) finished();
+    },
+  });
+  console.error(`asyndgan server: ${server.url} (health: ${server.httpUrl}/health), adapter ${engine.gpu.adapterName}`);
+  console.log(`listening: ${server.url}`);
+  const onSignal = () => void server.stop().then(() => process.exit(0));
+  process.once('SIGINT', onSignal);
+  process.once('SIGTERM', onSignal);
+  if (server.metrics().round >= rounds) finished();
+  await done;
+  progress.finish();
+
+  const info: GeneratorInfo = {
+    config: cfg,
+    conditionChannels: classes,
+    imageChannels: modalities.length,
+    size,
+    classNames: v['class-names'] ? String(v['class-names']).split(',') : [...Array(classes).keys()].map(String),
+    modalities,
+  };
+  await saveModule(join(out, 'generator.safetensors'), g, { asyndgan_generator: JSON.stringify(info) });
+  const report = join(out, 'server-report.json');
+  await writeJsonAtomic(report, { rounds, config: cfg, metrics: server.metrics(), history });
+  console.log(`server report: ${report}`);
+  if (v['exit-when-done']) {
+    await server.stop();
+    process.exit(0);
+  }
+}
