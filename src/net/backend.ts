@@ -1,0 +1,82 @@
+/**
+ * What the network layer needs from the models. The server and node are written against
+ * these interfaces only, so they work (and are tested) without the tensor engine; the real
+ * generator and discriminator implement them later.
+ *
+ * Layout of every tensor here: Float32Array, row-major [n, C, H, W].
+ */
+import type { AugParams, Losses, SessionConfig } from './protocol.js';
+
+/** [n, C, H, W] */
+export type Shape4 = readonly [number, number, number, number];
+
+/**
+ * One generator batch: the masks fed to `generate`. The same object comes back in
+ * `GeneratorStep.batch`, so a backend may cache activations keyed by object identity
+ * (e.g. in a WeakMap) and must recompute the forward pass for a batch it no longer holds.
+ */
+export interface GeneratorBatch {
+  /** Round that produced this batch. */
+  readonly round: number;
+  readonly masks: Float32Array;
+  readonly shape: Shape4;
+}
+
+/** Gradient for one earlier `generate` call, already weighted by the server. */
+export interface GeneratorStep {
+  readonly batch: GeneratorBatch;
+  /**
+   * d(total loss)/d(fakes), shape [batch.shape[0], imageChannels, H, W]. Rows of nodes that
+   * did not answer are zero (correct: their outputs are not part of the loss).
+   */
+  readonly gradFakes: Float32Array;
+}
+
+/** The central generator. Calls are never concurrent: the server awaits each before the next. */
+export interface GeneratorBackend {
+  /** Fakes [n, imageChannels, H, W] for the batch's masks. */
+  generate(batch: GeneratorBatch): Promise<Float32Array>;
+  /**
+   * Back-propagate the sum of all `steps` through the generator (each at its own batch's
+   * activations; a late step refers to an earlier batch) and take ONE optimizer step.
+   * Never called with an empty array.
+   */
+  applyGradients(steps: readonly GeneratorStep[]): Promise<void>;
+  /** Everything needed to resume (weights, optimizer moments, step counter). */
+  saveState(): Promise<Uint8Array>;
+  loadState(bytes: Uint8Array): Promise<void>;
+}
+
+/** Input of one discriminator round on a node. */
+export interface DiscriminatorInput {
+  readonly round: number;
+  /** Keys of the samples, in order; the backend looks up its real images by key. */
+  readonly keys: readonly string[];
+  /** The node's masks for these keys, already augmented with `aug`: [n, maskChannels, H, W]. */
+  readonly masks: Float32Array;
+  /** Fakes from the server: [n, imageChannels, H, W]. */
+  readonly fakes: Float32Array;
+  readonly fakeShape: Shape4;
+  /** Per key: apply to the real image too (see applyAugmentation), so real and fake match. */
+  readonly aug: readonly AugParams[] | undefined;
+}
+
+/** Result of one discriminator round. */
+export interface DiscriminatorOutput {
+  /**
+   * d(L_G)/d(fakes), same shape as fakes, where L_G = gGan + lambdaL1 * gL1 and each term is
+   * a mean over this batch. Must be finite (the server rejects NaN/Inf).
+   */
+  readonly gradFakes: Float32Array;
+  readonly losses: Losses;
+}
+
+/** A hospital's discriminator. Its real images and weights never leave it. */
+export interface DiscriminatorBackend {
+  /** Called with the server's session config on every welcome (e.g. to read lambdaL1). */
+  configure?(config: SessionConfig): void | Promise<void>;
+  /** One D update on real vs fake, then the generator-loss gradient w.r.t. the fakes. */
+  step(input: DiscriminatorInput): Promise<DiscriminatorOutput>;
+  saveState(): Promise<Uint8Array>;
+  loadState(bytes: Uint8Array): Promise<void>;
+}

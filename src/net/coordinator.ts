@@ -1,0 +1,763 @@
+/**
+ * The generator server's brain, independent of any socket library: authenticates nodes,
+ * stores their masks, runs rounds (sample -> generate -> scatter fakes -> gather gradients
+ * until a deadline -> combine -> one generator step), applies late replies within the
+ * staleness bound, and checkpoints. server.ts feeds it frames from uWebSockets.js; tests
+ * can feed it frames directly.
+ *
+ * Invariant: a frame is processed synchronously from bytes to state change, and a frame
+ * that fails validation changes nothing but the sender's error counter.
+ */
+import { randomUUID } from 'node:crypto';
+import { applyAugmentation, type AugmentationPolicy } from './augment.js';
+import type { GeneratorBackend, GeneratorBatch, GeneratorStep, Shape4 } from './backend.js';
+import type { CheckpointStore } from './checkpoint.js';
+import { decodeFrame, encodeFrame, encodeTensor } from './codec.js';
+import { safeLog, silentLogger, type Logger } from './log.js';
+import {
+  DEFAULT_LIMITS, PROTOCOL_VERSION, ProtocolError, errorMessageFor,
+  type AugParams, type Dtype, type GradientReplyMsg, type HelloMsg, type Losses, type MaskUploadMsg, type Message,
+  type NodeToServer, type SamplingMode, type SessionConfig, type ValidationLimits, type WeightingMode,
+} from './protocol.js';
+import { NodeRegistry, type NodeSnapshot, type NodeStats } from './registry.js';
+import { Rng, combineWeights, sampleRound } from './sampling.js';
+import { TokenTable } from './tokens.js';
+import { MAX_KNOWN_KEYS, checkGradientReply, checkMaskUpload, validateMessage } from './validate.js';
+
+/** A transport connection as the coordinator sees it. */
+export interface Connection {
+  /** Send one binary frame; false when it could not be queued (closed, backpressure limit). */
+  send(bytes: Uint8Array): boolean;
+  /** Close (after flushing what was sent). May call Coordinator.detach synchronously. */
+  close(code: number, reason: string): void;
+}
+
+/**
+ * Per-frame hook (debugging, audits, tests). `bytes` is only valid during the call: copy it to
+ * keep it. Incoming hello frames carry the node's token: treat recordings as secrets.
+ */
+export type FrameRecorder = (e: { direction: 'in' | 'out'; nodeId: string | undefined; bytes: Uint8Array }) => void;
+
+/** What became of one received frame. */
+export type FrameOutcome = 'accepted' | 'rejected' | 'closed';
+
+/** Geometry and loss settings shared with nodes. */
+export interface SessionGeometry {
+  maskChannels: number;
+  imageChannels: number;
+  height: number;
+  width: number;
+  /** Masks per node per round ('balance') or per round in total ('uniform'). */
+  batchSize: number;
+  /** Default 100 (the paper's value). */
+  lambdaL1?: number;
+}
+
+export interface CoordinatorOptions {
+  generator: GeneratorBackend;
+  /** Node id -> token, or a loaded TokenTable. */
+  tokens: TokenTable | Record<string, string>;
+  session: SessionGeometry;
+  /** Default 'balance'. */
+  sampling?: SamplingMode;
+  /** Default 'samples'. */
+  weighting?: WeightingMode;
+  /** Dtype of fakes sent to nodes that support it (others get f32). Default 'f32'. */
+  wireDtype?: Dtype;
+  /** How long a round waits for replies (ms). Default 30000. */
+  roundTimeoutMs?: number;
+  /** Late replies at most this many rounds old are still applied. Default 1. */
+  maxStaleness?: number;
+  /** Frames above this are refused. Default DEFAULT_MAX_FRAME_BYTES. */
+  maxFrameBytes?: number;
+  /** Other structural limits. */
+  limits?: Partial<Omit<ValidationLimits, 'maxFrameBytes'>>;
+  /** Most masks held per node. Default 1,000,000 (must stay <= MAX_KNOWN_KEYS, as welcome lists them all). */
+  maxMasksPerNode?: number;
+  /** Rejected frames tolerated per connection before it is closed. Default 50. */
+  maxErrorsPerConnection?: number;
+  /** A connection must authenticate within this time (ms). Default 10000. */
+  helloTimeoutMs?: number;
+  /** Where checkpoints go; on start, training resumes from it when present. */
+  checkpoint?: CheckpointStore;
+  /** Checkpoint every K finished rounds (0: only on stop). Default 50. */
+  checkpointEvery?: number;
+  /** Seed of the sampling RNG. Default: random. */
+  seed?: number;
+  /** Mask augmentation drawn per sample and sent along with the fakes. */
+  augmentation?: AugmentationPolicy;
+  /** Stop training (not serving) after this round. Default: never. */
+  maxRounds?: number;
+  onFrame?: FrameRecorder;
+  /** Called after every round. */
+  onRound?: (s: RoundSummary) => void;
+  log?: Logger;
+}
+
+/** What happened in one round. */
+export interface RoundSummary {
+  round: number;
+  /** Nodes a request was delivered to. */
+  asked: string[];
+  /** Nodes whose reply for this round arrived before the deadline. */
+  onTime: string[];
+  /** Late replies (from earlier rounds) applied in this round's step. */
+  lateApplied: { nodeId: string; round: number }[];
+  /** Late replies dropped at this round for being too stale. */
+  dropped: { nodeId: string; round: number }[];
+  /** Weight of each applied reply, by "nodeId@round". */
+  weights: Record<string, number>;
+  /** Whether the generator took a step. */
+  stepped: boolean;
+  /** Weighted mean of the applied replies' losses. */
+  losses: Losses | undefined;
+  durationMs: number;
+  bytesIn: number;
+  bytesOut: number;
+}
+
+/** JSON served at /metrics. */
+export interface ServerMetrics {
+  sessionId: string;
+  round: number;
+  nodesConnected: number;
+  nodes: { id: string; connected: boolean; masks: number; sampleCount: number; stats: NodeStats }[];
+  totals: { bytesIn: number; bytesOut: number; framesIn: number; framesRejected: number; steps: number };
+  lastRound: RoundSummary | undefined;
+  recentRounds: RoundSummary[];
+}
+
+/** Per-connection state. Opaque to transports. */
+export class ConnHandle {
+  nodeId: string | undefined;
+  authed = false;
+  closed = false;
+  errors = 0;
+  dtype: Dtype = 'f32';
+  helloTimer: NodeJS.Timeout | undefined;
+  constructor(readonly conn: Connection, readonly remote: string) {}
+}
+
+interface Part {
+  keys: string[];
+  rowOffset: number;
+  shape: Shape4;
+  sentAt: number;
+  answered: boolean;
+}
+
+interface PendingRound {
+  round: number;
+  batch: GeneratorBatch;
+  fakeShape: Shape4;
+  parts: Map<string, Part>;
+  /** Collecting on-time replies. */
+  open: boolean;
+  outstanding: Set<string>;
+  replies: Map<string, Reply>;
+  wake: () => void;
+}
+
+interface Reply {
+  nodeId: string;
+  round: number;
+  grad: Float32Array;
+  losses: Losses;
+  sampleCount: number;
+}
+
+const CHECKPOINT_FORMAT = 'asyndgan-server-checkpoint';
+
+export class Coordinator {
+  readonly config: SessionConfig;
+  readonly registry: NodeRegistry;
+  private readonly opts: CoordinatorOptions;
+  private readonly tokens: TokenTable;
+  private readonly limits: ValidationLimits;
+  private readonly log: Logger;
+  private readonly rng: Rng;
+  private readonly handles = new Set<ConnHandle>();
+  private readonly byNode = new Map<string, ConnHandle>();
+  private readonly pending = new Map<number, PendingRound>();
+  private late: Reply[] = [];
+  private sessionIdValue: string = randomUUID();
+  private roundValue = 0;
+  private gathering: PendingRound | undefined;
+  /** Round whose generator step the next late reply would join. */
+  private collectingRound = 1;
+  private started = false;
+  private stopping = false;
+  private loopDone: Promise<void> | undefined;
+  private stopped: Promise<void> | undefined;
+  private changeWaiters: (() => void)[] = [];
+  private roundWaiters: { n: number; resolve: () => void }[] = [];
+  private readonly totals = { bytesIn: 0, bytesOut: 0, framesIn: 0, framesRejected: 0, steps: 0 };
+  private recent: RoundSummary[] = [];
+
+  constructor(opts: CoordinatorOptions) {
+    this.opts = opts;
+    this.tokens = opts.tokens instanceof TokenTable ? opts.tokens : new TokenTable(opts.tokens);
+    this.limits = { ...DEFAULT_LIMITS, ...opts.limits, maxFrameBytes: opts.maxFrameBytes ?? DEFAULT_LIMITS.maxFrameBytes };
+    this.log = opts.log ?? silentLogger;
+    this.rng = new Rng(opts.seed ?? (Math.random() * 2 ** 32) >>> 0);
+    const s = opts.session;
+    this.config = {
+      maskChannels: s.maskChannels, imageChannels: s.imageChannels, height: s.height, width: s.width,
+      lambdaL1: s.lambdaL1 ?? 100, batchSize: s.batchSize, wireDtype: opts.wireDtype ?? 'f32',
+      maxFrameBytes: this.limits.maxFrameBytes, roundTimeoutMs: opts.roundTimeoutMs ?? 30000,
+      maxStaleness: opts.maxStaleness ?? 1, sampling: opts.sampling ?? 'balance', weighting: opts.weighting ?? 'samples',
+    };
+    this.registry = new NodeRegistry([s.maskChannels, s.height, s.width]);
+  }
+
+  /** Last finished round. */
+  get round(): number {
+    return this.roundValue;
+  }
+  get sessionId(): string {
+    return this.sessionIdValue;
+  }
+
+  // ---- lifecycle --------------------------------------------------------------------
+
+  /** Resume from the checkpoint (if any) and start the round loop in the background. */
+  async start(): Promise<void> {
+    if (this.started) throw new Error('coordinator already started');
+    this.started = true;
+    const bytes = await this.opts.checkpoint?.load();
+    if (bytes) await this.restore(bytes);
+    this.collectingRound = this.roundValue + 1;
+    this.loopDone = this.loop().catch((e) => safeLog(this.log, 'error', 'round loop crashed', { error: String(e) }));
+  }
+
+  /**
+   * Stop training, write a final checkpoint, say goodbye to every node, give them `graceMs`
+   * to close their side, then close the rest. Idempotent.
+   * Why wait: the side that closes a TCP connection first keeps its port in TIME_WAIT; when the
+   * nodes close first, a restarted server can bind the same port at once.
+   */
+  async stop(opts: { reason?: string; graceMs?: number; checkpoint?: boolean } = {}): Promise<void> {
+    const reason = opts.reason ?? 'server shutdown';
+    const graceMs = opts.graceMs ?? 2000;
+    if (this.stopping) {
+      await this.stopped;
+      return;
+    }
+    this.stopping = true;
+    this.stopped = (async () => {
+      this.gathering?.wake();
+      this.notifyChange();
+      await this.loopDone;
+      if (this.started && opts.checkpoint !== false) await this.saveCheckpoint();
+      for (const h of this.handles) this.send(h, { type: 'goodbye', reason });
+      const deadline = Date.now() + graceMs;
+      while (this.handles.size > 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 10));
+      for (const h of [...this.handles]) {
+        this.closeHandle(h, 1001, reason);
+        this.detach(h);
+      }
+      for (const w of this.roundWaiters.splice(0)) w.resolve();
+    })();
+    await this.stopped;
+  }
+
+  /** Resolves once round `n` has finished (or the coordinator stops); rejects after `timeoutMs`. */
+  waitForRound(n: number, timeoutMs: number): Promise<void> {
+    if (this.roundValue >= n || this.stopping) return Promise.resolve();
+    return new Promise((resolve, reject) => {
+      const entry = { n, resolve: () => { clearTimeout(timer); resolve(); } };
+      const timer = setTimeout(() => {
+        this.roundWaiters = this.roundWaiters.filter((w) => w !== entry);
+        reject(new Error(`round ${n} not reached within ${timeoutMs} ms (at ${this.roundValue})`));
+      }, timeoutMs);
+      this.roundWaiters.push(entry);
+    });
+  }
+
+  // ---- transport entry points --------------------------------------------------------------
+
+  /** A connection opened. */
+  attach(conn: Connection, remote = ''): ConnHandle {
+    const h = new ConnHandle(conn, remote);
+    this.handles.add(h);
+    if (this.stopping) {
+      this.send(h, { type: 'goodbye', reason: 'server shutting down' });
+      this.closeHandle(h, 1001, 'server shutting down');
+      this.detach(h);
+      return h;
+    }
+    const ms = this.opts.helloTimeoutMs ?? 10000;
+    h.helloTimer = setTimeout(() => {
+      if (!h.authed && !h.closed) this.reject(h, new ProtocolError('not_authenticated', `no hello within ${ms} ms`, { fatal: true }));
+    }, ms);
+    h.helloTimer.unref?.();
+    return h;
+  }
+
+  /** A connection closed (by either side). */
+  detach(h: ConnHandle): void {
+    if (!this.handles.delete(h)) return;
+    h.closed = true;
+    clearTimeout(h.helloTimer);
+    const id = h.nodeId;
+    if (id !== undefined && this.byNode.get(id) === h) {
+      this.byNode.delete(id);
+      const rec = this.registry.get(id);
+      if (rec) rec.connected = false;
+      safeLog(this.log, 'info', 'node disconnected', { nodeId: id });
+      const g = this.gathering;
+      if (g && g.outstanding.delete(id) && g.outstanding.size === 0) g.wake();
+    }
+  }
+
+  /** One frame arrived. Never throws. */
+  receive(h: ConnHandle, bytes: Uint8Array, isBinary = true): FrameOutcome {
+    if (h.closed) return 'closed';
+    this.totals.framesIn++;
+    this.totals.bytesIn += bytes.byteLength;
+    const rec = h.nodeId !== undefined ? this.registry.get(h.nodeId) : undefined;
+    if (rec && h.authed) rec.stats.bytesIn += bytes.byteLength;
+    this.record('in', h.nodeId, bytes);
+    let type: string | undefined;
+    try {
+      if (!isBinary) throw new ProtocolError('bad_frame', 'text frames are not part of the protocol; send binary msgpack');
+      const raw = decodeFrame(bytes, this.limits.maxFrameBytes);
+      type = typeof raw.type === 'string' ? raw.type.slice(0, 64) : undefined;
+      // Before hello nothing else is even validated: an unauthenticated peer learns nothing more.
+      if (!h.authed && type !== 'hello') throw new ProtocolError('not_authenticated', `expected hello first, got ${type === undefined ? 'a frame without type' : JSON.stringify(type)}`, { fatal: true });
+      // A second hello is refused as such, whatever it contains (even a version we would refuse).
+      if (h.authed && type === 'hello') throw new ProtocolError('unexpected', 'already authenticated', { offendingType: 'hello' });
+      const msg = validateMessage(raw, 'toServer', this.limits);
+      return this.dispatch(h, msg);
+    } catch (e) {
+      return this.reject(h, e, type);
+    }
+  }
+
+  // ---- message handling --------------------------------------------------------------
+
+  private dispatch(h: ConnHandle, msg: NodeToServer): FrameOutcome {
+    if (!h.authed) {
+      if (msg.type !== 'hello') throw new ProtocolError('not_authenticated', `expected hello first, got ${msg.type}`, { offendingType: msg.type, fatal: true });
+      return this.onHello(h, msg);
+    }
+    const nodeId = h.nodeId!;
+    switch (msg.type) {
+      case 'hello': // unreachable (refused in receive), kept for exhaustiveness
+        throw new ProtocolError('unexpected', 'already authenticated', { offendingType: 'hello' });
+      case 'maskUpload':
+        return this.onMaskUpload(h, nodeId, msg);
+      case 'gradientReply':
+        return this.onReply(nodeId, msg);
+      case 'status':
+        this.registry.ensure(nodeId).stats.reported = msg.metrics;
+        return 'accepted';
+      case 'error':
+        safeLog(this.log, 'warn', 'node reported an error', { nodeId, code: msg.code, message: msg.message, field: msg.field, round: msg.round });
+        if (msg.fatal) {
+          this.closeHandle(h, 1000, 'peer reported fatal error');
+          return 'closed';
+        }
+        return 'accepted';
+      case 'goodbye':
+        safeLog(this.log, 'info', 'node said goodbye', { nodeId, reason: msg.reason });
+        this.closeHandle(h, 1000, 'goodbye');
+        return 'closed';
+    }
+  }
+
+  private onHello(h: ConnHandle, msg: HelloMsg): FrameOutcome {
+    if (!this.tokens.verify(msg.nodeId, msg.token)) {
+      safeLog(this.log, 'warn', 'authentication failed', { nodeId: msg.nodeId, remote: h.remote });
+      throw new ProtocolError('auth_failed', 'unknown node id or wrong token', { offendingType: 'hello', fatal: true });
+    }
+    const previous = this.byNode.get(msg.nodeId);
+    if (previous && previous !== h) {
+      this.send(previous, errorMessageFor(new ProtocolError('replaced', 'another connection authenticated as this node'), { fatal: true }));
+      this.closeHandle(previous, 1008, 'replaced');
+      this.detach(previous);
+    }
+    clearTimeout(h.helloTimer);
+    h.authed = true;
+    h.nodeId = msg.nodeId;
+    h.dtype = msg.capabilities.dtypes.includes(this.config.wireDtype) ? this.config.wireDtype : 'f32';
+    this.byNode.set(msg.nodeId, h);
+    const rec = this.registry.ensure(msg.nodeId);
+    rec.connected = true;
+    rec.stats.connects++;
+    this.send(h, {
+      type: 'welcome', protocolVersion: PROTOCOL_VERSION, sessionId: this.sessionIdValue, nodeId: msg.nodeId,
+      round: this.roundValue, config: { ...this.config, wireDtype: h.dtype }, knownKeys: this.registry.keys(msg.nodeId),
+    });
+    safeLog(this.log, 'info', 'node connected', { nodeId: msg.nodeId, remote: h.remote, masks: rec.masks.size });
+    this.notifyChange();
+    return 'accepted';
+  }
+
+  private onMaskUpload(h: ConnHandle, nodeId: string, msg: MaskUploadMsg): FrameOutcome {
+    const data = checkMaskUpload(msg, this.config);
+    const rec = this.registry.ensure(nodeId);
+    const newKeys = msg.keys.filter((k) => !rec.masks.has(k)).length;
+    const max = Math.min(this.opts.maxMasksPerNode ?? 1_000_000, MAX_KNOWN_KEYS);
+    if (rec.masks.size + newKeys > max) {
+      throw new ProtocolError('invalid_field', `maskUpload: keys: would hold ${rec.masks.size + newKeys} masks, limit is ${max}`, { field: 'keys', offendingType: 'maskUpload' });
+    }
+    const total = this.registry.addMasks(nodeId, msg.keys, data, msg.sampleCount);
+    this.send(h, { type: 'maskAck', accepted: msg.keys.length, total });
+    safeLog(this.log, 'debug', 'masks uploaded', { nodeId, accepted: msg.keys.length, total });
+    this.notifyChange();
+    return 'accepted';
+  }
+
+  private onReply(nodeId: string, msg: GradientReplyMsg): FrameOutcome {
+    const pr = this.pending.get(msg.round);
+    const part = pr?.parts.get(nodeId);
+    if (!pr || !part) {
+      if (msg.round <= this.roundValue) {
+        const rec = this.registry.ensure(nodeId);
+        rec.stats.repliesDropped++;
+        safeLog(this.log, 'warn', 'late reply dropped (round no longer held)', { nodeId, round: msg.round, current: this.roundValue });
+        throw new ProtocolError('stale', `round ${msg.round} is too old (server is at round ${this.roundValue}, maxStaleness ${this.config.maxStaleness})`, { field: 'round', offendingType: 'gradientReply' });
+      }
+      throw new ProtocolError('unexpected', `gradientReply: round: no request for round ${msg.round} was sent to this node`, { field: 'round', offendingType: 'gradientReply' });
+    }
+    if (part.answered) throw new ProtocolError('unexpected', `gradientReply: round: round ${msg.round} was already answered`, { field: 'round', offendingType: 'gradientReply' });
+    const grad = checkGradientReply(msg, { round: pr.round, keys: part.keys, shape: part.shape });
+    const rec = this.registry.ensure(nodeId);
+    const latency = Date.now() - part.sentAt;
+    const reply: Reply = { nodeId, round: msg.round, grad, losses: msg.losses, sampleCount: rec.sampleCount };
+    if (pr.open) {
+      part.answered = true;
+      pr.replies.set(nodeId, reply);
+      rec.stats.repliesOnTime++;
+      if (pr.outstanding.delete(nodeId) && pr.outstanding.size === 0) pr.wake();
+    } else {
+      // Applied in the step of the round being gathered now, or of the next one.
+      const staleness = this.collectingRound - msg.round;
+      part.answered = true;
+      if (staleness > this.config.maxStaleness) {
+        rec.stats.repliesDropped++;
+        safeLog(this.log, 'warn', 'late reply dropped', { nodeId, round: msg.round, staleness, maxStaleness: this.config.maxStaleness });
+        throw new ProtocolError('stale', `reply for round ${msg.round} has staleness ${staleness} > maxStaleness ${this.config.maxStaleness}`, { field: 'round', offendingType: 'gradientReply' });
+      }
+      this.late.push(reply);
+      safeLog(this.log, 'info', 'late reply queued', { nodeId, round: msg.round, staleness });
+    }
+    rec.stats.lastLatencyMs = latency;
+    rec.stats.avgLatencyMs = rec.stats.avgLatencyMs === undefined ? latency : 0.8 * rec.stats.avgLatencyMs + 0.2 * latency;
+    rec.stats.lastLosses = msg.losses;
+    rec.stats.lastRound = msg.round;
+    return 'accepted';
+  }
+
+  /** Answer a bad frame with an error frame; close on fatal errors, before auth, or on abuse. */
+  private reject(h: ConnHandle, e: unknown, type?: string): FrameOutcome {
+    const pe = e instanceof ProtocolError ? e : undefined;
+    if (!pe) safeLog(this.log, 'error', 'internal error while handling a frame', { nodeId: h.nodeId, error: String(e) });
+    if (pe?.code !== 'stale') {
+      h.errors++;
+      this.totals.framesRejected++;
+      const rec = h.nodeId !== undefined ? this.registry.get(h.nodeId) : undefined;
+      if (rec) rec.stats.framesRejected++;
+    }
+    const tooMany = h.errors > (this.opts.maxErrorsPerConnection ?? 50);
+    const fatal = (pe?.fatal ?? false) || !h.authed || tooMany;
+    const err = tooMany && !pe?.fatal
+      ? errorMessageFor(new ProtocolError('too_many_errors', `closing after ${h.errors} rejected frames; last: ${pe?.message ?? String(e)}`), { fatal: true, ...(type ? { offendingType: type } : {}) })
+      : errorMessageFor(e, { fatal, ...(type ? { offendingType: type } : {}) });
+    if (pe?.code === 'non_finite' || pe?.code === 'shape_mismatch' || pe?.code === 'invalid_field') {
+      safeLog(this.log, 'warn', 'frame rejected', { nodeId: h.nodeId, code: err.code, field: err.field, message: err.message });
+    }
+    this.send(h, err);
+    if (fatal) {
+      this.closeHandle(h, pe?.code === 'auth_failed' || tooMany ? 1008 : 1002, err.code);
+      return 'closed';
+    }
+    return 'rejected';
+  }
+
+  // ---- sending -------------------------------------------------------------------
+
+  private record(direction: 'in' | 'out', nodeId: string | undefined, bytes: Uint8Array): void {
+    if (!this.opts.onFrame) return;
+    try {
+      this.opts.onFrame({ direction, nodeId, bytes });
+    } catch {
+      /* a faulty recorder must not break the protocol */
+    }
+  }
+
+  private send(h: ConnHandle, msg: Message): boolean {
+    if (h.closed) return false;
+    const bytes = encodeFrame(msg);
+    this.record('out', h.nodeId, bytes);
+    this.totals.bytesOut += bytes.byteLength;
+    const rec = h.nodeId !== undefined && h.authed ? this.registry.get(h.nodeId) : undefined;
+    if (rec) rec.stats.bytesOut += bytes.byteLength;
+    try {
+      return h.conn.send(bytes);
+    } catch (e) {
+      safeLog(this.log, 'warn', 'send failed', { nodeId: h.nodeId, error: String(e) });
+      return false;
+    }
+  }
+
+  private closeHandle(h: ConnHandle, code: number, reason: string): void {
+    if (h.closed) return;
+    h.closed = true;
+    clearTimeout(h.helloTimer);
+    try {
+      h.conn.close(code, reason);
+    } catch {
+      /* already gone */
+    }
+  }
+
+  // ---- the round loop --------------------------------------------------------------
+
+  private notifyChange(): void {
+    for (const w of this.changeWaiters.splice(0)) w();
+  }
+
+  /** Resolve on the next join/upload/stop, or after `timeoutMs`. No polling. */
+  private waitForChange(timeoutMs?: number): Promise<void> {
+    return new Promise((resolve) => {
+      let timer: NodeJS.Timeout | undefined;
+      const done = (): void => {
+        clearTimeout(timer);
+        resolve();
+      };
+      if (timeoutMs !== undefined) timer = setTimeout(() => {
+        this.changeWaiters = this.changeWaiters.filter((w) => w !== done);
+        resolve();
+      }, timeoutMs);
+      this.changeWaiters.push(done);
+    });
+  }
+
+  private readyNodes(): { nodeId: string; keys: string[] }[] {
+    const out: { nodeId: string; keys: string[] }[] = [];
+    for (const [nodeId, h] of this.byNode) {
+      if (h.closed) continue;
+      const keys = this.registry.keys(nodeId);
+      if (keys.length > 0) out.push({ nodeId, keys });
+    }
+    return out.sort((a, b) => (a.nodeId < b.nodeId ? -1 : a.nodeId > b.nodeId ? 1 : 0));
+  }
+
+  private async loop(): Promise<void> {
+    while (!this.stopping) {
+      if (this.opts.maxRounds !== undefined && this.roundValue >= this.opts.maxRounds) return;
+      const ready = this.readyNodes();
+      if (ready.length === 0) {
+        await this.waitForChange();
+        continue;
+      }
+      const delivered = await this.runRound(ready);
+      if (!delivered && !this.stopping) await this.waitForChange(Math.min(1000, this.config.roundTimeoutMs));
+    }
+  }
+
+  /** One round. Returns false when no request could be delivered. */
+  private async runRound(ready: { nodeId: string; keys: string[] }[]): Promise<boolean> {
+    const t0 = Date.now();
+    const in0 = this.totals.bytesIn;
+    const out0 = this.totals.bytesOut;
+    const round = this.roundValue + 1;
+    const { maskChannels: mc, imageChannels: ic, height: H, width: W } = this.config;
+    const picks = sampleRound(this.config.sampling, ready, this.config.batchSize, this.rng);
+    let total = 0;
+    for (const keys of picks.values()) total += keys.length;
+
+    // Assemble the masks of all nodes into one batch: one generator pass per round.
+    const per = mc * H * W;
+    const masks = new Float32Array(total * per);
+    const parts = new Map<string, Part>();
+    const augs = new Map<string, AugParams[]>();
+    let row = 0;
+    for (const [nodeId, keys] of picks) {
+      const aug: AugParams[] = [];
+      keys.forEach((k, i) => {
+        let m = this.registry.get(nodeId)!.masks.get(k)!;
+        if (this.opts.augmentation) {
+          const a = this.opts.augmentation(() => this.rng.next());
+          aug.push(a);
+          m = applyAugmentation(m, [1, mc, H, W], [a]);
+        }
+        masks.set(m, (row + i) * per);
+      });
+      if (this.opts.augmentation) augs.set(nodeId, aug);
+      parts.set(nodeId, { keys, rowOffset: row, shape: [keys.length, ic, H, W], sentAt: 0, answered: false });
+      row += keys.length;
+    }
+    const batch: GeneratorBatch = { round, masks, shape: [total, mc, H, W] };
+    let fakes: Float32Array;
+    try {
+      fakes = await this.opts.generator.generate(batch);
+      if (fakes.length !== total * ic * H * W) throw new RangeError(`generate returned ${fakes.length} values, expected ${total * ic * H * W}`);
+    } catch (e) {
+      safeLog(this.log, 'error', 'generator forward failed; round skipped', { round, error: String(e) });
+      return false;
+    }
+
+    let wake!: () => void;
+    const woken = new Promise<void>((r) => (wake = r));
+    const pr: PendingRound = { round, batch, fakeShape: [total, ic, H, W], parts, open: true, outstanding: new Set(), replies: new Map(), wake };
+    this.pending.set(round, pr);
+    this.gathering = pr;
+    this.collectingRound = round;
+    const asked: string[] = [];
+    const img = ic * H * W;
+    for (const [nodeId, part] of parts) {
+      const h = this.byNode.get(nodeId);
+      if (!h || h.closed) continue;
+      const n = part.keys.length;
+      const slice = fakes.subarray(part.rowOffset * img, (part.rowOffset + n) * img);
+      part.sentAt = Date.now();
+      const aug = augs.get(nodeId);
+      const ok = this.send(h, { type: 'roundRequest', round, keys: part.keys, fakes: encodeTensor(slice, part.shape, h.dtype), ...(aug ? { aug } : {}) });
+      if (ok) {
+        pr.outstanding.add(nodeId);
+        asked.push(nodeId);
+      }
+    }
+    if (pr.outstanding.size > 0 && !this.stopping) {
+      const timer = setTimeout(wake, this.config.roundTimeoutMs);
+      await woken;
+      clearTimeout(timer);
+    }
+    pr.open = false;
+    this.gathering = undefined;
+    this.collectingRound = round + 1; // replies arriving from now on join the next step
+    const summary = await this.finishRound(pr, asked, t0);
+    summary.bytesIn = this.totals.bytesIn - in0;
+    summary.bytesOut = this.totals.bytesOut - out0;
+    this.recent.push(summary);
+    if (this.recent.length > 20) this.recent.shift();
+    try {
+      this.opts.onRound?.(summary);
+    } catch {
+      /* hook errors are not ours */
+    }
+    this.roundWaiters = this.roundWaiters.filter((w) => {
+      if (summary.round >= w.n) w.resolve();
+      return summary.round < w.n;
+    });
+    const every = this.opts.checkpointEvery ?? 50;
+    if (every > 0 && round % every === 0) await this.saveCheckpoint();
+    return asked.length > 0;
+  }
+
+  /** Combine on-time and late replies, take the generator step, advance the round. */
+  private async finishRound(pr: PendingRound, asked: string[], t0: number): Promise<RoundSummary> {
+    const round = pr.round;
+    const applied: Reply[] = [...pr.replies.values()];
+    const lateApplied: { nodeId: string; round: number }[] = [];
+    const dropped: { nodeId: string; round: number }[] = [];
+    for (const r of this.late.splice(0)) {
+      if (round - r.round <= this.config.maxStaleness && this.pending.has(r.round)) {
+        applied.push(r);
+        lateApplied.push({ nodeId: r.nodeId, round: r.round });
+        this.registry.ensure(r.nodeId).stats.repliesLate++;
+      } else {
+        dropped.push({ nodeId: r.nodeId, round: r.round });
+        this.registry.ensure(r.nodeId).stats.repliesDropped++;
+        safeLog(this.log, 'warn', 'late reply dropped', { nodeId: r.nodeId, round: r.round, staleness: round - r.round });
+      }
+    }
+    const weights = combineWeights(
+      applied.map((r) => ({ sampleCount: r.sampleCount, batchCount: this.pending.get(r.round)!.parts.get(r.nodeId)!.keys.length })),
+      this.config.weighting, this.config.sampling,
+    );
+    const grads = new Map<number, Float32Array>();
+    const img = this.config.imageChannels * this.config.height * this.config.width;
+    const weightOut: Record<string, number> = {};
+    let losses: Losses | undefined;
+    applied.forEach((r, i) => {
+      const p = this.pending.get(r.round)!;
+      const part = p.parts.get(r.nodeId)!;
+      let g = grads.get(r.round);
+      if (!g) {
+        g = new Float32Array(p.fakeShape[0] * img);
+        grads.set(r.round, g);
+      }
+      const w = weights[i]!;
+      const off = part.rowOffset * img;
+      for (let j = 0; j < r.grad.length; j++) g[off + j] = g[off + j]! + w * r.grad[j]!;
+      weightOut[`${r.nodeId}@${r.round}`] = w;
+      losses ??= { dReal: 0, dFake: 0, gGan: 0, gL1: 0 };
+      losses.dReal += w * r.losses.dReal;
+      losses.dFake += w * r.losses.dFake;
+      losses.gGan += w * r.losses.gGan;
+      losses.gL1 += w * r.losses.gL1;
+    });
+    let stepped = false;
+    if (grads.size > 0) {
+      const steps: GeneratorStep[] = [...grads].map(([r, gradFakes]) => ({ batch: this.pending.get(r)!.batch, gradFakes }));
+      try {
+        await this.opts.generator.applyGradients(steps);
+        stepped = true;
+        this.totals.steps++;
+      } catch (e) {
+        safeLog(this.log, 'error', 'generator step failed', { round, error: String(e) });
+      }
+    }
+    this.roundValue = round;
+    // Rounds that can no longer receive an applicable late reply are forgotten.
+    for (const r of this.pending.keys()) if (r < round + 1 - this.config.maxStaleness) this.pending.delete(r);
+    return {
+      round, asked, onTime: [...pr.replies.keys()], lateApplied, dropped, weights: weightOut, stepped, losses,
+      durationMs: Date.now() - t0, bytesIn: 0, bytesOut: 0,
+    };
+  }
+
+  // ---- checkpoints -------------------------------------------------------------------
+
+  /** Serialize generator state, round, RNG and node registry (incl. masks). */
+  async checkpointBytes(): Promise<Uint8Array> {
+    // Snapshot synchronously first so the registry and round are consistent with each other.
+    const nodes = this.registry.snapshot();
+    const head = { format: CHECKPOINT_FORMAT, version: 1, sessionId: this.sessionIdValue, round: this.roundValue, rngState: this.rng.state };
+    const generator = await this.opts.generator.saveState();
+    return encodeFrame({ ...head, geometry: [this.config.maskChannels, this.config.height, this.config.width], generator, nodes });
+  }
+
+  private async saveCheckpoint(): Promise<void> {
+    const store = this.opts.checkpoint;
+    if (!store) return;
+    try {
+      await store.save(await this.checkpointBytes());
+      safeLog(this.log, 'info', 'checkpoint saved', { round: this.roundValue });
+    } catch (e) {
+      safeLog(this.log, 'error', 'checkpoint failed', { round: this.roundValue, error: String(e) });
+    }
+  }
+
+  private async restore(bytes: Uint8Array): Promise<void> {
+    const c = decodeFrame(bytes, Number.MAX_SAFE_INTEGER) as {
+      format?: unknown; version?: unknown; sessionId?: unknown; round?: unknown; rngState?: unknown; geometry?: unknown; generator?: unknown; nodes?: unknown;
+    };
+    if (c.format !== CHECKPOINT_FORMAT || c.version !== 1) throw new Error('not an asyndgan server checkpoint (version 1)');
+    const geo = [this.config.maskChannels, this.config.height, this.config.width];
+    if (!Array.isArray(c.geometry) || c.geometry.join(',') !== geo.join(',')) throw new Error(`checkpoint mask geometry ${String(c.geometry)} differs from the configured ${geo.join(',')}`);
+    if (typeof c.round !== 'number' || typeof c.rngState !== 'number' || typeof c.sessionId !== 'string' || !(c.generator instanceof Uint8Array) || !Array.isArray(c.nodes)) {
+      throw new Error('checkpoint is missing fields');
+    }
+    await this.opts.generator.loadState(c.generator);
+    this.registry.restore(c.nodes as NodeSnapshot[]);
+    this.roundValue = c.round;
+    this.rng.state = c.rngState;
+    this.sessionIdValue = c.sessionId;
+    safeLog(this.log, 'info', 'resumed from checkpoint', { round: c.round, nodes: this.registry.all().length });
+  }
+
+  // ---- metrics ---------------------------------------------------------------------
+
+  metrics(): ServerMetrics {
+    const nodes = this.registry.all().map((r) => ({ id: r.id, connected: r.connected, masks: r.masks.size, sampleCount: r.sampleCount, stats: { ...r.stats } }));
+    return {
+      sessionId: this.sessionIdValue, round: this.roundValue, nodesConnected: nodes.filter((n) => n.connected).length, nodes,
+      totals: { ...this.totals }, lastRound: this.recent[this.recent.length - 1], recentRounds: [...this.recent],
+    };
+  }
+}

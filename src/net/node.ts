@@ -1,0 +1,555 @@
+/**
+ * A hospital's discriminator node: connects to the generator server (ws client),
+ * authenticates, uploads its masks, and answers each roundRequest with d(loss)/d(fakes)
+ * computed by its DiscriminatorBackend. Reconnects with capped, jittered exponential
+ * backoff; checkpoints the discriminator locally. Real images stay inside the backend: the
+ * only tensors this file ever sends are masks and gradients.
+ */
+import WebSocket from 'ws';
+import { applyAugmentation } from './augment.js';
+import type { DiscriminatorBackend, Shape4 } from './backend.js';
+import { backoffDelay, type BackoffOptions } from './backoff.js';
+import { FileCheckpointStore, type CheckpointStore } from './checkpoint.js';
+import { decodeFrame, encodeFrame, encodeTensor, firstNonFinite } from './codec.js';
+import type { FrameOutcome, FrameRecorder } from './coordinator.js';
+import { safeLog, silentLogger, type Logger } from './log.js';
+import {
+  DEFAULT_LIMITS, PROTOCOL_VERSION, ProtocolError, errorMessageFor,
+  type AugParams, type Dtype, type Message, type RoundRequestMsg, type ServerToNode, type SessionConfig, type ValidationLimits, type WelcomeMsg,
+} from './protocol.js';
+import { checkRoundRequest, validateMessage } from './validate.js';
+
+export interface NodeOptions {
+  /** Server WebSocket URL, e.g. ws://10.0.0.5:8080/ws; a function is re-read on every reconnect. */
+  url: string | (() => string);
+  nodeId: string;
+  token: string;
+  backend: DiscriminatorBackend;
+  /** This node's masks: data [n, C, H, W], one key per mask. */
+  masks: { keys: readonly string[]; data: Float32Array; shape: Shape4 };
+  /** n_j announced to the server. Default: number of masks. */
+  sampleCount?: number;
+  /** Dtypes this node accepts and may send. Default ['f32', 'f16']. */
+  dtypes?: Dtype[];
+  modalities?: string[];
+  /** Dtype of gradient replies. Default 'f32' (f16 underflows small gradients). */
+  replyDtype?: Dtype;
+  /** Frames from the server above this are refused. Default DEFAULT_MAX_FRAME_BYTES. */
+  maxFrameBytes?: number;
+  limits?: Partial<Omit<ValidationLimits, 'maxFrameBytes'>>;
+  /** Reconnect backoff; set `enabled: false` to give up after the first disconnect. */
+  reconnect?: BackoffOptions & { enabled?: boolean };
+  /** Rejected server frames tolerated per connection before reconnecting. Default 50. */
+  maxErrorsPerConnection?: number;
+  /** No welcome within this time after connecting: reconnect (ms). Default 10000. */
+  welcomeTimeoutMs?: number;
+  /** Local checkpoint of the discriminator (loaded on start, saved every K steps and on stop). */
+  checkpoint?: CheckpointStore;
+  /** Shorthand for `checkpoint: new FileCheckpointStore(checkpointDir, 'node-<id>-checkpoint.msgpack')`. */
+  checkpointDir?: string;
+  /** Default 10 steps; 0: only on stop. */
+  checkpointEvery?: number;
+  onFrame?: FrameRecorder;
+  log?: Logger;
+  /** Extra `ws` client options (TLS: ca, rejectUnauthorized, ...). */
+  wsOptions?: WebSocket.ClientOptions;
+}
+
+export type NodeState = 'idle' | 'connecting' | 'authenticating' | 'ready' | 'stopped' | 'failed';
+
+/** A transport under one node session (a WebSocket, or a test double). */
+export interface NodeTransport {
+  send(bytes: Uint8Array): boolean;
+  /** Close this connection; the node reconnects unless stopped. */
+  close(code: number, reason: string): void;
+  /** Drop the connection at once, closing our TCP side first (optional). */
+  terminate?(): void;
+}
+
+/** One connection's protocol state. Opaque outside this file. */
+export class NodeSession {
+  welcome: WelcomeMsg | undefined;
+  errors = 0;
+  closed = false;
+  constructor(readonly transport: NodeTransport) {}
+}
+
+export interface NodeStats {
+  connects: number;
+  steps: number;
+  repliesSent: number;
+  requestsDropped: number;
+  errorsSent: number;
+  errorsReceived: number;
+  lastRound: number | undefined;
+  lastError: string | undefined;
+}
+
+interface Job {
+  round: number;
+  keys: string[];
+  fakes: Float32Array;
+  shape: Shape4;
+  aug: AugParams[] | undefined;
+}
+
+const CHECKPOINT_FORMAT = 'asyndgan-node-checkpoint';
+/** Codes after which reconnecting cannot help. */
+const GIVE_UP_CODES = new Set(['auth_failed', 'unsupported_version', 'replaced']);
+
+export class DiscriminatorNode {
+  readonly nodeId: string;
+  readonly stats: NodeStats = {
+    connects: 0, steps: 0, repliesSent: 0, requestsDropped: 0, errorsSent: 0, errorsReceived: 0, lastRound: undefined, lastError: undefined,
+  };
+  private readonly opts: NodeOptions;
+  private readonly log: Logger;
+  private readonly limits: ValidationLimits;
+  private readonly maskShape: readonly [number, number, number];
+  private readonly masks = new Map<string, Float32Array>();
+  private sampleCount: number;
+  private stateValue: NodeState = 'idle';
+  private session: NodeSession | undefined;
+  private ws: WebSocket | undefined;
+  private attempt = 0;
+  private reconnectTimer: NodeJS.Timeout | undefined;
+  private welcomeTimer: NodeJS.Timeout | undefined;
+  private pendingJob: Job | undefined;
+  private working: Promise<void> | undefined;
+  private stopped = false;
+  private readyWaiters: { resolve: () => void; reject: (e: Error) => void }[] = [];
+
+  constructor(opts: NodeOptions) {
+    this.opts = opts.checkpoint || opts.checkpointDir === undefined
+      ? opts
+      : { ...opts, checkpoint: new FileCheckpointStore(opts.checkpointDir, `node-${encodeURIComponent(opts.nodeId)}-checkpoint.msgpack`) };
+    this.nodeId = opts.nodeId;
+    this.log = opts.log ?? silentLogger;
+    this.limits = { ...DEFAULT_LIMITS, ...opts.limits, maxFrameBytes: opts.maxFrameBytes ?? DEFAULT_LIMITS.maxFrameBytes };
+    const [, c, h, w] = opts.masks.shape;
+    this.maskShape = [c, h, w];
+    this.addMaskData(opts.masks.keys, opts.masks.data, opts.masks.shape);
+    this.sampleCount = opts.sampleCount ?? this.masks.size;
+  }
+
+  get state(): NodeState {
+    return this.stateValue;
+  }
+  /** Session config from the last welcome. */
+  get sessionConfig(): SessionConfig | undefined {
+    return this.session?.welcome?.config;
+  }
+
+  // ---- lifecycle --------------------------------------------------------------------
+
+  /** Restore the discriminator from the checkpoint (if any) and start connecting. */
+  async start(): Promise<void> {
+    if (this.stateValue !== 'idle') throw new Error(`node ${this.nodeId} already started`);
+    const bytes = await this.opts.checkpoint?.load();
+    if (bytes) await this.restore(bytes);
+    this.connect();
+  }
+
+  /** Resolves when welcomed and masks are sent; rejects on a fatal refusal or timeout. */
+  waitUntilReady(timeoutMs: number): Promise<void> {
+    if (this.stateValue === 'ready') return Promise.resolve();
+    if (this.stateValue === 'failed') return Promise.reject(new Error(`node ${this.nodeId} failed: ${this.stats.lastError}`));
+    return new Promise((resolve, reject) => {
+      const timer = setTimeout(() => {
+        this.readyWaiters = this.readyWaiters.filter((w) => w !== entry);
+        reject(new Error(`node ${this.nodeId} not ready within ${timeoutMs} ms (state ${this.stateValue})`));
+      }, timeoutMs);
+      const entry = {
+        resolve: () => { clearTimeout(timer); resolve(); },
+        reject: (e: Error) => { clearTimeout(timer); reject(e); },
+      };
+      this.readyWaiters.push(entry);
+    });
+  }
+
+  /** Say goodbye, finish the step in progress, checkpoint, close. No reconnect afterwards. */
+  async stop(reason = 'node shutdown'): Promise<void> {
+    if (this.stopped) return;
+    this.stopped = true;
+    clearTimeout(this.reconnectTimer);
+    this.pendingJob = undefined;
+    const s = this.session;
+    if (s && !s.closed) this.send(s, { type: 'goodbye', reason });
+    await this.working;
+    await this.saveCheckpoint();
+    this.closeSocket();
+    this.setState('stopped');
+  }
+
+  /** Simulate a crash: drop the connection without goodbye or checkpoint, never reconnect. */
+  kill(): void {
+    this.stopped = true;
+    clearTimeout(this.reconnectTimer);
+    this.pendingJob = undefined;
+    this.ws?.terminate();
+    this.setState('stopped');
+  }
+
+  /** Add masks (data [n, C, H, W]); uploaded now if connected, else after the next welcome. */
+  addMasks(keys: readonly string[], data: Float32Array, shape: Shape4, sampleCount?: number): void {
+    this.addMaskData(keys, data, shape);
+    this.sampleCount = sampleCount ?? Math.max(this.sampleCount, this.masks.size);
+    const s = this.session;
+    if (s?.welcome && !s.closed) this.uploadMasks(s, keys);
+  }
+
+  /** Send informational metrics to the server. */
+  sendStatus(metrics: Record<string, number>): boolean {
+    const s = this.session;
+    if (!s?.welcome || s.closed) return false;
+    return this.send(s, { type: 'status', round: this.stats.lastRound ?? 0, metrics });
+  }
+
+  // ---- transport ---------------------------------------------------------------------
+
+  /** Start a protocol session over `transport` and send hello. Used by connect(); tests may call it directly. */
+  openSession(transport: NodeTransport): NodeSession {
+    const s = new NodeSession(transport);
+    this.session = s;
+    this.setState('authenticating');
+    this.send(s, {
+      type: 'hello', protocolVersion: PROTOCOL_VERSION, nodeId: this.nodeId, token: this.opts.token,
+      capabilities: { dtypes: this.opts.dtypes ?? ['f32', 'f16'], ...(this.opts.modalities ? { modalities: this.opts.modalities } : {}) },
+    });
+    return s;
+  }
+
+  /** Mark a session's transport as gone. */
+  closeSession(s: NodeSession): void {
+    s.closed = true;
+    if (this.session === s) {
+      this.session = undefined;
+      if (!this.stopped && this.stateValue !== 'failed') this.setState('connecting');
+    }
+  }
+
+  private connect(): void {
+    if (this.stopped || this.stateValue === 'failed') return;
+    this.setState('connecting');
+    const url = typeof this.opts.url === 'function' ? this.opts.url() : this.opts.url;
+    let ws: WebSocket;
+    try {
+      ws = new WebSocket(url, {
+        perMessageDeflate: false,
+        maxPayload: 2 * this.limits.maxFrameBytes, // beyond this ws closes (1009); between, we answer politely
+        handshakeTimeout: 10000,
+        ...this.opts.wsOptions,
+      });
+    } catch (e) {
+      this.stats.lastError = String(e);
+      safeLog(this.log, 'error', 'invalid server url', { nodeId: this.nodeId, error: String(e) });
+      this.fail(String(e));
+      return;
+    }
+    this.ws = ws;
+    ws.binaryType = 'nodebuffer';
+    let session: NodeSession | undefined;
+    ws.on('open', () => {
+      this.stats.connects++;
+      session = this.openSession({
+        send: (bytes) => {
+          if (ws.readyState !== WebSocket.OPEN) return false;
+          ws.send(bytes, { binary: true });
+          return true;
+        },
+        close: (code, reason) => {
+          if (ws.readyState === WebSocket.OPEN) ws.close(code, reason.slice(0, 120));
+          else ws.terminate();
+        },
+        terminate: () => ws.terminate(),
+      });
+      const ms = this.opts.welcomeTimeoutMs ?? 10000;
+      this.welcomeTimer = setTimeout(() => {
+        if (session && !session.welcome && !session.closed) {
+          safeLog(this.log, 'warn', 'no welcome; reconnecting', { nodeId: this.nodeId });
+          ws.terminate();
+        }
+      }, ms);
+    });
+    ws.on('message', (data: WebSocket.RawData, isBinary: boolean) => {
+      if (!session) return;
+      const bytes = Array.isArray(data) ? Buffer.concat(data) : data instanceof ArrayBuffer ? new Uint8Array(data) : data;
+      this.handleFrame(session, bytes, isBinary);
+    });
+    ws.on('error', (e: Error) => {
+      this.stats.lastError = e.message;
+      safeLog(this.log, 'debug', 'socket error', { nodeId: this.nodeId, error: e.message });
+    });
+    ws.on('close', (code: number) => {
+      clearTimeout(this.welcomeTimer);
+      if (session) this.closeSession(session);
+      if (this.ws === ws) this.ws = undefined;
+      safeLog(this.log, 'info', 'disconnected', { nodeId: this.nodeId, code });
+      this.scheduleReconnect();
+    });
+  }
+
+  private scheduleReconnect(): void {
+    if (this.stopped || this.stateValue === 'failed') return;
+    if (this.opts.reconnect?.enabled === false) {
+      this.fail('disconnected and reconnect is disabled');
+      return;
+    }
+    const delay = backoffDelay(this.attempt++, this.opts.reconnect);
+    this.setState('connecting');
+    clearTimeout(this.reconnectTimer);
+    this.reconnectTimer = setTimeout(() => this.connect(), delay);
+  }
+
+  private closeSocket(): void {
+    // Close our side first (TCP), so the server's port is not left in TIME_WAIT.
+    this.ws?.terminate();
+  }
+
+  // ---- frames ------------------------------------------------------------------------
+
+  /** Handle one frame from the server on session `s`. Never throws. */
+  handleFrame(s: NodeSession, bytes: Uint8Array, isBinary = true): FrameOutcome {
+    if (s.closed) return 'closed';
+    this.record('in', bytes);
+    let type: string | undefined;
+    try {
+      if (!isBinary) throw new ProtocolError('bad_frame', 'text frames are not part of the protocol');
+      const raw = decodeFrame(bytes, this.limits.maxFrameBytes);
+      type = typeof raw.type === 'string' ? raw.type.slice(0, 64) : undefined;
+      // A second welcome is refused as such, whatever it contains.
+      if (s.welcome && type === 'welcome') throw new ProtocolError('unexpected', 'second welcome on one connection', { offendingType: 'welcome' });
+      return this.dispatch(s, validateMessage(raw, 'toNode', this.limits));
+    } catch (e) {
+      return this.reject(s, e, type);
+    }
+  }
+
+  private dispatch(s: NodeSession, msg: ServerToNode): FrameOutcome {
+    switch (msg.type) {
+      case 'welcome':
+        return this.onWelcome(s, msg);
+      case 'maskAck':
+        if (!s.welcome) throw new ProtocolError('unexpected', 'maskAck before welcome', { offendingType: 'maskAck' });
+        safeLog(this.log, 'debug', 'masks acknowledged', { nodeId: this.nodeId, accepted: msg.accepted, total: msg.total });
+        return 'accepted';
+      case 'roundRequest':
+        return this.onRoundRequest(s, msg);
+      case 'status':
+        return 'accepted';
+      case 'error':
+        // A valid error frame is never answered with an error frame (no ping-pong).
+        this.stats.errorsReceived++;
+        this.stats.lastError = `${msg.code}: ${msg.message}`;
+        safeLog(this.log, msg.fatal ? 'error' : 'warn', 'server reported an error', { nodeId: this.nodeId, code: msg.code, field: msg.field, message: msg.message, round: msg.round });
+        if (msg.fatal && GIVE_UP_CODES.has(msg.code)) {
+          this.fail(`${msg.code}: ${msg.message}`);
+          s.transport.close(1000, msg.code);
+          this.closeSession(s);
+          return 'closed';
+        }
+        return 'accepted';
+      case 'goodbye':
+        safeLog(this.log, 'info', 'server said goodbye', { nodeId: this.nodeId, reason: msg.reason });
+        // We close first (see closeSocket); the reconnect loop takes it from here.
+        if (s.transport.terminate) s.transport.terminate();
+        else s.transport.close(1000, 'goodbye');
+        this.closeSession(s);
+        return 'closed';
+    }
+  }
+
+  private onWelcome(s: NodeSession, msg: WelcomeMsg): FrameOutcome {
+    if (s.welcome) throw new ProtocolError('unexpected', 'second welcome on one connection', { offendingType: 'welcome' });
+    if (msg.nodeId !== this.nodeId) throw new ProtocolError('invalid_field', `welcome: nodeId: ${JSON.stringify(msg.nodeId)} is not this node`, { field: 'nodeId', offendingType: 'welcome' });
+    const c = msg.config;
+    const [mc, h, w] = this.maskShape;
+    if (c.maskChannels !== mc || c.height !== h || c.width !== w) {
+      // Our data cannot serve this session; retrying would not change that.
+      const why = `server expects masks [${c.maskChannels}, ${c.height}, ${c.width}], this node has [${mc}, ${h}, ${w}]`;
+      this.send(s, errorMessageFor(new ProtocolError('shape_mismatch', why, { field: 'config', offendingType: 'welcome' }), { fatal: true }));
+      this.fail(why);
+      s.transport.close(1000, 'shape mismatch');
+      this.closeSession(s);
+      return 'closed';
+    }
+    s.welcome = msg;
+    clearTimeout(this.welcomeTimer);
+    this.attempt = 0;
+    safeLog(this.log, 'info', 'welcomed', { nodeId: this.nodeId, round: msg.round, serverKnows: msg.knownKeys.length });
+    void Promise.resolve()
+      .then(() => this.opts.backend.configure?.(c))
+      .catch((e) => safeLog(this.log, 'error', 'backend.configure failed', { nodeId: this.nodeId, error: String(e) }));
+    const known = new Set(msg.knownKeys);
+    this.uploadMasks(s, [...this.masks.keys()].filter((k) => !known.has(k)));
+    this.setState('ready');
+    return 'accepted';
+  }
+
+  private onRoundRequest(s: NodeSession, msg: RoundRequestMsg): FrameOutcome {
+    const cfg = s.welcome?.config;
+    if (!cfg) throw new ProtocolError('unexpected', 'roundRequest before welcome', { offendingType: 'roundRequest' });
+    const fakes = checkRoundRequest(msg, cfg, (k) => this.masks.has(k));
+    if (this.pendingJob) {
+      // Keep only the newest request: an older one queued behind a slow step would be stale anyway.
+      this.stats.requestsDropped++;
+      safeLog(this.log, 'info', 'dropping queued request for a newer one', { nodeId: this.nodeId, dropped: this.pendingJob.round, round: msg.round });
+    }
+    this.pendingJob = { round: msg.round, keys: msg.keys, fakes, shape: msg.fakes.shape as unknown as Shape4, aug: msg.aug };
+    this.pump();
+    return 'accepted';
+  }
+
+  private pump(): void {
+    if (this.working || !this.pendingJob || this.stopped) return;
+    const job = this.pendingJob;
+    this.pendingJob = undefined;
+    this.working = this.runJob(job).finally(() => {
+      this.working = undefined;
+      this.pump();
+    });
+  }
+
+  private async runJob(job: Job): Promise<void> {
+    const [c, h, w] = this.maskShape;
+    const per = c * h * w;
+    const raw = new Float32Array(job.keys.length * per);
+    job.keys.forEach((k, i) => raw.set(this.masks.get(k)!, i * per));
+    const masks = applyAugmentation(raw, [job.keys.length, c, h, w], job.aug);
+    let reply: Message;
+    try {
+      const out = await this.opts.backend.step({ round: job.round, keys: job.keys, masks, fakes: job.fakes, fakeShape: job.shape, aug: job.aug });
+      if (out.gradFakes.length !== job.fakes.length) throw new ProtocolError('internal', `backend returned ${out.gradFakes.length} gradient values for ${job.fakes.length} fakes`);
+      const bad = firstNonFinite(out.gradFakes);
+      if (bad >= 0) throw new ProtocolError('non_finite', `backend produced a non-finite gradient (element ${bad} is ${out.gradFakes[bad]}); reply withheld`, { field: 'grad' });
+      for (const k of ['dReal', 'dFake', 'gGan', 'gL1'] as const) {
+        if (!Number.isFinite(out.losses[k])) throw new ProtocolError('non_finite', `backend produced a non-finite loss ${k}; reply withheld`, { field: `losses.${k}` });
+      }
+      this.stats.steps++;
+      this.stats.lastRound = job.round;
+      reply = {
+        type: 'gradientReply', round: job.round, keys: job.keys,
+        grad: encodeTensor(out.gradFakes, job.shape, this.opts.replyDtype ?? 'f32'),
+        losses: { dReal: out.losses.dReal, dFake: out.losses.dFake, gGan: out.losses.gGan, gL1: out.losses.gL1 },
+      };
+    } catch (e) {
+      this.stats.lastError = String(e);
+      safeLog(this.log, 'error', 'discriminator step failed', { nodeId: this.nodeId, round: job.round, error: String(e) });
+      reply = errorMessageFor(e, { round: job.round, offendingType: 'roundRequest', fatal: false });
+      if (reply.code !== 'non_finite') reply.code = 'internal';
+    }
+    // Reply on whatever connection is current: the server accepts a reconnected node's reply.
+    const s = this.session;
+    if (s?.welcome && !s.closed && this.send(s, reply) && reply.type === 'gradientReply') this.stats.repliesSent++;
+    const every = this.opts.checkpointEvery ?? 10;
+    if (reply.type === 'gradientReply' && every > 0 && this.stats.steps % every === 0) await this.saveCheckpoint();
+  }
+
+  private reject(s: NodeSession, e: unknown, type?: string): FrameOutcome {
+    if (e instanceof ProtocolError && e.code === 'unsupported_version' && !s.welcome) {
+      // The server speaks another protocol version: reconnecting cannot help.
+      this.send(s, errorMessageFor(e, { fatal: true }));
+      this.fail(e.message);
+      s.transport.close(1002, 'unsupported version');
+      this.closeSession(s);
+      return 'closed';
+    }
+    s.errors++;
+    const tooMany = s.errors > (this.opts.maxErrorsPerConnection ?? 50);
+    const err = tooMany
+      ? errorMessageFor(new ProtocolError('too_many_errors', `closing after ${s.errors} rejected frames`), { fatal: true, ...(type ? { offendingType: type } : {}) })
+      : errorMessageFor(e, { fatal: false, ...(type ? { offendingType: type } : {}) });
+    if (!(e instanceof ProtocolError)) safeLog(this.log, 'error', 'internal error while handling a frame', { nodeId: this.nodeId, error: String(e) });
+    else safeLog(this.log, 'warn', 'server frame rejected', { nodeId: this.nodeId, code: err.code, field: err.field, message: err.message });
+    this.send(s, err);
+    if (tooMany) {
+      s.transport.close(1008, 'too many errors');
+      this.closeSession(s);
+      return 'closed';
+    }
+    return 'rejected';
+  }
+
+  // ---- helpers -----------------------------------------------------------------------
+
+  private addMaskData(keys: readonly string[], data: Float32Array, shape: Shape4): void {
+    const [n, c, h, w] = shape;
+    const [mc, mh, mw] = this.maskShape;
+    if (c !== mc || h !== mh || w !== mw) throw new RangeError(`masks must be [n, ${mc}, ${mh}, ${mw}], got [${shape.join(', ')}]`);
+    if (n !== keys.length || data.length !== n * c * h * w) throw new RangeError(`${keys.length} keys, shape [${shape.join(', ')}], ${data.length} values do not agree`);
+    const per = c * h * w;
+    for (let i = 0; i < n; i++) this.masks.set(keys[i]!, data.slice(i * per, (i + 1) * per));
+  }
+
+  /** Send `keys`' masks in as many maskUpload frames as the frame limits require. */
+  private uploadMasks(s: NodeSession, keys: readonly string[]): void {
+    if (keys.length === 0) return;
+    const [c, h, w] = this.maskShape;
+    const per = c * h * w;
+    const maxFrame = Math.min(this.limits.maxFrameBytes, s.welcome?.config.maxFrameBytes ?? Infinity);
+    const perMaskBytes = per * 4 + this.limits.maxKeyLength * 3 + 8; // data + worst-case UTF-8 key
+    const chunk = Math.max(1, Math.min(this.limits.maxKeys, Math.floor((maxFrame - 4096) / perMaskBytes)));
+    for (let i = 0; i < keys.length; i += chunk) {
+      const part = keys.slice(i, i + chunk);
+      const data = new Float32Array(part.length * per);
+      part.forEach((k, j) => data.set(this.masks.get(k)!, j * per));
+      this.send(s, { type: 'maskUpload', keys: part, masks: encodeTensor(data, [part.length, c, h, w], 'f32'), sampleCount: this.sampleCount });
+    }
+  }
+
+  private send(s: NodeSession, msg: Message): boolean {
+    if (s.closed) return false;
+    const bytes = encodeFrame(msg);
+    this.record('out', bytes);
+    if (msg.type === 'error') this.stats.errorsSent++;
+    try {
+      return s.transport.send(bytes);
+    } catch (e) {
+      safeLog(this.log, 'warn', 'send failed', { nodeId: this.nodeId, error: String(e) });
+      return false;
+    }
+  }
+
+  private record(direction: 'in' | 'out', bytes: Uint8Array): void {
+    if (!this.opts.onFrame) return;
+    try {
+      this.opts.onFrame({ direction, nodeId: this.nodeId, bytes });
+    } catch {
+      /* a faulty recorder must not break the protocol */
+    }
+  }
+
+  private setState(st: NodeState): void {
+    this.stateValue = st;
+    if (st === 'ready') for (const w of this.readyWaiters.splice(0)) w.resolve();
+    if (st === 'stopped') for (const w of this.readyWaiters.splice(0)) w.reject(new Error(`node ${this.nodeId} stopped`));
+  }
+
+  private fail(why: string): void {
+    this.stats.lastError = why;
+    this.setState('failed');
+    clearTimeout(this.reconnectTimer);
+    for (const w of this.readyWaiters.splice(0)) w.reject(new Error(`node ${this.nodeId} failed: ${why}`));
+  }
+
+  private async saveCheckpoint(): Promise<void> {
+    const store = this.opts.checkpoint;
+    if (!store) return;
+    try {
+      const discriminator = await this.opts.backend.saveState();
+      await store.save(encodeFrame({ format: CHECKPOINT_FORMAT, version: 1, nodeId: this.nodeId, steps: this.stats.steps, lastRound: this.stats.lastRound ?? 0, discriminator }));
+    } catch (e) {
+      safeLog(this.log, 'error', 'node checkpoint failed', { nodeId: this.nodeId, error: String(e) });
+    }
+  }
+
+  private async restore(bytes: Uint8Array): Promise<void> {
+    const c = decodeFrame(bytes, Number.MAX_SAFE_INTEGER) as { format?: unknown; version?: unknown; nodeId?: unknown; steps?: unknown; lastRound?: unknown; discriminator?: unknown };
+    if (c.format !== CHECKPOINT_FORMAT || c.version !== 1 || !(c.discriminator instanceof Uint8Array)) throw new Error('not an asyndgan node checkpoint (version 1)');
+    if (c.nodeId !== this.nodeId) throw new Error(`checkpoint belongs to node ${String(c.nodeId)}, not ${this.nodeId}`);
+    await this.opts.backend.loadState(c.discriminator);
+    this.stats.steps = typeof c.steps === 'number' ? c.steps : 0;
+    this.stats.lastRound = typeof c.lastRound === 'number' && c.lastRound > 0 ? c.lastRound : undefined;
+    safeLog(this.log, 'info', 'discriminator restored', { nodeId: this.nodeId, steps: this.stats.steps });
+  }
+}

@@ -1,0 +1,112 @@
+/**
+ * Which masks go into a round, and how the node gradients are weighted when combined.
+ * Pure functions plus a small seedable RNG whose state is checkpointed, so a resumed
+ * server draws the same sequence it would have drawn.
+ */
+import type { SamplingMode, WeightingMode } from './protocol.js';
+
+/** mulberry32: tiny, fast, good enough for sampling; state is one uint32. */
+export class Rng {
+  private s: number;
+  constructor(seed: number) {
+    this.s = seed >>> 0;
+  }
+  /** Uniform in [0, 1). */
+  next(): number {
+    this.s = (this.s + 0x6d2b79f5) >>> 0;
+    let t = this.s;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  }
+  /** Integer in [0, n). */
+  int(n: number): number {
+    return Math.floor(this.next() * n);
+  }
+  get state(): number {
+    return this.s;
+  }
+  set state(v: number) {
+    this.s = v >>> 0;
+  }
+}
+
+/** A node eligible for this round and the keys of its masks. */
+export interface SamplingCandidate {
+  nodeId: string;
+  keys: readonly string[];
+}
+
+/** Draw `k` distinct indices from [0, n) (all of them, shuffled, when k >= n). */
+function drawDistinct(n: number, k: number, rng: Rng): number[] {
+  const m = Math.min(n, k);
+  // Partial Fisher-Yates over a sparse map: O(m) memory and time even for huge n.
+  const swapped = new Map<number, number>();
+  const out: number[] = [];
+  for (let i = 0; i < m; i++) {
+    const j = i + rng.int(n - i);
+    const vj = swapped.get(j) ?? j;
+    swapped.set(j, swapped.get(i) ?? i);
+    out.push(vj);
+  }
+  return out;
+}
+
+/**
+ * Pick the keys each node is asked about this round.
+ *  - 'balance': `batchSize` masks from every candidate (fewer if it has fewer), as in the
+ *    AsynDGAN paper's one-batch-per-node sampling.
+ *  - 'uniform': `batchSize` masks from the union of all candidates' masks, so a node's share
+ *    is proportional to its mask count; nodes that draw nothing get no request.
+ * Returns only nodes with at least one key.
+ */
+export function sampleRound(mode: SamplingMode, candidates: readonly SamplingCandidate[], batchSize: number, rng: Rng): Map<string, string[]> {
+  const out = new Map<string, string[]>();
+  if (mode === 'balance') {
+    for (const c of candidates) {
+      if (c.keys.length === 0) continue;
+      out.set(c.nodeId, drawDistinct(c.keys.length, batchSize, rng).map((i) => c.keys[i]!));
+    }
+    return out;
+  }
+  let total = 0;
+  for (const c of candidates) total += c.keys.length;
+  const picks = drawDistinct(total, batchSize, rng).sort((a, b) => a - b);
+  let base = 0;
+  let p = 0;
+  for (const c of candidates) {
+    const end = base + c.keys.length;
+    const keys: string[] = [];
+    while (p < picks.length && picks[p]! < end) keys.push(c.keys[picks[p++]! - base]!);
+    if (keys.length > 0) out.set(c.nodeId, keys);
+    base = end;
+  }
+  return out;
+}
+
+/** One reply about to be applied. */
+export interface WeightInput {
+  /** n_j announced by the node. */
+  sampleCount: number;
+  /** Samples of this node in the batch the reply answers. */
+  batchCount: number;
+}
+
+/**
+ * Weights (summing to 1) for the replies applied in one generator step.
+ *  - 'equal': 1/m each.
+ *  - 'samples' with 'balance' sampling: n_j / sum n over the applied replies (the paper's rule).
+ *  - 'samples' with 'uniform' sampling: b_j / sum b, the node's share of the sampled batch,
+ *    which is already proportional to n_j in expectation (weighting by n_j again would
+ *    double-count it). Since each reply is a mean over its b_j samples, this makes the step
+ *    the gradient of the mean loss over the whole batch.
+ * Normalizing over the replies actually applied keeps the step size stable when some nodes miss
+ * a round.
+ */
+export function combineWeights(inputs: readonly WeightInput[], weighting: WeightingMode, sampling: SamplingMode): number[] {
+  if (inputs.length === 0) return [];
+  if (weighting === 'equal') return inputs.map(() => 1 / inputs.length);
+  const raw = inputs.map((x) => (sampling === 'balance' ? x.sampleCount : x.batchCount));
+  const sum = raw.reduce((a, b) => a + b, 0);
+  return sum > 0 ? raw.map((r) => r / sum) : inputs.map(() => 1 / inputs.length);
+}

@@ -1,0 +1,196 @@
+/**
+ * The generator server's transport: uWebSockets.js WebSocket endpoint (plain or TLS) plus
+ * GET /health and GET /metrics on the same port. All protocol logic lives in Coordinator.
+ */
+import uWS from 'uWebSockets.js';
+import { Coordinator, type ConnHandle, type CoordinatorOptions, type ServerMetrics } from './coordinator.js';
+import { FileCheckpointStore } from './checkpoint.js';
+import { safeLog, silentLogger } from './log.js';
+import { TokenTable } from './tokens.js';
+import { DEFAULT_MAX_FRAME_BYTES } from './protocol.js';
+
+export interface ServerOptions extends Omit<CoordinatorOptions, 'tokens'> {
+  /** Node id -> token, a loaded TokenTable, or the path of a token file {"nodes": {"<id>": "<token>"}}. */
+  tokens: CoordinatorOptions['tokens'] | string;
+  /** Shorthand for `checkpoint: new FileCheckpointStore(checkpointDir, 'server-checkpoint.msgpack')`. */
+  checkpointDir?: string;
+  /** Interface to bind. Default '127.0.0.1' (loopback; pass '0.0.0.0' to serve a network). */
+  host?: string;
+  /** Port; 0 picks an ephemeral one (see GeneratorServer.port). Default 0. */
+  port?: number;
+  /** WebSocket path. Default '/ws'. */
+  path?: string;
+  /** Serve wss:// and https:// with these PEM files. */
+  tls?: { certFile: string; keyFile: string; passphrase?: string };
+  /**
+   * Frames up to maxFrameBytes are read; frames between maxFrameBytes and this get an
+   * error frame; larger ones make uWebSockets.js drop the connection without reading them.
+   * Default 2 * maxFrameBytes.
+   */
+  hardMaxFrameBytes?: number;
+  /** Close connections silent for this long (s); pings are sent automatically. 0 disables. Default 120. */
+  idleTimeoutSec?: number;
+  /** Bytes queued per connection before sends are dropped. Default 4 * maxFrameBytes. */
+  maxBackpressureBytes?: number;
+  /** Keep retrying to bind for this long (ms), e.g. after a crash left the port in TIME_WAIT. Default 0. */
+  listenRetryMs?: number;
+  /** On stop, how long nodes get to close their side before the server closes it (ms). Default 2000. */
+  shutdownGraceMs?: number;
+}
+
+/** uSockets listen option (exported by the binary, missing from its typings): no SO_REUSEPORT. */
+const LIBUS_LISTEN_EXCLUSIVE_PORT: number = (uWS as unknown as { LIBUS_LISTEN_EXCLUSIVE_PORT?: number }).LIBUS_LISTEN_EXCLUSIVE_PORT ?? 1;
+
+interface UserData {
+  h: ConnHandle | undefined;
+  /** False once closed: a uWS socket must not be touched after its close event. */
+  open: boolean;
+}
+
+export class GeneratorServer {
+  readonly coordinator: Coordinator;
+  readonly host: string;
+  readonly path: string;
+  readonly secure: boolean;
+  private listenSocket: uWS.us_listen_socket | undefined;
+  private portValue = 0;
+  private stopping: Promise<void> | undefined;
+
+  private constructor(private readonly opts: ServerOptions, tokens: TokenTable | Record<string, string>) {
+    const checkpoint = opts.checkpoint ?? (opts.checkpointDir !== undefined ? new FileCheckpointStore(opts.checkpointDir, 'server-checkpoint.msgpack') : undefined);
+    this.coordinator = new Coordinator({ ...opts, tokens, ...(checkpoint ? { checkpoint } : {}) });
+    this.host = opts.host ?? '127.0.0.1';
+    this.path = opts.path ?? '/ws';
+    this.secure = opts.tls !== undefined;
+  }
+
+  /** Create, resume from the checkpoint if any, listen, and start training. */
+  static async start(opts: ServerOptions): Promise<GeneratorServer> {
+    const tokens = typeof opts.tokens === 'string' ? await TokenTable.load(opts.tokens) : opts.tokens;
+    const s = new GeneratorServer(opts, tokens);
+    await s.coordinator.start();
+    try {
+      await s.listen();
+    } catch (e) {
+      await s.coordinator.stop({ reason: 'listen failed', graceMs: 0, checkpoint: false }); // never overwrite a checkpoint here
+      throw e;
+    }
+    return s;
+  }
+
+  /** The bound port (the real one when 0 was asked). */
+  get port(): number {
+    return this.portValue;
+  }
+  /** ws(s)://host:port/path for nodes. */
+  get url(): string {
+    return `${this.secure ? 'wss' : 'ws'}://${urlHost(this.host)}:${this.portValue}${this.path}`;
+  }
+  /** http(s)://host:port for /health and /metrics. */
+  get httpUrl(): string {
+    return `${this.secure ? 'https' : 'http'}://${urlHost(this.host)}:${this.portValue}`;
+  }
+  get round(): number {
+    return this.coordinator.round;
+  }
+  metrics(): ServerMetrics {
+    return this.coordinator.metrics();
+  }
+
+  /** Stop listening, finish the current round, checkpoint, say goodbye, close. Idempotent. */
+  stop(): Promise<void> {
+    this.stopping ??= (async () => {
+      if (this.listenSocket) uWS.us_listen_socket_close(this.listenSocket);
+      this.listenSocket = undefined;
+      await this.coordinator.stop({ reason: 'server shutdown', graceMs: this.opts.shutdownGraceMs ?? 2000 });
+    })();
+    return this.stopping;
+  }
+
+  private buildApp(): uWS.TemplatedApp {
+    const o = this.opts;
+    const app = o.tls
+      ? uWS.SSLApp({ cert_file_name: o.tls.certFile, key_file_name: o.tls.keyFile, ...(o.tls.passphrase ? { passphrase: o.tls.passphrase } : {}) })
+      : uWS.App();
+    const maxFrame = o.maxFrameBytes ?? DEFAULT_MAX_FRAME_BYTES;
+    const coord = this.coordinator;
+    const log = o.log ?? silentLogger;
+    app.ws<UserData>(this.path, {
+      compression: uWS.DISABLED, // tensors do not compress; deflate would only cost CPU and memory
+      maxPayloadLength: Math.min(o.hardMaxFrameBytes ?? 2 * maxFrame, 2 ** 31 - 1),
+      maxBackpressure: Math.min(o.maxBackpressureBytes ?? 4 * maxFrame, 2 ** 31 - 1),
+      idleTimeout: o.idleTimeoutSec ?? 120,
+      sendPingsAutomatically: true,
+      upgrade: (res, req, context) => {
+        res.upgrade<UserData>({ h: undefined, open: true }, req.getHeader('sec-websocket-key'), req.getHeader('sec-websocket-protocol'), req.getHeader('sec-websocket-extensions'), context);
+      },
+      open: (ws) => {
+        const ud = ws.getUserData();
+        const remote = Buffer.from(ws.getRemoteAddressAsText()).toString();
+        ud.h = coord.attach({
+          // uWS throws on a closed socket, hence the flag; 2 means dropped at the backpressure limit.
+          send: (bytes) => ud.open && ws.send(bytes, true) !== 2,
+          close: (code, reason) => {
+            if (!ud.open) return;
+            ud.open = false;
+            ws.end(code, reason.slice(0, 120)); // runs the close handler synchronously
+          },
+        }, remote);
+      },
+      message: (ws, message, isBinary) => {
+        const h = ws.getUserData().h;
+        // Decoding copies what it keeps: `message` is neutered when this callback returns.
+        if (h) coord.receive(h, new Uint8Array(message), isBinary);
+      },
+      close: (ws) => {
+        const ud = ws.getUserData();
+        ud.open = false;
+        if (ud.h) coord.detach(ud.h);
+      },
+    });
+    const json = (res: uWS.HttpResponse, body: unknown): void => {
+      res.writeStatus('200 OK').writeHeader('Content-Type', 'application/json').writeHeader('Cache-Control', 'no-store').end(JSON.stringify(body));
+    };
+    app.get('/health', (res) => {
+      const m = coord.metrics();
+      json(res, { ok: true, sessionId: m.sessionId, round: m.round, nodesConnected: m.nodesConnected });
+    });
+    app.get('/metrics', (res) => json(res, coord.metrics()));
+    app.any('/*', (res) => {
+      res.writeStatus('404 Not Found').writeHeader('Content-Type', 'application/json').end('{"error":"not found"}');
+    });
+    safeLog(log, 'debug', 'uWS app built', { path: this.path, secure: this.secure });
+    return app;
+  }
+
+  private async listen(): Promise<void> {
+    const wanted = this.opts.port ?? 0;
+    const deadline = Date.now() + (this.opts.listenRetryMs ?? 0);
+    for (;;) {
+      const app = this.buildApp();
+      const ls = await new Promise<uWS.us_listen_socket | false>((resolve) => {
+        // An explicit port is bound exclusively: without it uSockets sets SO_REUSEPORT and a second
+        // server on the same port would silently share the traffic.
+        if (wanted === 0) app.listen(this.host, 0, resolve);
+        else (app.listen as unknown as (h: string, p: number, o: number, cb: (s: uWS.us_listen_socket | false) => void) => void)(this.host, wanted, LIBUS_LISTEN_EXCLUSIVE_PORT, resolve);
+      });
+      if (ls) {
+        this.listenSocket = ls;
+        this.portValue = uWS.us_socket_local_port(ls as unknown as uWS.us_socket);
+        safeLog(this.opts.log ?? silentLogger, 'info', 'listening', { url: this.url });
+        return;
+      }
+      if (Date.now() >= deadline) throw new Error(`cannot listen on ${this.host}:${wanted}`);
+      await new Promise((r) => setTimeout(r, 200));
+    }
+  }
+}
+
+/** Start a generator server (see GeneratorServer.start). */
+export function startServer(opts: ServerOptions): Promise<GeneratorServer> {
+  return GeneratorServer.start(opts);
+}
+
+function urlHost(host: string): string {
+  return host.includes(':') ? `[${host}]` : host;
+}
