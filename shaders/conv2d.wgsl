@@ -1,0 +1,556 @@
+// 2-D convolution as implicit GEMM: one kernel family for forward, data gradient (also the
+// forward of a transposed convolution) and weight gradient, selected by the MODE override.
+//
+//   MODE 0, forward:      out[b,co,oh,ow] = sum_{ci,kh,kw} w[co,ci,kh,kw] * x[b,ci,oh*s-p+kh*d, ow*s-p+kw*d]
+//                         rows = co, columns = output pixels, K = (ci, kh, kw)
+//   MODE 1, data grad:    dx[b,ci,ih,iw] = sum_{co,kh,kw} w[co,ci,kh,kw] * dy[b,co,oh,ow]
+//                         where ih = oh*s-p+kh*d (same for w); rows = ci, columns = input pixels,
+//                         K = (co, kh, kw) restricted to the taps that hit the pixel's stride phase
+//   MODE 2, weight grad:  dw[co,ci,kh,kw] = sum_{b,oh,ow} dy[b,co,oh,ow] * x[b,ci,oh*s-p+kh*d, ...]
+//                         rows = co, columns = (ci, kh, group of 4 kw taps), K = (b, oh, ow)
+//
+// Why it is shaped like this (llvmpipe/lavapipe: an invocation is one lane of an 8-wide SIMD
+// vector). Measured on Mesa 25.0: every storage-buffer load is a per-lane scalar loop with a bounds
+// check (~15 instructions per lane and component, a vec4 costs about half per component), every
+// register written in a loop is blended with the loop mask, while subgroupShuffle is a single
+// vpermd. A workgroup barrier turns the shader into coroutines that keep all state in memory. So:
+// * No workgroup memory, no barriers; operands are shared between the 8 lanes of a subgroup
+//   through shuffles instead.
+// * Each invocation computes TM rows x 4 columns (register blocking: TM vec4 accumulators).
+// * Modes 0, 1: weights are packed (entry `pack`) as [c][kh][row][KW]; for each (c, kh) the 8
+//   lanes load the TM*KW weights of their row tile as a few vec4 and shuffle each one to all lanes.
+// * Modes 0, 1: the 8 lanes of a subgroup own 32 consecutive pixels of one row (a "strip"). When
+//   the source rows are 16-byte aligned (COOP) they load the strip's source span as aligned vec4
+//   (one per lane, rarely a second) and build each lane's window by shuffles; otherwise each lane
+//   loads its own window of WL = 3*s + (KW-1)*d + 1 elements. Either way a window of WL values
+//   serves 4 pixels x KW taps, at compile-time positions (KW, SW, DW, ... are overrides), so it
+//   lives in registers.
+// * Mode 2: the dy rows are the shared operand (vec4 loads when aligned, shuffled to all lanes);
+//   each lane reads its own x window.
+// The data gradient runs once per stride phase (RW override, RH uniform), so within a dispatch a
+// tap either always or never contributes: no divisibility tests per element.
+//
+// Requires subgroups whose size is a multiple of 8, with local invocations 8k..8k+7 in one
+// subgroup at subgroup ids that agree mod 8 (true for 1-D workgroups on common implementations).
+//
+// Bindings: 0 params, 1 src (x for modes 0 and 2, dy for mode 1), 2 dy (mode 2; any read-only
+// buffer otherwise), 3 bias (HAS_BIAS; any read-only buffer otherwise), 4 output, 5 packed
+// weights as vec4 (modes 0, 1) or dy as vec4 (mode 2), 6 src as vec4 (COOP; any buffer otherwise).
+
+enable subgroups;
+
+override MODE: u32 = 0u;
+// Rows per invocation: 4, 8 or 16.
+override TM: u32 = 16u;
+override WG: u32 = 64u;
+// Geometry along the width (compile-time so that window indices are constants).
+override KW: u32 = 3u;
+override SW: u32 = 1u;
+override DW: u32 = 1u;
+override PW: i32 = 0;
+// MODE 1: stride phase along the width (iw = RW + SW * column) and the smallest tap offset.
+override RW: u32 = 0u;
+override OFFMIN: i32 = 0;
+// Window length (computed on the host; at most WMAX).
+override WL: u32 = 6u;
+override HAS_BIAS: bool = false;
+// Channels per iteration of the K loop (modes 0, 1): 1 or 2. Every accumulator is written back
+// (a masked store) once per iteration, so 2 saves some work, at twice the compile time.
+override CU: u32 = 1u;
+// Modes 0, 1: cooperative aligned loads of the source rows (source width % 4 == 0).
+override COOP: bool = false;
+// COOP: window stride between neighbouring lanes in vec4 blocks (SW in mode 0, 1 in mode 1), the
+// strip's source start mod 4, aligned blocks per strip and vec4 loads per lane (<= 4).
+override LS: u32 = 1u;
+override S0: u32 = 0u;
+override NBLK: u32 = 10u;
+override NLD: u32 = 2u;
+// Mode 2: dy rows are 16-byte aligned (OW % 4 == 0): read 4 columns as one vec4.
+override DYV: bool = false;
+
+struct Params {
+  nb: u32,      // batch
+  mrows: u32,   // rows (M)
+  ncols: u32,   // invocation columns (quads of pixels, or (ci, kh, tap group) in mode 2)
+  kloop: u32,   // channels summed over (ci in mode 0, co in mode 1)
+  kh: u32,      // KH
+  ylen: u32,    // pixel rows per image handled by one dispatch (OH, or the phase's rows)
+  qlen: u32,    // quads of pixels per row (a multiple of 8 with COOP)
+  src_c: u32,   // source tensor [nb, src_c, src_h, src_w]
+  src_h: u32,
+  src_w: u32,
+  dst_h: u32,   // destination image size (modes 0, 1)
+  dst_w: u32,
+  sh: u32,
+  ph: i32,
+  dh: u32,
+  rh: u32,      // MODE 1: stride phase along the height
+  w_row: u32,   // `pack`: weight stride of a row
+  w_loop: u32,  // `pack`: weight stride of the summed channel
+  oh: u32,      // MODE 2: dy size
+  ow: u32,
+  rows_per_split: u32,  // MODE 2: (b, oh) rows per split (z of the grid)
+  nkw: u32,             // KW as a runtime value
+  tm: u32,              // TM as a runtime value (a loop bound the compiler must not unroll)
+  row_pad: u32,         // rows of the packed weights (a multiple of TM)
+  total: u32,           // `pack`: elements to write
+}
+
+@group(0) @binding(0) var<uniform> p: Params;
+@group(0) @binding(1) var<storage, read> src: array<f32>;
+@group(0) @binding(2) var<storage, read> dys: array<f32>;
+@group(0) @binding(3) var<storage, read> bias: array<f32>;
+@group(0) @binding(4) var<storage, read_write> dst: array<f32>;
+@group(0) @binding(5) var<storage, read> op4: array<vec4f>;
+@group(0) @binding(6) var<storage, read> src4: array<vec4f>;
+
+const WMAX = 20u;
+
+var<private> acc: array<vec4f, 16>;
+var<private> win: array<f32, WMAX>;
+// COOP: this lane's aligned source blocks; weights (modes 0, 1) or dy (mode 2) blocks.
+var<private> blk: array<vec4f, 4>;
+var<private> opb: array<vec4f, 4>;
+// This lane's position in its group of 8 and the subgroup id of the group's first lane.
+var<private> lane: u32;
+var<private> lane0: u32;
+
+// The value `v` of lane (group start + l).
+fn from_lane(v: f32, l: u32) -> f32 {
+  return subgroupShuffle(v, lane0 + l);
+}
+
+// Element i of the group's shared operand blocks (opb of lane (i/4)%8, load i/32, component i%4).
+fn shared_op(i: u32) -> f32 {
+  let b = i / 4u;
+  return from_lane(opb[b / 8u][i % 4u], b % 8u);
+}
+
+// acc[r] += a_r * b for every row r < TM, a_r = shared operand element r*RS + t.
+fn fma_rows(b: vec4f, t: u32, rs: u32) {
+  acc[0] = fma(vec4f(shared_op(t)), b, acc[0]);
+  acc[1] = fma(vec4f(shared_op(rs + t)), b, acc[1]);
+  acc[2] = fma(vec4f(shared_op(2u * rs + t)), b, acc[2]);
+  acc[3] = fma(vec4f(shared_op(3u * rs + t)), b, acc[3]);
+  if (TM > 4u) {
+    acc[4] = fma(vec4f(shared_op(4u * rs + t)), b, acc[4]);
+    acc[5] = fma(vec4f(shared_op(5u * rs + t)), b, acc[5]);
+    acc[6] = fma(vec4f(shared_op(6u * rs + t)), b, acc[6]);
+    acc[7] = fma(vec4f(shared_op(7u * rs + t)), b, acc[7]);
+  }
+  if (TM > 8u) {
+    acc[8] = fma(vec4f(shared_op(8u * rs + t)), b, acc[8]);
+    acc[9] = fma(vec4f(shared_op(9u * rs + t)), b, acc[9]);
+    acc[10] = fma(vec4f(shared_op(10u * rs + t)), b, acc[10]);
+    acc[11] = fma(vec4f(shared_op(11u * rs + t)), b, acc[11]);
+    acc[12] = fma(vec4f(shared_op(12u * rs + t)), b, acc[12]);
+    acc[13] = fma(vec4f(shared_op(13u * rs + t)), b, acc[13]);
+    acc[14] = fma(vec4f(shared_op(14u * rs + t)), b, acc[14]);
+    acc[15] = fma(vec4f(shared_op(15u * rs + t)), b, acc[15]);
+  }
+}
+
+// Loads blocks lane, lane+8, ... (< nblk) of the vec4 array op4 from `base` into opb (zero if !ok).
+fn load_op_blocks(base: u32, nblk: u32, ok: bool) {
+  let nld = (nblk + 7u) / 8u;
+  if (nld > 0u) { opb[0] = select(vec4f(0.0), op4[base + lane], ok && lane < nblk); }
+  if (nld > 1u) { opb[1] = vec4f(0.0); if (lane + 8u < nblk) { opb[1] = select(vec4f(0.0), op4[base + lane + 8u], ok); } }
+  if (nld > 2u) { opb[2] = vec4f(0.0); if (lane + 16u < nblk) { opb[2] = select(vec4f(0.0), op4[base + lane + 16u], ok); } }
+  if (nld > 3u) { opb[3] = vec4f(0.0); if (lane + 24u < nblk) { opb[3] = select(vec4f(0.0), op4[base + lane + 24u], ok); } }
+}
+
+// One source element, 0 outside the image (the index may be garbage then: a bounds-clamped read).
+fn ld(rowbase: i32, col: i32, ok: bool) -> f32 {
+  let valid = ok && u32(col) < p.src_w;
+  return select(0.0, src[u32(rowbase + col)], valid);
+}
+
+// Fills win[0..WL) with this lane's source row elements start .. start+WL-1.
+fn load_window(rowbase: i32, start: i32, ok: bool) {
+  if (WL > 0u) { win[0] = ld(rowbase, start, ok); }
+  if (WL > 1u) { win[1] = ld(rowbase, start + 1, ok); }
+  if (WL > 2u) { win[2] = ld(rowbase, start + 2, ok); }
+  if (WL > 3u) { win[3] = ld(rowbase, start + 3, ok); }
+  if (WL > 4u) { win[4] = ld(rowbase, start + 4, ok); }
+  if (WL > 5u) { win[5] = ld(rowbase, start + 5, ok); }
+  if (WL > 6u) { win[6] = ld(rowbase, start + 6, ok); }
+  if (WL > 7u) { win[7] = ld(rowbase, start + 7, ok); }
+  if (WL > 8u) { win[8] = ld(rowbase, start + 8, ok); }
+  if (WL > 9u) { win[9] = ld(rowbase, start + 9, ok); }
+  if (WL > 10u) { win[10] = ld(rowbase, start + 10, ok); }
+  if (WL > 11u) { win[11] = ld(rowbase, start + 11, ok); }
+  if (WL > 12u) { win[12] = ld(rowbase, start + 12, ok); }
+  if (WL > 13u) { win[13] = ld(rowbase, start + 13, ok); }
+  if (WL > 14u) { win[14] = ld(rowbase, start + 14, ok); }
+  if (WL > 15u) { win[15] = ld(rowbase, start + 15, ok); }
+  if (WL > 16u) { win[16] = ld(rowbase, start + 16, ok); }
+  if (WL > 17u) { win[17] = ld(rowbase, start + 17, ok); }
+  if (WL > 18u) { win[18] = ld(rowbase, start + 18, ok); }
+  if (WL > 19u) { win[19] = ld(rowbase, start + 19, ok); }
+}
+
+// One aligned source block (4 elements from column `col`, a multiple of 4 off the row start),
+// zero outside the image.
+fn ld_block(rowbase: i32, col: i32, ok: bool) -> vec4f {
+  // (u32 wraps negative columns to large values: one compare tests both bounds)
+  let c = vec4u(u32(col)) + vec4u(0u, 1u, 2u, 3u);
+  let m = c < vec4u(p.src_w);
+  return select(vec4f(0.0), src4[u32(rowbase + col) / 4u], m & vec4<bool>(ok));
+}
+
+// COOP: window element e of this lane: strip element S0 + 4*LS*lane + e, shuffled from the lane
+// that loaded its block.
+fn coop_elem(e: u32) -> f32 {
+  let k = S0 + e;
+  let b = lane * LS + k / 4u;
+  let src_lane = lane0 + (b & 7u);
+  let m = b >> 3u;
+  let c = k % 4u;
+  var v = subgroupShuffle(blk[0][c], src_lane);
+  if (NLD > 1u) { v = select(v, subgroupShuffle(blk[1][c], src_lane), m == 1u); }
+  if (NLD > 2u) { v = select(v, subgroupShuffle(blk[2][c], src_lane), m == 2u); }
+  if (NLD > 3u) { v = select(v, subgroupShuffle(blk[3][c], src_lane), m == 3u); }
+  return v;
+}
+
+// COOP: the strip's source span starts at x0 (its first aligned block at x0 - S0); lanes load
+// blocks lane, lane + 8, ... and assemble their windows.
+fn coop_window(rowbase: i32, x0: i32, ok: bool) {
+  let a = x0 - i32(S0) + 4 * i32(lane);
+  blk[0] = ld_block(rowbase, a, ok);
+  if (NLD > 1u) { blk[1] = vec4f(0.0); if (lane + 8u < NBLK) { blk[1] = ld_block(rowbase, a + 32, ok); } }
+  if (NLD > 2u) { blk[2] = vec4f(0.0); if (lane + 16u < NBLK) { blk[2] = ld_block(rowbase, a + 64, ok); } }
+  if (NLD > 3u) { blk[3] = vec4f(0.0); if (lane + 24u < NBLK) { blk[3] = ld_block(rowbase, a + 96, ok); } }
+  if (WL > 0u) { win[0] = coop_elem(0u); }
+  if (WL > 1u) { win[1] = coop_elem(1u); }
+  if (WL > 2u) { win[2] = coop_elem(2u); }
+  if (WL > 3u) { win[3] = coop_elem(3u); }
+  if (WL > 4u) { win[4] = coop_elem(4u); }
+  if (WL > 5u) { win[5] = coop_elem(5u); }
+  if (WL > 6u) { win[6] = coop_elem(6u); }
+  if (WL > 7u) { win[7] = coop_elem(7u); }
+  if (WL > 8u) { win[8] = coop_elem(8u); }
+  if (WL > 9u) { win[9] = coop_elem(9u); }
+  if (WL > 10u) { win[10] = coop_elem(10u); }
+  if (WL > 11u) { win[11] = coop_elem(11u); }
+  if (WL > 12u) { win[12] = coop_elem(12u); }
+  if (WL > 13u) { win[13] = coop_elem(13u); }
+  if (WL > 14u) { win[14] = coop_elem(14u); }
+  if (WL > 15u) { win[15] = coop_elem(15u); }
+  if (WL > 16u) { win[16] = coop_elem(16u); }
+  if (WL > 17u) { win[17] = coop_elem(17u); }
+  if (WL > 18u) { win[18] = coop_elem(18u); }
+  if (WL > 19u) { win[19] = coop_elem(19u); }
+}
+
+// Window index of tap t for column j: forward reads x at t*DW + j*SW; the data gradient reads dy
+// at off(t) + j where off(t) = (RW + PW - t*DW) / SW for the taps of this phase.
+fn tap_num(t: u32) -> i32 {
+  return i32(RW) + PW - i32(t * DW);
+}
+fn tap_ok(t: u32) -> bool {
+  if (MODE == 1u) { return KW > t && tap_num(t) % i32(SW) == 0; }
+  return KW > t;
+}
+fn tap_vec(t: u32) -> vec4f {
+  if (MODE == 1u) {
+    let o = u32(tap_num(t) / i32(SW) - OFFMIN);
+    return vec4f(win[o], win[o + 1u], win[o + 2u], win[o + 3u]);
+  }
+  let o = t * DW;
+  return vec4f(win[o], win[o + SW], win[o + 2u * SW], win[o + 3u * SW]);
+}
+
+fn apply_tap(t: u32) {
+  if (tap_ok(t)) { fma_rows(tap_vec(t), t, KW); }
+}
+
+// Source window of channel c, the weights of (c, kh) for the row tile, and every tap.
+fn channel_taps(c: u32, kh: u32, b: u32, srow: i32, start: i32, row0: u32, ok: bool, okc: bool) {
+  let plane = i32(p.src_h * p.src_w);
+  let rowbase = i32(b * p.src_c + c) * plane + srow * i32(p.src_w);
+  if (COOP) {
+    // Lane 0 of the strip starts at x0; `ok` is the same for the whole strip.
+    coop_window(rowbase, start - 4 * i32(lane * LS), ok && okc);
+  } else {
+    load_window(rowbase, start, ok && okc);
+  }
+  // Packed weights [c][kh][row][KW]: the tile's TM*KW values are contiguous and 16-byte aligned.
+  load_op_blocks(((c * p.kh + kh) * p.row_pad + row0) * KW / 4u, TM * KW / 4u, okc);
+  apply_tap(0u);
+  apply_tap(1u);
+  apply_tap(2u);
+  apply_tap(3u);
+  apply_tap(4u);
+  apply_tap(5u);
+  apply_tap(6u);
+}
+
+fn conv_pixels(col: u32, row0: u32) {
+  let q = col % p.qlen;
+  let t = col / p.qlen;
+  let y = t % p.ylen;
+  let b = t / p.ylen;
+  let colok = b < p.nb;
+  var start: i32;
+  if (MODE == 0u) {
+    start = i32(4u * q * SW) - PW;
+  } else {
+    start = i32(4u * q) + OFFMIN;
+  }
+  for (var c = 0u; c < p.kloop; c += CU) {
+    for (var kh = 0u; kh < p.kh; kh++) {
+      var srow: i32;
+      if (MODE == 0u) {
+        srow = i32(y * p.sh + kh * p.dh) - p.ph;
+      } else {
+        let num = i32(p.rh) + p.ph - i32(kh * p.dh);
+        if (num % i32(p.sh) != 0) { continue; }
+        srow = i32(y) + num / i32(p.sh);
+      }
+      let ok = colok && srow >= 0 && srow < i32(p.src_h);
+      channel_taps(c, kh, b, srow, start, row0, ok, true);
+      if (CU > 1u) {
+        channel_taps(c + 1u, kh, b, srow, start, row0, ok, c + 1u < p.kloop);
+      }
+    }
+  }
+  if (!colok) { return; }
+  // Destination pixels (y, x0 + j * xstep) of this dispatch.
+  var ybase: u32;
+  var x0: u32;
+  var xstep: u32;
+  if (MODE == 0u) {
+    ybase = y * p.dst_w;
+    x0 = 4u * q;
+    xstep = 1u;
+  } else {
+    ybase = (p.rh + y * p.sh) * p.dst_w;
+    x0 = RW + 4u * q * SW;
+    xstep = SW;
+    if (p.rh + y * p.sh >= p.dst_h) { return; }
+  }
+  let dplane = p.dst_h * p.dst_w;
+  let base = b * p.mrows * dplane + ybase;
+  let m = vec4<bool>(x0 < p.dst_w, x0 + xstep < p.dst_w, x0 + 2u * xstep < p.dst_w, x0 + 3u * xstep < p.dst_w);
+  // A runtime trip count keeps the compiler from unrolling 16 copies of the stores.
+  let rows = min(p.tm, p.mrows - row0);
+  for (var r = 0u; r < rows; r++) {
+    store_px(r, row0, base, dplane, x0, xstep, m, pick(r));
+  }
+}
+
+fn store_px(r: u32, row0: u32, base: u32, dplane: u32, x0: u32, xstep: u32, m: vec4<bool>, acc_r: vec4f) {
+  let row = row0 + r;
+  var v = acc_r;
+  if (HAS_BIAS) { v += vec4f(bias[row]); }
+  let o = base + row * dplane + x0;
+  if (m.x) { dst[o] = v.x; }
+  if (m.y) { dst[o + xstep] = v.y; }
+  if (m.z) { dst[o + 2u * xstep] = v.z; }
+  if (m.w) { dst[o + 3u * xstep] = v.w; }
+}
+
+fn weight_grad(col: u32, row0: u32, split: u32) {
+  // Column = (ci, kh, tap group of 4).
+  let groups = (KW + 3u) / 4u;
+  let tg = col % groups;
+  let r = col / groups;
+  let kh = r % p.kh;
+  let ci = r / p.kh;
+  let colok = ci < p.src_c;
+  let plane = i32(p.src_h * p.src_w);
+  let oplane = p.oh * p.ow;
+  let total = p.nb * p.oh;
+  let rbeg = split * p.rows_per_split;
+  let rend = min(total, rbeg + p.rows_per_split);
+  let tap0 = i32(4u * tg * DW) - PW;
+  // This lane's dy row for the shared operand (rows past M read as zero; with TM = 4, lanes 4..7
+  // load rows of the next tile that are not used).
+  let okco = row0 + lane < p.mrows;
+  for (var rr = rbeg; rr < rend; rr++) {
+    let b = rr / p.oh;
+    let oh = rr % p.oh;
+    let srow = i32(oh * p.sh + kh * p.dh) - p.ph;
+    let ok = colok && srow >= 0 && srow < i32(p.src_h);
+    let rowbase = i32(b * p.src_c + ci) * plane + srow * i32(p.src_w);
+    let dyrow = (b * p.mrows + row0) * oplane + oh * p.ow;
+    for (var q = 0u; q < p.qlen; q++) {
+      let ow0 = 4u * q;
+      load_window(rowbase, i32(ow0 * SW) + tap0, ok);
+      // Shared operand: dy[b, row0 + r, oh, ow0 .. ow0+3] for r < TM as 4*TM values, element
+      // r*4 + k (row r, output column ow0 + k).
+      if (DYV) {
+        // Rows are 16-byte aligned: block r = dy row r's 4 values (lanes 0..7 then 8..15).
+        let okr = vec4<bool>(okco);
+        opb[0] = select(vec4f(0.0), op4[(dyrow + (lane % 8u) * oplane + ow0) / 4u], okr);
+        if (TM > 8u) {
+          let co2 = row0 + 8u + lane % 8u;
+          opb[1] = select(vec4f(0.0), op4[(dyrow + (8u + lane % 8u) * oplane + ow0) / 4u], vec4<bool>(co2 < p.mrows));
+        }
+      } else {
+        let m = vec4<bool>(ow0 < p.ow, ow0 + 1u < p.ow, ow0 + 2u < p.ow, ow0 + 3u < p.ow);
+        let i0 = dyrow + (lane % 8u) * oplane + ow0;
+        opb[0] = select(vec4f(0.0), vec4f(dys[i0], dys[i0 + 1u], dys[i0 + 2u], dys[i0 + 3u]),
+                        m & vec4<bool>(row0 + lane % 8u < p.mrows));
+        if (TM > 8u) {
+          let i1 = i0 + 8u * oplane;
+          opb[1] = select(vec4f(0.0), vec4f(dys[i1], dys[i1 + 1u], dys[i1 + 2u], dys[i1 + 3u]),
+                          m & vec4<bool>(row0 + 8u + lane % 8u < p.mrows));
+        }
+      }
+      // Output column k of the quad pairs with x window elements k*SW + j*DW (tap 4*tg + j).
+      fma_rows(vec4f(win[0], win[DW], win[2u * DW], win[3u * DW]), 0u, 4u);
+      fma_rows(vec4f(win[SW], win[SW + DW], win[SW + 2u * DW], win[SW + 3u * DW]), 1u, 4u);
+      fma_rows(vec4f(win[2u * SW], win[2u * SW + DW], win[2u * SW + 2u * DW], win[2u * SW + 3u * DW]), 2u, 4u);
+      fma_rows(vec4f(win[3u * SW], win[3u * SW + DW], win[3u * SW + 2u * DW], win[3u * SW + 3u * DW]), 3u, 4u);
+    }
+  }
+  if (!colok) { return; }
+  // dst[split][co][ci][kh][kw]
+  let ncol = p.src_c * p.kh * p.nkw;
+  let obase = split * p.mrows * ncol + (ci * p.kh + kh) * p.nkw + 4u * tg;
+  let m = vec4<bool>(4u * tg < KW, 4u * tg + 1u < KW, 4u * tg + 2u < KW, 4u * tg + 3u < KW);
+  let rows = min(p.tm, p.mrows - row0);
+  for (var r2 = 0u; r2 < rows; r2++) {
+    store_px(r2, row0, obase, ncol, 0u, 1u, m, pick(r2));
+  }
+}
+
+// acc[r] for a runtime r, by selects (a dynamic index would move acc out of registers).
+fn pick(r: u32) -> vec4f {
+  var v = acc[0];
+  v = select(v, acc[1], r == 1u);
+  v = select(v, acc[2], r == 2u);
+  v = select(v, acc[3], r == 3u);
+  if (TM > 4u) {
+    v = select(v, acc[4], r == 4u);
+    v = select(v, acc[5], r == 5u);
+    v = select(v, acc[6], r == 6u);
+    v = select(v, acc[7], r == 7u);
+  }
+  if (TM > 8u) {
+    v = select(v, acc[8], r == 8u);
+    v = select(v, acc[9], r == 9u);
+    v = select(v, acc[10], r == 10u);
+    v = select(v, acc[11], r == 11u);
+    v = select(v, acc[12], r == 12u);
+    v = select(v, acc[13], r == 13u);
+    v = select(v, acc[14], r == 14u);
+    v = select(v, acc[15], r == 15u);
+  }
+  return v;
+}
+
+@compute @workgroup_size(WG)
+fn main(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_index) lid: u32,
+        @builtin(subgroup_invocation_id) sid: u32) {
+  // (private variables start at zero: the accumulators need no initialization)
+  lane = sid % 8u;
+  lane0 = sid - lane;
+  let col = wid.x * WG + lid;
+  let row0 = wid.y * TM;
+  if (MODE == 2u) {
+    weight_grad(col, row0, wid.z);
+  } else {
+    conv_pixels(col, row0);
+  }
+}
+
+// Packs weights for modes 0, 1: out[c][kh][row][t] = w[row * w_row + c * w_loop + kh * KW + t],
+// zero for rows >= mrows (row < row_pad). Bindings: 1 weights, 2 packed output.
+@group(0) @binding(1) var<storage, read> pk_in: array<f32>;
+@group(0) @binding(2) var<storage, read_write> pk_out: array<f32>;
+
+@compute @workgroup_size(64)
+fn pack(@builtin(global_invocation_id) gid: vec3u, @builtin(num_workgroups) groups: vec3u) {
+  let i = gid.x + gid.y * groups.x * 64u;
+  if (i >= p.total) { return; }
+  let t = i % KW;
+  let row = (i / KW) % p.row_pad;
+  let ckh = i / (KW * p.row_pad);
+  let kh = ckh % p.kh;
+  let c = ckh / p.kh;
+  var v = 0.0;
+  if (row < p.mrows) { v = pk_in[row * p.w_row + c * p.w_loop + kh * KW + t]; }
+  pk_out[i] = v;
+}
+
+// Reference kernels, one invocation per output element (used by the benchmark as a baseline and
+// for geometry the fast kernel does not cover: kernels wider than 7 taps, windows beyond WMAX).
+struct NaiveParams {
+  nb: u32, ci: u32, h: u32, w: u32,
+  co: u32, oh: u32, ow: u32, kh: u32,
+  kw: u32, sh: u32, sw: u32, ph: i32,
+  pw: i32, dh: u32, dw: u32, total: u32,
+}
+@group(0) @binding(0) var<uniform> np: NaiveParams;
+@group(0) @binding(1) var<storage, read> n_a: array<f32>;
+@group(0) @binding(2) var<storage, read> n_b: array<f32>;
+@group(0) @binding(3) var<storage, read> n_bias: array<f32>;
+@group(0) @binding(4) var<storage, read_write> n_out: array<f32>;
+
+@compute @workgroup_size(64)
+fn naive(@builtin(global_invocation_id) gid: vec3u, @builtin(num_workgroups) groups: vec3u) {
+  let i = gid.x + gid.y * groups.x * 64u;
+  if (i >= np.total) { return; }
+  var s = 0.0;
+  if (MODE == 0u) {
+    // n_a = x, n_b = w; i over [nb, co, oh, ow]
+    let ow = i % np.ow;
+    let oh = (i / np.ow) % np.oh;
+    let co = (i / (np.ow * np.oh)) % np.co;
+    let b = i / (np.ow * np.oh * np.co);
+    for (var ci = 0u; ci < np.ci; ci++) {
+      for (var kh = 0u; kh < np.kh; kh++) {
+        let ih = i32(oh * np.sh + kh * np.dh) - np.ph;
+        if (ih < 0 || ih >= i32(np.h)) { continue; }
+        for (var kw = 0u; kw < np.kw; kw++) {
+          let iw = i32(ow * np.sw + kw * np.dw) - np.pw;
+          if (iw < 0 || iw >= i32(np.w)) { continue; }
+          s += n_a[((b * np.ci + ci) * np.h + u32(ih)) * np.w + u32(iw)] *
+               n_b[((co * np.ci + ci) * np.kh + kh) * np.kw + kw];
+        }
+      }
+    }
+    if (HAS_BIAS) { s += n_bias[co]; }
+  } else if (MODE == 1u) {
+    // n_a = dy, n_b = w; i over [nb, ci, h, w]
+    let iw = i % np.w;
+    let ih = (i / np.w) % np.h;
+    let ci = (i / (np.w * np.h)) % np.ci;
+    let b = i / (np.w * np.h * np.ci);
+    for (var co = 0u; co < np.co; co++) {
+      for (var kh = 0u; kh < np.kh; kh++) {
+        let nh = i32(ih) + np.ph - i32(kh * np.dh);
+        if (nh < 0 || nh % i32(np.sh) != 0 || nh / i32(np.sh) >= i32(np.oh)) { continue; }
+        for (var kw = 0u; kw < np.kw; kw++) {
+          let nw = i32(iw) + np.pw - i32(kw * np.dw);
+          if (nw < 0 || nw % i32(np.sw) != 0 || nw / i32(np.sw) >= i32(np.ow)) { continue; }
+          s += n_a[((b * np.co + co) * np.oh + u32(nh / i32(np.sh))) * np.ow + u32(nw / i32(np.sw))] *
+               n_b[((co * np.ci + ci) * np.kh + kh) * np.kw + kw];
+        }
+      }
+    }
+    if (HAS_BIAS) { s += n_bias[ci]; }
+  } else {
+    // n_a = x, n_b = dy; i over [co, ci, kh, kw]
+    let kw = i % np.kw;
+    let kh = (i / np.kw) % np.kh;
+    let ci = (i / (np.kw * np.kh)) % np.ci;
+    let co = i / (np.kw * np.kh * np.ci);
+    for (var b = 0u; b < np.nb; b++) {
+      for (var oh = 0u; oh < np.oh; oh++) {
+        let ih = i32(oh * np.sh + kh * np.dh) - np.ph;
+        if (ih < 0 || ih >= i32(np.h)) { continue; }
+        for (var ow = 0u; ow < np.ow; ow++) {
+          let iw = i32(ow * np.sw + kw * np.dw) - np.pw;
+          if (iw < 0 || iw >= i32(np.w)) { continue; }
+          s += n_a[((b * np.ci + ci) * np.h + u32(ih)) * np.w + u32(iw)] *
+               n_b[((b * np.co + co) * np.oh + oh) * np.ow + ow];
+        }
+      }
+    }
+  }
+  n_out[i] = s;
+}

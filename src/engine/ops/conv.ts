@@ -1,0 +1,432 @@
+/**
+ * 2-D convolution and transposed convolution (NCHW, PyTorch semantics), forward and backward.
+ *
+ * Everything runs on one implicit-GEMM kernel family (shaders/conv2d.wgsl) with three modes:
+ * forward, data gradient and weight gradient. A transposed convolution is the data gradient of the
+ * convolution whose output is its input, so:
+ *
+ * | computation                   | kernel mode                                     |
+ * |-------------------------------|-------------------------------------------------|
+ * | conv2d forward                | forward                                         |
+ * | conv2d d/dx                   | data gradient                                   |
+ * | conv2d d/dw                   | weight gradient (x, dy)                         |
+ * | convTranspose2d forward       | data gradient                                   |
+ * | convTranspose2d d/dx          | forward (of the output gradient)                |
+ * | convTranspose2d d/dw          | weight gradient (roles swapped: dout, x)        |
+ *
+ * Bias gradients are sums of the output gradient over (batch, height, width).
+ */
+import { noGrad, record } from '../autograd.js';
+import { engine, MAX_GROUPS } from '../engine.js';
+import { KernelError, ShapeError } from '../errors.js';
+import { Params } from '../params.js';
+import type { Binding } from '../recorder.js';
+import { Tensor } from '../tensor.js';
+import { fill } from './elementwise.js';
+import { fmtShape, rank } from './launch.js';
+import { sum } from './reduce.js';
+
+const FILE = 'conv2d.wgsl';
+/** Invocations per workgroup of the fast kernel. */
+const WG = 64;
+/** Longest register window of the fast kernel (WMAX in the shader). */
+const WMAX = 20;
+/** Widest kernel the fast kernel unrolls (taps 0..6). */
+const KW_MAX = 7;
+/** Weight-gradient splits aim for at least this many workgroups (CPU threads need several each). */
+const WGRAD_TARGET_GROUPS = 32;
+
+export type Pair = number | [number, number];
+
+export interface Conv2dOptions {
+  stride?: Pair;
+  padding?: Pair;
+  dilation?: Pair;
+}
+
+export interface ConvTranspose2dOptions extends Conv2dOptions {
+  outputPadding?: Pair;
+}
+
+/**
+ * @internal Geometry of a convolution X [nb, ci, h, w] -> Y [nb, co, oh, ow] with weights
+ * [co, ci, kh, kw]. (Transposed convolutions use the geometry of the convolution they invert.)
+ */
+export interface ConvGeometry {
+  nb: number;
+  ci: number;
+  h: number;
+  w: number;
+  co: number;
+  oh: number;
+  ow: number;
+  kh: number;
+  kw: number;
+  sh: number;
+  sw: number;
+  ph: number;
+  pw: number;
+  dh: number;
+  dw: number;
+}
+
+function pair(op: string, name: string, v: Pair | undefined, dflt: number, min: number): [number, number] {
+  const p: [number, number] = v === undefined ? [dflt, dflt] : typeof v === 'number' ? [v, v] : [v[0], v[1]];
+  if (!p.every((x) => Number.isInteger(x) && x >= min)) {
+    throw new ShapeError(`${op}: ${name} must be integers >= ${min}, got ${JSON.stringify(v)}`);
+  }
+  return p;
+}
+
+function flops(g: ConvGeometry): number {
+  return 2 * g.nb * g.co * g.oh * g.ow * g.ci * g.kh * g.kw;
+}
+
+function checkSubgroups(): void {
+  const gpu = engine().gpu;
+  const min = (gpu.adapter.info as { subgroupMinSize?: number } | undefined)?.subgroupMinSize ?? 8;
+  if (!gpu.features.has('subgroups') || min < 8) {
+    throw new KernelError(
+      `conv2d/matmul kernels need the WebGPU "subgroups" feature with subgroups of >= 8 invocations ` +
+        `(adapter ${gpu.adapterName}: subgroups ${gpu.features.has('subgroups') ? `min size ${min}` : 'unavailable'})`,
+      [FILE],
+    );
+  }
+}
+
+/**
+ * @internal Tuning knobs for benchmarks (null picks automatically). `cu` 2 processes two channels
+ * per loop iteration: measured no faster on lavapipe and twice the compile time, so off.
+ */
+export const convTuning: { tm: 4 | 8 | 16 | null; wgradTarget: number; cu: number | null; coop: boolean } = {
+  tm: null,
+  wgradTarget: WGRAD_TARGET_GROUPS,
+  cu: null,
+  coop: true,
+};
+
+function rowsPerInvocation(m: number): number {
+  return convTuning.tm ?? (m > 8 ? 16 : m > 4 ? 8 : 4);
+}
+
+function weightGradSplits(g: ConvGeometry, groups: number): number {
+  const rows = g.nb * g.oh;
+  return Math.max(1, Math.min(rows, Math.ceil(convTuning.wgradTarget / Math.max(groups, 1))));
+}
+
+/** The same storage seen as array<vec4f> (binding size rounded up to 16 bytes). */
+function vec4Binding(t: Tensor): Binding {
+  return { buffer: t.buffer, size: Math.max(16, Math.ceil(t.size / 4) * 16) };
+}
+
+interface FastDims {
+  mrows: number;
+  ncols: number;
+  kloop: number;
+  ylen: number;
+  qlen: number;
+  srcC: number;
+  srcH: number;
+  srcW: number;
+  dstH: number;
+  dstW: number;
+  rh: number;
+  wRow: number;
+  wLoop: number;
+  rowsPerSplit: number;
+  tm: number;
+  rowPad: number;
+  total?: number;
+}
+
+function fastParams(g: ConvGeometry, d: FastDims): Uint8Array {
+  return new Params(32)
+    .u32(g.nb, d.mrows, d.ncols, d.kloop, g.kh, d.ylen, d.qlen, d.srcC, d.srcH, d.srcW, d.dstH, d.dstW, g.sh)
+    .i32(g.ph)
+    .u32(g.dh, d.rh, d.wRow, d.wLoop, g.oh, g.ow, d.rowsPerSplit, g.kw, d.tm, d.rowPad, d.total ?? 0)
+    .data();
+}
+
+function groups3(x: number, y: number, z: number): [number, number, number] {
+  if (x > MAX_GROUPS || y > MAX_GROUPS || z > MAX_GROUPS) {
+    throw new ShapeError(`conv2d: problem too large for one dispatch (${x} x ${y} x ${z} workgroups)`);
+  }
+  return [Math.max(x, 1), Math.max(y, 1), Math.max(z, 1)];
+}
+
+/**
+ * Weights packed for the fast kernel: [c][kh][rowPad][kw] where (row, c) = (co, ci) for the
+ * forward and (ci, co) for the data gradient; rows past `mrows` are zeros.
+ */
+function packWeights(w: Tensor, g: ConvGeometry, d: FastDims): Tensor {
+  const total = d.kloop * g.kh * d.rowPad * g.kw;
+  const packed = Tensor.empty([total]);
+  const groups = Math.ceil(total / 64);
+  const gx = Math.min(groups, MAX_GROUPS);
+  engine().launch({
+    file: FILE,
+    entry: 'pack',
+    constants: { KW: g.kw },
+    params: fastParams(g, { ...d, total }),
+    buffers: [w.binding(), packed.binding()],
+    workgroups: [gx, Math.ceil(groups / gx), 1],
+    cost: { flops: 0, bytes: 8 * total },
+  });
+  return packed;
+}
+
+/**
+ * Constants of the cooperative source loads (COOP): the strip of 8 lanes x 4 pixels reads the
+ * source span from x0 (x0 mod 4 = s0) in aligned blocks; lanes are `ls` blocks apart.
+ */
+function coopConstants(srcW: number, s0: number, ls: number, wl: number): Record<string, number> | null {
+  if (!convTuning.coop || srcW % 4 !== 0) return null;
+  const nblk = 7 * ls + Math.floor((s0 + wl - 1) / 4) + 1;
+  const nld = Math.ceil(nblk / 8);
+  if (nld > 4) return null;
+  return { COOP: 1, LS: ls, S0: s0, NBLK: nblk, NLD: nld };
+}
+
+const mod4 = (v: number) => ((v % 4) + 4) % 4;
+
+// ---------------------------------------------------------------------------------------------
+// Raw kernels (no autograd). X = convolution input, Y = convolution output.
+
+/** @internal Y = conv(X, W) + bias. */
+export function convForwardRaw(x: Tensor, w: Tensor, bias: Tensor | null, g: ConvGeometry): Tensor {
+  const y = Tensor.empty([g.nb, g.co, g.oh, g.ow]);
+  if (y.size === 0) return y;
+  const wl = 3 * g.sw + (g.kw - 1) * g.dw + 1;
+  if (g.kw > KW_MAX || wl > WMAX) {
+    naive(0, g, x, w, bias, y);
+    return y;
+  }
+  checkSubgroups();
+  const tm = rowsPerInvocation(g.co);
+  const coop = coopConstants(g.w, mod4(-g.pw), g.sw, wl);
+  // With COOP a strip of 8 lanes covers 32 pixels of one row: pad the quads of a row to 8.
+  const qlen = coop ? Math.ceil(g.ow / 32) * 8 : Math.ceil(g.ow / 4);
+  const ncols = g.nb * g.oh * qlen;
+  const d: FastDims = {
+    mrows: g.co, ncols, kloop: g.ci, ylen: g.oh, qlen, srcC: g.ci, srcH: g.h, srcW: g.w, dstH: g.oh,
+    dstW: g.ow, rh: 0, wRow: g.ci * g.kh * g.kw, wLoop: g.kh * g.kw, rowsPerSplit: 0, tm,
+    rowPad: Math.ceil(g.co / tm) * tm,
+  };
+  const packed = packWeights(w, g, d);
+  engine().launch({
+    file: FILE,
+    constants: {
+      MODE: 0, TM: tm, WG, KW: g.kw, SW: g.sw, DW: g.dw, PW: g.pw, RW: 0, OFFMIN: 0, WL: wl,
+      HAS_BIAS: bias ? 1 : 0, CU: convTuning.cu ?? 1, ...coop,
+    },
+    params: fastParams(g, d),
+    buffers: [x.binding(), w.binding(), (bias ?? w).binding(), y.binding(), vec4Binding(packed), vec4Binding(x)],
+    workgroups: groups3(Math.ceil(ncols / WG), Math.ceil(g.co / tm), 1),
+    cost: { flops: flops(g), bytes: 4 * (x.size + w.size + y.size) },
+  });
+  packed.dispose();
+  return y;
+}
+
+/** @internal X = conv^T(Y, W) + bias: the data gradient of a convolution (and convTranspose2d). */
+export function convDataGradRaw(dy: Tensor, w: Tensor, bias: Tensor | null, g: ConvGeometry): Tensor {
+  const dx = Tensor.empty([g.nb, g.ci, g.h, g.w]);
+  if (dx.size === 0) return dx;
+  // One dispatch per stride phase (rh, rw): pixels ih = rh + sh*a, iw = rw + sw*b.
+  const phases: { rh: number; rw: number; offmin: number; wl: number }[] = [];
+  for (let rh = 0; rh < Math.min(g.sh, g.h); rh++) {
+    for (let rw = 0; rw < Math.min(g.sw, g.w); rw++) {
+      const offs: number[] = [];
+      for (let t = 0; t < g.kw; t++) {
+        const num = rw + g.pw - t * g.dw;
+        if (num % g.sw === 0) offs.push(num / g.sw);
+      }
+      const offmin = offs.length ? Math.min(...offs) : 0;
+      const wl = offs.length ? 4 + Math.max(...offs) - offmin : 0;
+      phases.push({ rh, rw, offmin, wl });
+    }
+  }
+  if (g.kw > KW_MAX || phases.some((ph) => ph.wl > WMAX)) {
+    naive(1, g, dy, w, bias, dx);
+    return dx;
+  }
+  checkSubgroups();
+  const tm = rowsPerInvocation(g.ci);
+  const f = flops(g) / phases.length;
+  const base: FastDims = {
+    mrows: g.ci, ncols: 0, kloop: g.co, ylen: 0, qlen: 0, srcC: g.co, srcH: g.oh, srcW: g.ow, dstH: g.h,
+    dstW: g.w, rh: 0, wRow: g.kh * g.kw, wLoop: g.ci * g.kh * g.kw, rowsPerSplit: 0, tm,
+    rowPad: Math.ceil(g.ci / tm) * tm,
+  };
+  const packed = packWeights(w, g, base);
+  for (const { rh, rw, offmin, wl } of phases) {
+    const ylen = Math.ceil((g.h - rh) / g.sh);
+    const coop = coopConstants(g.ow, mod4(offmin), 1, wl);
+    const quads = Math.ceil(Math.ceil((g.w - rw) / g.sw) / 4);
+    const qlen = coop ? Math.ceil(quads / 8) * 8 : quads;
+    const ncols = g.nb * ylen * qlen;
+    engine().launch({
+      file: FILE,
+      constants: {
+        MODE: 1, TM: tm, WG, KW: g.kw, SW: g.sw, DW: g.dw, PW: g.pw, RW: rw, OFFMIN: offmin, WL: wl,
+        HAS_BIAS: bias ? 1 : 0, CU: convTuning.cu ?? 1, ...coop,
+      },
+      params: fastParams(g, { ...base, ncols, ylen, qlen, rh }),
+      buffers: [dy.binding(), w.binding(), (bias ?? w).binding(), dx.binding(), vec4Binding(packed), vec4Binding(dy)],
+      workgroups: groups3(Math.ceil(ncols / WG), Math.ceil(g.ci / tm), 1),
+      cost: { flops: f, bytes: (4 * (dy.size + w.size + dx.size)) / phases.length },
+    });
+  }
+  packed.dispose();
+  return dx;
+}
+
+/** @internal dW = sum over (b, oh, ow) of dY * X-patch: the weight gradient, shape [co, ci, kh, kw]. */
+export function convWeightGradRaw(x: Tensor, dy: Tensor, g: ConvGeometry): Tensor {
+  const shape = [g.co, g.ci, g.kh, g.kw];
+  const tapGroups = Math.ceil(g.kw / 4);
+  const wl = 3 * g.sw + (Math.min(g.kw, 4) - 1) * g.dw + 1;
+  if (g.nb * g.oh * g.ow === 0 || g.co * g.ci * g.kh * g.kw === 0) return fill(shape, 0);
+  if (3 * g.sw + 3 * g.dw >= WMAX) {
+    const dw = Tensor.empty(shape);
+    naive(2, g, x, dy, null, dw);
+    return dw;
+  }
+  checkSubgroups();
+  const tm = rowsPerInvocation(g.co);
+  const ncols = g.ci * g.kh * tapGroups;
+  // Few columns (thin inputs): smaller workgroups waste fewer invocations.
+  const wg = ncols >= WG ? WG : Math.max(8, Math.ceil(ncols / 8) * 8);
+  const gx = Math.ceil(ncols / wg);
+  const gy = Math.ceil(g.co / tm);
+  const splits = weightGradSplits(g, gx * gy);
+  const rowsPerSplit = Math.ceil((g.nb * g.oh) / splits);
+  const nsplit = Math.ceil((g.nb * g.oh) / rowsPerSplit);
+  const out = Tensor.empty(nsplit > 1 ? [nsplit, g.co * g.ci * g.kh * g.kw] : shape);
+  engine().launch({
+    file: FILE,
+    constants: {
+      MODE: 2, TM: tm, WG: wg, KW: g.kw, SW: g.sw, DW: g.dw, PW: g.pw, RW: 0, OFFMIN: 0, WL: wl, HAS_BIAS: 0,
+      DYV: g.ow % 4 === 0 ? 1 : 0,
+    },
+    params: fastParams(g, {
+      mrows: g.co, ncols, kloop: 0, ylen: g.oh, qlen: Math.ceil(g.ow / 4), srcC: g.ci, srcH: g.h,
+      srcW: g.w, dstH: g.kh, dstW: g.kw, rh: 0, wRow: 0, wLoop: 0, rowsPerSplit, tm, rowPad: 0,
+    }),
+    buffers: [x.binding(), dy.binding(), x.binding(), out.binding(), vec4Binding(dy), vec4Binding(x)],
+    workgroups: groups3(gx, gy, nsplit),
+    cost: { flops: flops(g), bytes: 4 * (x.size + dy.size + out.size) },
+  });
+  if (nsplit === 1) return out;
+  const summed = noGrad(() => sum(out, 0));
+  out.dispose();
+  const view = summed.share(shape);
+  summed.dispose();
+  return view;
+}
+
+/**
+ * @internal One-invocation-per-output reference kernels (mode 0 forward -> Y, 1 data gradient -> X,
+ * 2 weight gradient -> W). Used for geometry the fast kernel does not cover, and by the benchmark.
+ */
+export function naive(mode: 0 | 1 | 2, g: ConvGeometry, a: Tensor, b: Tensor, bias: Tensor | null, out: Tensor): void {
+  const total = out.size;
+  const groups = Math.ceil(total / 64);
+  const gx = Math.min(groups, MAX_GROUPS);
+  engine().launch({
+    file: FILE,
+    entry: 'naive',
+    constants: { MODE: mode, HAS_BIAS: bias ? 1 : 0 },
+    params: new Params(16)
+      .u32(g.nb, g.ci, g.h, g.w, g.co, g.oh, g.ow, g.kh, g.kw, g.sh, g.sw)
+      .i32(g.ph, g.pw)
+      .u32(g.dh, g.dw, total)
+      .data(),
+    buffers: [a.binding(), b.binding(), (bias ?? b).binding(), out.binding()],
+    workgroups: [gx, Math.ceil(groups / gx), 1],
+    cost: { flops: flops(g), bytes: 4 * (a.size + b.size + out.size) },
+  });
+}
+
+// ---------------------------------------------------------------------------------------------
+// Public ops.
+
+function checkBias(op: string, bias: Tensor | null, channels: number): void {
+  if (bias && (bias.shape.length !== 1 || bias.shape[0] !== channels)) {
+    throw new ShapeError(`${op}: bias must have shape [${channels}], got ${fmtShape(bias.shape)}`);
+  }
+}
+
+/** @internal Geometry of conv2d(x, w) with PyTorch output size. */
+export function conv2dGeometry(op: string, xs: readonly number[], ws: readonly number[], opts: Conv2dOptions): ConvGeometry {
+  const [sh, sw] = pair(op, 'stride', opts.stride, 1, 1);
+  const [ph, pw] = pair(op, 'padding', opts.padding, 0, 0);
+  const [dh, dw] = pair(op, 'dilation', opts.dilation, 1, 1);
+  const [nb, ci, h, w] = xs as [number, number, number, number];
+  const [co, wci, kh, kw] = ws as [number, number, number, number];
+  if (wci !== ci) {
+    throw new ShapeError(`${op}: input ${fmtShape(xs)} has ${ci} channels but weight ${fmtShape(ws)} expects ${wci}`);
+  }
+  const oh = Math.floor((h + 2 * ph - dh * (kh - 1) - 1) / sh) + 1;
+  const ow = Math.floor((w + 2 * pw - dw * (kw - 1) - 1) / sw) + 1;
+  if (oh < 1 || ow < 1 || kh < 1 || kw < 1) {
+    throw new ShapeError(
+      `${op}: input ${fmtShape(xs)} with weight ${fmtShape(ws)}, stride ${sh}x${sw}, padding ${ph}x${pw}, ` +
+        `dilation ${dh}x${dw} gives an empty output (${oh}x${ow})`,
+    );
+  }
+  return { nb, ci, h, w, co, oh, ow, kh, kw, sh, sw, ph, pw, dh, dw };
+}
+
+/**
+ * 2-D convolution: x [N, Ci, H, W], w [Co, Ci, kh, kw], bias [Co] or null. Zero padding; output
+ * [N, Co, OH, OW] with OH = floor((H + 2p - d(kh-1) - 1) / s) + 1 (PyTorch).
+ */
+export function conv2d(x: Tensor, w: Tensor, bias: Tensor | null, opts: Conv2dOptions = {}): Tensor {
+  rank('conv2d', x, 4);
+  rank('conv2d', w, 4, 'weight');
+  const g = conv2dGeometry('conv2d', x.shape, w.shape, opts);
+  checkBias('conv2d', bias, g.co);
+  const y = convForwardRaw(x, w, bias, g);
+  return record('conv2d', y, [x, w, bias], [x, w], (gy, [sx, sw]) => [
+    x.requiresGrad ? convDataGradRaw(gy, sw!, null, g) : null,
+    w.requiresGrad ? convWeightGradRaw(sx!, gy, g) : null,
+    bias?.requiresGrad ? sum(gy, [0, 2, 3]) : null,
+  ]);
+}
+
+/**
+ * Transposed 2-D convolution (PyTorch ConvTranspose2d): x [N, Ci, H, W], w [Ci, Co, kh, kw],
+ * bias [Co] or null; output [N, Co, (H-1)s - 2p + d(k-1) + outputPadding + 1, ...].
+ */
+export function convTranspose2d(x: Tensor, w: Tensor, bias: Tensor | null, opts: ConvTranspose2dOptions = {}): Tensor {
+  const op = 'convTranspose2d';
+  rank(op, x, 4);
+  rank(op, w, 4, 'weight');
+  const [sh, sw] = pair(op, 'stride', opts.stride, 1, 1);
+  const [ph, pw] = pair(op, 'padding', opts.padding, 0, 0);
+  const [dh, dw] = pair(op, 'dilation', opts.dilation, 1, 1);
+  const [oph, opw] = pair(op, 'outputPadding', opts.outputPadding, 0, 0);
+  if (!((oph < sh || oph < dh) && (opw < sw || opw < dw))) {
+    throw new ShapeError(`${op}: outputPadding ${oph}x${opw} must be smaller than stride or dilation (${sh}x${sw}, ${dh}x${dw})`);
+  }
+  const [nb, cin, h, wd] = x.shape as [number, number, number, number];
+  const [wcin, cout, kh, kw] = w.shape as [number, number, number, number];
+  if (wcin !== cin) {
+    throw new ShapeError(`${op}: input ${fmtShape(x.shape)} has ${cin} channels but weight ${fmtShape(w.shape)} expects ${wcin}`);
+  }
+  checkBias(op, bias, cout);
+  const hout = (h - 1) * sh - 2 * ph + dh * (kh - 1) + oph + 1;
+  const wout = (wd - 1) * sw - 2 * pw + dw * (kw - 1) + opw + 1;
+  if (hout < 1 || wout < 1) {
+    throw new ShapeError(`${op}: input ${fmtShape(x.shape)} with weight ${fmtShape(w.shape)} gives an empty output (${hout}x${wout})`);
+  }
+  // The convolution this op is the transpose of: X = our output, Y = our input.
+  const g: ConvGeometry = { nb, ci: cout, h: hout, w: wout, co: cin, oh: h, ow: wd, kh, kw, sh, sw, ph, pw, dh, dw };
+  const out = convDataGradRaw(x, w, bias, g);
+  return record(op, out, [x, w, bias], [x, w], (gout, [sx, sw_]) => [
+    x.requiresGrad ? convForwardRaw(gout, sw_!, null, g) : null,
+    w.requiresGrad ? convWeightGradRaw(gout, sx!, g) : null,
+    bias?.requiresGrad ? sum(gout, [0, 2, 3]) : null,
+  ]);
+}

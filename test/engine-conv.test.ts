@@ -1,0 +1,272 @@
+import t from 'tap';
+import * as E from '../src/engine/index.js';
+import { conv2d, convTranspose2d, naive, conv2dGeometry } from '../src/engine/ops/conv.js';
+import { closeness, gpu, randomArray } from './helpers/engine.js';
+
+await gpu();
+
+// ---------------------------------------------------------------------------------------------
+// Plain TypeScript references (float64 accumulation, written from the definitions).
+
+interface Geo {
+  nb: number; ci: number; h: number; w: number; co: number; oh: number; ow: number;
+  kh: number; kw: number; sh: number; sw: number; ph: number; pw: number; dh: number; dw: number;
+}
+
+/** Calls f(b, co, oh, ow, ci, kh, kw, xIndex, yIndex, wIndex) for every in-range product. */
+function eachProduct(g: Geo, f: (xi: number, yi: number, wi: number) => void): void {
+  for (let b = 0; b < g.nb; b++)
+    for (let co = 0; co < g.co; co++)
+      for (let oh = 0; oh < g.oh; oh++)
+        for (let ow = 0; ow < g.ow; ow++)
+          for (let ci = 0; ci < g.ci; ci++)
+            for (let kh = 0; kh < g.kh; kh++) {
+              const ih = oh * g.sh - g.ph + kh * g.dh;
+              if (ih < 0 || ih >= g.h) continue;
+              for (let kw = 0; kw < g.kw; kw++) {
+                const iw = ow * g.sw - g.pw + kw * g.dw;
+                if (iw < 0 || iw >= g.w) continue;
+                f(
+                  ((b * g.ci + ci) * g.h + ih) * g.w + iw,
+                  ((b * g.co + co) * g.oh + oh) * g.ow + ow,
+                  ((co * g.ci + ci) * g.kh + kh) * g.kw + kw,
+                );
+              }
+            }
+}
+
+function refForward(g: Geo, x: Float32Array, w: Float32Array, bias: Float32Array | null): Float64Array {
+  const y = new Float64Array(g.nb * g.co * g.oh * g.ow);
+  eachProduct(g, (xi, yi, wi) => (y[yi]! += x[xi]! * w[wi]!));
+  if (bias) for (let i = 0; i < y.length; i++) y[i]! += bias[Math.floor(i / (g.oh * g.ow)) % g.co]!;
+  return y;
+}
+
+function refDataGrad(g: Geo, gy: Float32Array, w: Float32Array): Float64Array {
+  const gx = new Float64Array(g.nb * g.ci * g.h * g.w);
+  eachProduct(g, (xi, yi, wi) => (gx[xi]! += gy[yi]! * w[wi]!));
+  return gx;
+}
+
+function refWeightGrad(g: Geo, x: Float32Array, gy: Float32Array): Float64Array {
+  const gw = new Float64Array(g.co * g.ci * g.kh * g.kw);
+  eachProduct(g, (xi, yi, wi) => (gw[wi]! += gy[yi]! * x[xi]!));
+  return gw;
+}
+
+/** ConvTranspose2d by its scatter definition: each input pixel spreads x * w over the output. */
+function refConvTranspose(
+  x: Float32Array, [nb, cin, h, wd]: number[], w: Float32Array, [, cout, kh, kw]: number[], bias: Float32Array | null,
+  [sh, sw]: number[], [ph, pw]: number[], [oph, opw]: number[], [dh, dw]: number[],
+): { out: Float64Array; shape: number[] } {
+  const hout = (h! - 1) * sh! - 2 * ph! + dh! * (kh! - 1) + oph! + 1;
+  const wout = (wd! - 1) * sw! - 2 * pw! + dw! * (kw! - 1) + opw! + 1;
+  const out = new Float64Array(nb! * cout! * hout * wout);
+  for (let b = 0; b < nb!; b++)
+    for (let ci = 0; ci < cin!; ci++)
+      for (let ih = 0; ih < h!; ih++)
+        for (let iw = 0; iw < wd!; iw++) {
+          const v = x[((b * cin! + ci) * h! + ih) * wd! + iw]!;
+          for (let co = 0; co < cout!; co++)
+            for (let a = 0; a < kh!; a++) {
+              const oh = ih * sh! - ph! + a * dh!;
+              if (oh < 0 || oh >= hout) continue;
+              for (let c = 0; c < kw!; c++) {
+                const ow = iw * sw! - pw! + c * dw!;
+                if (ow < 0 || ow >= wout) continue;
+                out[((b * cout! + co) * hout + oh) * wout + ow]! += v * w[((ci * cout! + co) * kh! + a) * kw! + c]!;
+              }
+            }
+        }
+  if (bias) for (let i = 0; i < out.length; i++) out[i]! += bias[Math.floor(i / (hout * wout)) % cout!]!;
+  return { out, shape: [nb!, cout!, hout, wout] };
+}
+
+const close = (a: Float32Array, b: ArrayLike<number>) => closeness(a, b, 2e-4, 2e-5);
+
+// ---------------------------------------------------------------------------------------------
+
+interface Case {
+  x: [number, number, number, number];
+  co: number;
+  k: [number, number];
+  stride?: [number, number];
+  padding?: [number, number];
+  dilation?: [number, number];
+  bias?: boolean;
+}
+
+// Widths that are multiples of 4 take the cooperative aligned-load path of the fast kernel,
+// the others the per-invocation window path; both are covered. (Each distinct kernel geometry
+// compiles its own pipelines, which dominates this file's run time on a cold shader cache, so
+// every case covers several things at once.)
+const cases: Case[] = [
+  { x: [1, 1, 5, 7], co: 1, k: [3, 3], padding: [1, 1], bias: true },
+  { x: [3, 3, 9, 16], co: 7, k: [3, 3], padding: [1, 1], bias: true },
+  { x: [1, 7, 11, 13], co: 3, k: [1, 1] },
+  { x: [3, 3, 10, 17], co: 7, k: [4, 4], stride: [2, 2], padding: [1, 1], bias: true },
+  { x: [3, 7, 13, 9], co: 3, k: [3, 3], stride: [2, 2], padding: [1, 1] },
+  { x: [1, 3, 11, 36], co: 7, k: [7, 7], padding: [3, 3] },
+  { x: [1, 3, 9, 11], co: 1, k: [3, 5], stride: [1, 2], padding: [0, 3] },
+  { x: [3, 1, 8, 5], co: 3, k: [2, 3], stride: [2, 1], padding: [2, 0], dilation: [1, 2] },
+  { x: [1, 2, 8, 24], co: 3, k: [3, 3], padding: [2, 2], dilation: [2, 2] },
+  // Tile boundaries: 17 and 9 rows (16-row tiles + a partial one); strips of 32 pixels, partial
+  // strips, 1..3 aligned loads per lane.
+  { x: [1, 5, 11, 21], co: 17, k: [3, 3], padding: [1, 1], bias: true },
+  { x: [2, 4, 7, 40], co: 17, k: [3, 3], padding: [1, 1], bias: true },
+  { x: [1, 19, 9, 72], co: 9, k: [4, 4], stride: [2, 2], padding: [1, 1], bias: true },
+  // Many columns: several workgroups along the pixels.
+  { x: [3, 3, 33, 35], co: 7, k: [3, 3], padding: [1, 1], bias: true },
+  // Kernel wider than the fast kernel's unrolled 7 taps (reference-kernel fallback).
+  { x: [1, 2, 5, 12], co: 3, k: [1, 9], padding: [0, 4] },
+];
+
+function label(c: Case): string {
+  return `x ${JSON.stringify(c.x)} co ${c.co} k ${c.k} s ${c.stride ?? [1, 1]} p ${c.padding ?? [0, 0]} d ${c.dilation ?? [1, 1]}${c.bias ? ' +bias' : ''}`;
+}
+
+for (const [ci, c] of cases.entries()) {
+  t.test(`conv2d forward and gradients: ${label(c)}`, async (t) => {
+    const wshape = [c.co, c.x[1], c.k[0], c.k[1]];
+    const opts = { stride: c.stride, padding: c.padding, dilation: c.dilation };
+    const g = conv2dGeometry('test', c.x, wshape, opts);
+    const nx = c.x.reduce((a, b) => a * b, 1);
+    const xd = randomArray(nx, 10 + ci);
+    const wd = randomArray(wshape.reduce((a, b) => a * b, 1), 20 + ci);
+    const bd = c.bias ? randomArray(c.co, 30 + ci) : null;
+    const gyd = randomArray(g.nb * g.co * g.oh * g.ow, 40 + ci);
+    await E.tidy(async () => {
+      const x = E.parameter(E.tensor(xd, c.x));
+      const w = E.parameter(E.tensor(wd, wshape));
+      const b = bd ? E.parameter(E.tensor(bd, [c.co])) : null;
+      const y = conv2d(x, w, b, opts);
+      t.same(y.shape, [g.nb, g.co, g.oh, g.ow], 'output shape');
+      const fy = close(await y.read(), refForward(g, xd, wd, bd));
+      t.ok(fy.ok, `forward: ${fy.msg}`);
+      E.backward(y, E.tensor(gyd, y.shape));
+      const fx = close(await x.grad!.read(), refDataGrad(g, gyd, wd));
+      t.ok(fx.ok, `d/dx: ${fx.msg}`);
+      const fw = close(await w.grad!.read(), refWeightGrad(g, xd, gyd));
+      t.ok(fw.ok, `d/dw: ${fw.msg}`);
+      if (b) {
+        const gb = new Float64Array(c.co);
+        gyd.forEach((v, i) => (gb[Math.floor(i / (g.oh * g.ow)) % c.co]! += v));
+        const fb = close(await b.grad!.read(), gb);
+        t.ok(fb.ok, `d/dbias: ${fb.msg}`);
+      }
+    });
+  });
+}
+
+interface TCase {
+  x: [number, number, number, number];
+  co: number;
+  k: [number, number];
+  stride?: [number, number];
+  padding?: [number, number];
+  outputPadding?: [number, number];
+  dilation?: [number, number];
+  bias?: boolean;
+}
+
+const tcases: TCase[] = [
+  { x: [1, 1, 4, 5], co: 1, k: [3, 3], bias: true },
+  { x: [3, 7, 5, 6], co: 3, k: [3, 3], stride: [2, 2], padding: [1, 1], outputPadding: [1, 1], bias: true },
+  { x: [1, 3, 6, 5], co: 7, k: [4, 4], stride: [2, 2], padding: [1, 1], bias: true },
+  { x: [1, 7, 5, 5], co: 3, k: [3, 3], padding: [2, 2], dilation: [2, 2], outputPadding: [1, 1] },
+  { x: [3, 17, 6, 7], co: 5, k: [3, 2], stride: [3, 2], padding: [1, 0], outputPadding: [2, 1] },
+  // Aligned input rows (cooperative loads in the forward, which is a data-gradient kernel).
+  { x: [1, 3, 3, 4], co: 1, k: [1, 1], stride: [3, 2] },
+  { x: [1, 3, 5, 4], co: 17, k: [7, 7], stride: [1, 1], padding: [3, 3], bias: true },
+  { x: [2, 3, 6, 36], co: 4, k: [4, 4], stride: [2, 2], padding: [1, 1] },
+];
+
+for (const [ci, c] of tcases.entries()) {
+  t.test(`convTranspose2d forward and gradients: x ${JSON.stringify(c.x)} co ${c.co} k ${c.k} s ${c.stride ?? 1} p ${c.padding ?? 0} op ${c.outputPadding ?? 0} d ${c.dilation ?? 1}`, async (t) => {
+    const wshape = [c.x[1], c.co, c.k[0], c.k[1]];
+    const opts = { stride: c.stride, padding: c.padding, outputPadding: c.outputPadding, dilation: c.dilation };
+    const xd = randomArray(c.x.reduce((a, b) => a * b, 1), 50 + ci);
+    const wd = randomArray(wshape.reduce((a, b) => a * b, 1), 60 + ci);
+    const bd = c.bias ? randomArray(c.co, 70 + ci) : null;
+    const s = c.stride ?? [1, 1], p = c.padding ?? [0, 0], op = c.outputPadding ?? [0, 0], d = c.dilation ?? [1, 1];
+    const ref = refConvTranspose(xd, c.x, wd, wshape, bd, s, p, op, d);
+    await E.tidy(async () => {
+      const x = E.parameter(E.tensor(xd, c.x));
+      const w = E.parameter(E.tensor(wd, wshape));
+      const b = bd ? E.parameter(E.tensor(bd, [c.co])) : null;
+      const y = convTranspose2d(x, w, b, opts);
+      t.same(y.shape, ref.shape, 'output shape');
+      const fy = close(await y.read(), ref.out);
+      t.ok(fy.ok, `forward: ${fy.msg}`);
+      // Gradients by the scatter definition: d/dx[b,ci,ih,iw] = sum gy[out pos] * w, d/dw = sum gy * x.
+      const gyd = randomArray(y.size, 80 + ci);
+      const [nb, cin, h, wd_] = c.x;
+      const [, cout, hout, wout] = ref.shape as [number, number, number, number];
+      const gx = new Float64Array(xd.length);
+      const gw = new Float64Array(wd.length);
+      for (let bb = 0; bb < nb; bb++)
+        for (let i = 0; i < cin; i++)
+          for (let ih = 0; ih < h; ih++)
+            for (let iw = 0; iw < wd_; iw++)
+              for (let o = 0; o < cout; o++)
+                for (let a = 0; a < c.k[0]; a++) {
+                  const oh = ih * s[0] - p[0] + a * d[0];
+                  if (oh < 0 || oh >= hout) continue;
+                  for (let e = 0; e < c.k[1]; e++) {
+                    const ow = iw * s[1] - p[1] + e * d[1];
+                    if (ow < 0 || ow >= wout) continue;
+                    const gv = gyd[((bb * cout + o) * hout + oh) * wout + ow]!;
+                    const xi = ((bb * cin + i) * h + ih) * wd_ + iw;
+                    const wi = ((i * cout + o) * c.k[0] + a) * c.k[1] + e;
+                    gx[xi]! += gv * wd[wi]!;
+                    gw[wi]! += gv * xd[xi]!;
+                  }
+                }
+      E.backward(y, E.tensor(gyd, y.shape));
+      const fx = close(await x.grad!.read(), gx);
+      t.ok(fx.ok, `d/dx: ${fx.msg}`);
+      const fw = close(await w.grad!.read(), gw);
+      t.ok(fw.ok, `d/dw: ${fw.msg}`);
+      if (b) {
+        const gb = new Float64Array(c.co);
+        gyd.forEach((v, i) => (gb[Math.floor(i / (hout * wout)) % c.co]! += v));
+        const fb = close(await b.grad!.read(), gb);
+        t.ok(fb.ok, `d/dbias: ${fb.msg}`);
+      }
+    });
+  });
+}
+
+t.test('reference (naive) kernels agree with the TypeScript reference', async (t) => {
+  const xs = [3, 3, 7, 9];
+  const ws = [5, 3, 3, 3];
+  const g = conv2dGeometry('test', xs, ws, { stride: 2, padding: 1 });
+  const xd = randomArray(3 * 3 * 7 * 9, 1);
+  const wd = randomArray(5 * 27, 2);
+  const bd = randomArray(5, 3);
+  const gyd = randomArray(g.nb * g.co * g.oh * g.ow, 4);
+  await E.tidy(async () => {
+    const x = E.tensor(xd, xs), w = E.tensor(wd, ws), b = E.tensor(bd, [5]), gy = E.tensor(gyd, [g.nb, g.co, g.oh, g.ow]);
+    const y = E.zeros([g.nb, g.co, g.oh, g.ow]);
+    naive(0, g, x, w, b, y);
+    t.ok(close(await y.read(), refForward(g, xd, wd, bd)).ok, 'forward');
+    const gx = E.zeros(xs);
+    naive(1, g, gy, w, null, gx);
+    t.ok(close(await gx.read(), refDataGrad(g, gyd, wd)).ok, 'data gradient');
+    const gw = E.zeros(ws);
+    naive(2, g, x, gy, null, gw);
+    t.ok(close(await gw.read(), refWeightGrad(g, xd, gyd)).ok, 'weight gradient');
+  });
+});
+
+t.test('shape errors name the op and the shapes', async (t) => {
+  const x = E.zeros([1, 3, 8, 8]);
+  t.throws(() => conv2d(x, E.zeros([4, 2, 3, 3]), null), /conv2d: input \[1, 3, 8, 8\] has 3 channels but weight \[4, 2, 3, 3\]/);
+  t.throws(() => conv2d(x, E.zeros([4, 3, 9, 9]), null), /conv2d: .*empty output/);
+  t.throws(() => conv2d(x, E.zeros([4, 3, 3, 3]), E.zeros([3])), /conv2d: bias must have shape \[4\]/);
+  t.throws(() => conv2d(E.zeros([3, 8, 8]), E.zeros([4, 3, 3, 3]), null), /conv2d: input must have 4 dimensions/);
+  t.throws(() => conv2d(x, E.zeros([4, 3, 3, 3]), null, { stride: 0 }), /conv2d: stride/);
+  t.throws(() => convTranspose2d(x, E.zeros([4, 3, 3, 3]), null), /convTranspose2d: input \[1, 3, 8, 8\] has 3 channels but weight \[4, 3, 3, 3\] expects 4/);
+  t.throws(() => convTranspose2d(x, E.zeros([3, 3, 3, 3]), null, { stride: 2, outputPadding: 2 }), /outputPadding/);
+  E.tidy(() => undefined);
+});
