@@ -50,27 +50,29 @@ function workerCpuMs(): number {
 }
 const cores = cpus().length;
 
-async function time(fn: () => void, warm = 2): Promise<Result> {
+async function time(fn: () => void, warm = 2, n = reps): Promise<Result> {
   for (let i = 0; i < warm; i++) {
     E.tidy(fn);
     await e.sync();
   }
   const ms: number[] = [];
   const w0 = workerCpuMs();
-  for (let i = 0; i < reps; i++) {
+  for (let i = 0; i < n; i++) {
     const t0 = performance.now();
     E.tidy(fn);
     await e.sync();
     ms.push(performance.now() - t0);
   }
-  const workers = (workerCpuMs() - w0) / reps;
+  const workers = (workerCpuMs() - w0) / n;
   return { ms: [...ms].sort((x, y) => x - y)[Math.floor(ms.length / 2)]!, workers };
 }
 
 function report(name: string, flops: number, r: Result, base?: Result): void {
   const gf = flops / (r.ms * 1e6);
   const gfw = r.workers > 0 ? flops / ((r.workers / cores) * 1e6) : 0;
-  const ratio = base ? `  ${(base.ms / r.ms).toFixed(1)}x naive (${base.ms.toFixed(0)} ms)` : '';
+  const ratio = base
+    ? `  | naive ${base.ms.toFixed(0)} ms: ${(base.ms / r.ms).toFixed(1)}x wall, ${(base.workers / r.workers).toFixed(1)}x cpu`
+    : '';
   console.log(
     `${name.padEnd(42)} ${r.ms.toFixed(1).padStart(7)} ms ${gf.toFixed(1).padStart(6)} GFLOP/s | workers ${r.workers.toFixed(0).padStart(4)} ms cpu = ${gfw.toFixed(1).padStart(5)} GFLOP/s on ${cores} cores${ratio}`,
   );
@@ -78,7 +80,14 @@ function report(name: string, flops: number, r: Result, base?: Result): void {
 
 const want = (n: string) => !only || n.includes(only);
 
-async function convBench(label: string, xs: number[], ws: number[], pad: number, parts: ('fwd' | 'dgrad' | 'wgrad' | 'train')[]) {
+async function convBench(
+  label: string,
+  xs: number[],
+  ws: number[],
+  pad: number,
+  parts: ('fwd' | 'dgrad' | 'wgrad' | 'train')[],
+  withNaive = !noNaive,
+) {
   const g: ConvGeometry = conv2dGeometry('bench', xs, ws, { padding: pad });
   const fl = 2 * g.nb * g.co * g.oh * g.ow * g.ci * g.kh * g.kw;
   const x = E.keep(E.randn(xs, 1));
@@ -86,13 +95,13 @@ async function convBench(label: string, xs: number[], ws: number[], pad: number,
   const b = E.keep(E.randn([g.co], 3));
   const gy = E.keep(E.randn([g.nb, g.co, g.oh, g.ow], 4));
   const runNaive = async (mode: 0 | 1 | 2) => {
-    if (noNaive) return undefined;
+    if (!withNaive) return undefined;
     const shape = mode === 0 ? gy.shape : mode === 1 ? x.shape : w.shape;
     const [a, bb] = mode === 0 ? [x, w] : mode === 1 ? [gy, w] : [x, gy];
     return time(() => {
       const out = E.Tensor.empty(shape);
       naive(mode, g, a, bb, mode === 0 ? b : null, out);
-    }, 1);
+    }, 0, 2);
   };
   if (parts.includes('fwd') && want(`${label} forward`)) {
     const r = await time(() => void convForwardRaw(x, w, b, g));
@@ -124,8 +133,9 @@ await convBench('conv 3x3 64->64 128x128 b1', [1, 64, 128, 128], [64, 64, 3, 3],
 await convBench('conv 7x7 3->64 256x256 b1', [1, 3, 256, 256], [64, 3, 7, 7], 3, ['fwd']);
 if (args.includes('--more')) {
   // The generator's output layer (few rows) and a residual-block conv, for context.
-  await convBench('conv 7x7 64->3 256x256 b1', [1, 64, 256, 256], [3, 64, 7, 7], 3, ['fwd', 'dgrad', 'wgrad']);
-  await convBench('conv 3x3 256->256 64x64 b1', [1, 256, 64, 64], [256, 256, 3, 3], 1, ['fwd', 'dgrad', 'wgrad']);
+  // (No naive baseline here: it takes minutes.)
+  await convBench('conv 7x7 64->3 256x256 b1', [1, 64, 256, 256], [3, 64, 7, 7], 3, ['fwd', 'dgrad', 'wgrad'], false);
+  await convBench('conv 3x3 256->256 64x64 b1', [1, 256, 64, 64], [256, 256, 3, 3], 1, ['fwd', 'dgrad', 'wgrad'], false);
 }
 
 if (want('matmul')) {

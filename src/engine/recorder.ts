@@ -36,6 +36,7 @@ export class Recorder {
   private arenaUsed = 0;
   private batchFiles = new Set<string>();
   private readonly scopes: Promise<KernelError | null>[] = [];
+  private scopeOpen = false;
   private readonly staging = new Map<number, GPUBuffer[]>();
   /** Counters: submissions and dispatches since creation. */
   submits = 0;
@@ -111,17 +112,8 @@ export class Recorder {
     if (this.arenaUsed > 0) this.device.queue.writeBuffer(this.arena, 0, this.arenaBytes, 0, this.arenaUsed);
     this.device.queue.submit([commands]);
     this.timer?.submitted();
-    const files = [...this.batchFiles];
-    this.scopes.push(
-      this.device.popErrorScope().then((err) =>
-        err
-          ? new KernelError(`GPU error in a submission using shaders ${files.join(', ')}: ${err.message}`, files)
-          : null,
-      ),
-    );
     this.encoder = null;
     this.arenaUsed = 0;
-    this.batchFiles = new Set();
     this.submits++;
     // The arena may still be read by the submitted work; writeBuffer for the next batch is ordered
     // after this submit on the queue timeline, so the same arena buffer can be reused.
@@ -157,7 +149,22 @@ export class Recorder {
     return out;
   }
 
+  /**
+   * Closes the error scope that has been open since the last sync point and throws what it caught.
+   * One scope per sync point rather than per submission: a pending popErrorScope keeps dawn.node
+   * polling on the main thread, which steals CPU from the (software) GPU's worker threads.
+   */
   private async checkErrors(): Promise<void> {
+    if (this.scopeOpen) {
+      this.scopeOpen = false;
+      const files = [...this.batchFiles];
+      this.batchFiles = new Set();
+      this.scopes.push(
+        this.device.popErrorScope().then((err) =>
+          err ? new KernelError(`GPU error in work using shaders ${files.join(', ')}: ${err.message}`, files) : null,
+        ),
+      );
+    }
     const results = await Promise.all(this.scopes.splice(0));
     const errors = results.filter((e): e is KernelError => e !== null);
     if (errors.length > 0) {
@@ -167,7 +174,10 @@ export class Recorder {
 
   private open(): GPUCommandEncoder {
     if (!this.encoder) {
-      this.device.pushErrorScope('validation');
+      if (!this.scopeOpen) {
+        this.device.pushErrorScope('validation');
+        this.scopeOpen = true;
+      }
       this.encoder = this.device.createCommandEncoder();
     }
     return this.encoder;

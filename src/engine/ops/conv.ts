@@ -161,6 +161,7 @@ function groups3(x: number, y: number, z: number): [number, number, number] {
 function packWeights(w: Tensor, g: ConvGeometry, d: FastDims): Tensor {
   const total = d.kloop * g.kh * d.rowPad * g.kw;
   const packed = Tensor.empty([total]);
+  if (total === 0) return packed;
   const groups = Math.ceil(total / 64);
   const gx = Math.min(groups, MAX_GROUPS);
   engine().launch({
