@@ -175,6 +175,8 @@ t.test('a small pix2pix loop (GAN + 100 L1, Adam): gradients reach every paramet
   t.ok(l1.every(Number.isFinite), 'finite losses');
   const avg = (v: number[]) => v.reduce((a, b) => a + b, 0) / v.length;
   t.ok(avg(l1.slice(-5)) < 0.8 * avg(l1.slice(0, 5)), `L1 falls: first 5 steps ${avg(l1.slice(0, 5)).toFixed(3)}, last 5 ${avg(l1.slice(-5)).toFixed(3)}`);
+  // Stated threshold (measured here: about 0.68 at the start, 0.38 after 25 steps).
+  t.ok(avg(l1.slice(-5)) < 0.5, `L1 after 25 steps below 0.5 (last 5 steps ${avg(l1.slice(-5)).toFixed(3)})`);
   [mask, target].forEach((v) => v.dispose());
   g.dispose();
   d.dispose();
