@@ -6,6 +6,7 @@
  *   node     a hospital's discriminator node
  *   demo     server + 3 nodes on loopback with the embedded phantom data
  *   eval     segmentation evaluation: real vs synthetic training data
+ *   complete missing-modality completion at one center
  */
 import { NoAdapterError } from '../engine/errors.js';
 import { UsageError } from './options.js';
@@ -17,6 +18,7 @@ const COMMANDS: Record<string, () => Promise<(argv: string[]) => Promise<void>>>
   node: async () => (await import('./node.js')).nodeCommand,
   demo: async () => (await import('./demo.js')).demoCommand,
   eval: async () => (await import('./eval.js')).evalCommand,
+  complete: async () => (await import('./complete.js')).completeCommand,
 };
 
 const [command, ...rest] = process.argv.slice(2);
@@ -29,7 +31,8 @@ commands:
   server   run the generator server of a federation
   node     run a discriminator node (a hospital) of a federation
   demo     a whole federation on this machine: server + 3 nodes on loopback
-  eval     segmentation evaluation: U-Net trained on real vs synthetic images`);
+  eval     segmentation evaluation: U-Net trained on real vs synthetic images
+  complete missing-modality completion: synthesize a modality a center lacks from the ones it has`);
   process.exit(command && !(command in COMMANDS) && command !== '--help' && command !== '-h' ? 2 : 0);
 }
 

@@ -3,11 +3,11 @@
  * share), uploads the masks once, and answers every round with d(loss)/d(fakes). Real images,
  * the discriminator and its optimizer state stay in this process (checkpointed to --checkpoint-dir).
  */
-import { Adam, init } from '../engine/index.js';
-import { conditionTensor } from '../data/index.js';
+import { init } from '../engine/index.js';
+import { conditionTensor, selectModalities } from '../data/index.js';
 import { consoleLogger, DiscriminatorNode, silentLogger } from '../net/index.js';
 import { EngineDiscriminator } from '../federation/discriminator-backend.js';
-import { makeDiscriminator } from '../train/pix2pix.js';
+import { makeDiscriminatorUnits, modalityChannels, modalityNames } from '../train/modalities.js';
 import { loadDataSource } from './data-source.js';
 import { GAN_OPTIONS, ganConfig, int, parseOptions, UsageError } from './options.js';
 
@@ -20,6 +20,8 @@ export async function nodeCommand(argv: string[]): Promise<void> {
     index: { type: 'string', help: 'which center of the split this node is (0-based)' },
     nodes: { type: 'string', default: '3', help: 'number of centers the data set is split into' },
     size: { type: 'string', default: '64', help: 'image size (square)' },
+    modalities: { type: 'string', help: 'modalities this node holds, a subset of the generator\'s, e.g. t1,t2 (default all)' },
+    'per-modality-d': { type: 'boolean', default: false, help: 'one discriminator per held modality instead of one joint discriminator' },
     'checkpoint-dir': { type: 'string', help: 'checkpoint the discriminator here; resume from it' },
     'checkpoint-every': { type: 'string', default: '25', help: 'steps between local checkpoints' },
     'ca-file': { type: 'string', help: 'PEM CA certificate for a wss:// server' },
@@ -36,10 +38,21 @@ export async function nodeCommand(argv: string[]): Promise<void> {
   if (!own) throw new UsageError(`--index ${index}: the data set has ${data.nodes.length} centers`);
 
   await init();
-  const d = makeDiscriminator(cfg, own.numClasses + own.modalities.length, cfg.seed + 1000 + index);
-  const optimizer = new Adam(d.namedParameters().map(([name, tensor]) => ({ name, tensor })), { lr: cfg.lr, betas: [cfg.beta1, 0.999] });
-  const images = new Map(own.slices.map((s) => [s.key, s.image]));
-  const backend = new EngineDiscriminator(d, optimizer, { channels: own.modalities.length, height: size, width: size, get: (k) => images.get(k) }, cfg);
+  // The generator makes every modality of the data set; this node keeps only the ones it holds.
+  let held: number[];
+  try {
+    held = v.modalities === undefined ? [...own.modalities.keys()] : modalityChannels(own.modalities, String(v.modalities));
+  } catch (err) {
+    throw new UsageError(`--modalities: ${(err as Error).message}`);
+  }
+  const heldNames = modalityNames(own.modalities, held);
+  const subset = held.length < own.modalities.length;
+  const units = makeDiscriminatorUnits(cfg, {
+    maskChannels: own.numClasses, imageChannels: own.modalities.length, held, perModality: Boolean(v['per-modality-d']), seed: cfg.seed + 1000 + index,
+  });
+  const heldData = subset ? selectModalities(own, heldNames) : own;
+  const images = new Map(heldData.slices.map((s) => [s.key, s.image]));
+  const backend = new EngineDiscriminator(units, { channels: held.length, height: size, width: size, get: (k) => images.get(k) }, cfg, subset ? { heldChannels: held } : {});
   const ca = v['ca-file'] ? (await import('node:fs')).readFileSync(String(v['ca-file'])) : undefined;
   const node = new DiscriminatorNode({
     url: String(v.server),
@@ -51,13 +64,13 @@ export async function nodeCommand(argv: string[]): Promise<void> {
       data: conditionTensor(own.slices, own.numClasses),
       shape: [own.slices.length, own.numClasses, size, size],
     },
-    modalities: own.modalities,
+    modalities: heldNames,
     ...(v['checkpoint-dir'] ? { checkpointDir: String(v['checkpoint-dir']) } : {}),
     checkpointEvery: int(v, 'checkpoint-every'),
     log: v.quiet ? silentLogger : consoleLogger,
     ...(ca ? { wsOptions: { ca } } : {}),
   });
-  console.error(`asyndgan node ${v.id}: ${own.slices.length} slices of ${data.name}, connecting to ${v.server}`);
+  console.error(`asyndgan node ${v.id}: ${own.slices.length} slices of ${data.name} [${heldNames.join(', ')}], ${units.length} discriminator(s), connecting to ${v.server}`);
   const stop = () => void node.stop().then(() => process.exit(0));
   process.once('SIGINT', stop);
   process.once('SIGTERM', stop);
