@@ -104,8 +104,10 @@ export function markdownReport(r: EvalReport): string {
   }, fgClasses, 1);
   perClass('Sensitivity per class', (st, c) => pm(st.metrics.classes[c]!.sensitivity), fgClasses, 1);
   perClass('Specificity per class', (st, c) => pm(st.metrics.classes[c]!.specificity), fgClasses, 1);
-  lines.push('Slices per class in which it occurs (ground truth or prediction), for the first setting: ' +
-    (x.settings[0] ? x.classNames.map((n, c) => `${n} ${x.settings[0]!.metrics.classes[c]!.slices}`).join(', ') : 'n/a') + '.', '');
+  const first = x.settings[0];
+  lines.push(`Slices in which each class occurs (ground truth or prediction) for ${first?.id ?? 'n/a'}` +
+    (runs > 1 ? `, counted over its ${runs} runs (${x.testSlices} test slices x ${runs})` : ` (of ${x.testSlices} test slices)`) + ': ' +
+    (first ? x.classNames.map((n, c) => `${n} ${first.metrics.classes[c]!.slices}`).join(', ') : 'n/a') + '.', '');
   lines.push('## Definitions', '', ...METRIC_NOTES.map((n) => `- ${n}`), '');
   return lines.join('\n');
 }
