@@ -22,6 +22,8 @@ import { GAN_OPTIONS, ganConfig, int, num, parseOptions, UsageError } from './op
 import { Progress } from './progress.js';
 
 export async function completeCommand(argv: string[]): Promise<void> {
+  // Dropout makes pix2pix outputs noisier; completion is scored by MAE, so it is off unless asked for.
+  const { 'no-dropout': _noDropout, ...ganOptions } = GAN_OPTIONS;
   const v = parseOptions('complete', '--missing flair [options]', {
     data: { type: 'string', default: 'phantom', help: 'phantom[:mods] | mricron | brats:DIR | png:IMAGES,LABELS (needs 2+ modalities)' },
     missing: { type: 'string', default: 'flair', help: 'modality (or comma-separated modalities) the center lacks' },
@@ -32,15 +34,16 @@ export async function completeCommand(argv: string[]): Promise<void> {
     'hide-probability': { type: 'string', default: '0.5', help: 'chance that a modality is hidden from a training sample (at least one always is)' },
     rows: { type: 'string', default: '6', help: 'held-out slices shown in complete.png' },
     out: { type: 'string', default: 'runs/complete', help: 'output folder' },
-    ...GAN_OPTIONS,
-    ngf: { type: 'string', default: '16', help: 'generator filters (reference 64)' },
-    ndf: { type: 'string', default: '16', help: 'discriminator filters (reference 64)' },
+    ...ganOptions,
+    dropout: { type: 'boolean', default: false, help: 'dropout in the generator blocks (pix2pix has it; off by default here)' },
+    ngf: { type: 'string', default: '12', help: 'generator filters (reference 64)' },
+    ndf: { type: 'string', default: '12', help: 'discriminator filters (reference 64)' },
     blocks: { type: 'string', default: '3', help: 'generator residual blocks (reference 9)' },
-    lr: { type: 'string', default: '0.001', help: 'Adam learning rate (pix2pix uses 2e-4 for long runs)' },
-    iters: { type: 'string', default: '600', help: 'training iterations' },
-    'decay-iters': { type: 'string', default: '300', help: 'final iterations with linear lr decay' },
+    lr: { type: 'string', default: '0.002', help: 'Adam learning rate (pix2pix uses 2e-4 for long runs)' },
+    iters: { type: 'string', default: '1500', help: 'training iterations' },
+    'decay-iters': { type: 'string', default: '750', help: 'final iterations with linear lr decay' },
   }, argv);
-  const cfg = ganConfig(v);
+  const cfg = ganConfig({ ...v, 'no-dropout': !v.dropout });
   const size = int(v, 'size');
   const batchSize = int(v, 'batch-size');
   const hide = num(v, 'hide-probability');

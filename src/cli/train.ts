@@ -87,6 +87,8 @@ export async function trainCommand(argv: string[]): Promise<void> {
       progress.update(trainer.iter);
     }
     for (const t of Object.values(losses)) t.dispose();
+    // Recording can run far ahead of the GPU; Dawn crashes when hundreds of steps are queued.
+    if (trainer.iter % 4 === 0) await engine.sync();
     if (trainer.iter % int(v, 'checkpoint-every') === 0) await save();
   }
   await save();
