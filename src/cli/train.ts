@@ -130,9 +130,11 @@ async function synthesizeRows(trainer: Pix2pixTrainer, test: Dataset, count: num
   const slices = test.slices.slice(0, count);
   const size = test.height;
   trainer.generator.eval();
-  const fakes = await noGrad(() =>
+  const fake = noGrad(() =>
     tidy(() => trainer.generator.forward(tensor(conditionTensor(slices, test.numClasses), [slices.length, test.numClasses, size, test.width]))),
-  ).read();
+  );
+  const fakes = await fake.read();
+  fake.dispose();
   trainer.generator.train();
   const plane = test.modalities.length * size * test.width;
   return slices.map((slice, i) => ({ label: slice.key, slice, fake: fakes.subarray(i * plane, (i + 1) * plane) }));
