@@ -14,7 +14,8 @@
  */
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { cpus, loadavg, totalmem } from 'node:os';
-import { dirname, join } from 'node:path';
+import { createRequire } from 'node:module';
+import { dirname } from 'node:path';
 import { parseArgs } from 'node:util';
 import { init } from '../src/engine/engine.js';
 import { tensor } from '../src/engine/ops/create.js';
@@ -94,9 +95,11 @@ if (peers.includes('tfjs-webgpu')) {
   }
 }
 
+/** The installed version of a package, resolved from this file (so the offline bundle reads its own copies). */
 function versionOf(pkg: string): string {
   try {
-    return (JSON.parse(readFileSync(join('node_modules', pkg, 'package.json'), 'utf8')) as { version: string }).version;
+    const path = createRequire(import.meta.url).resolve(`${pkg}/package.json`);
+    return (JSON.parse(readFileSync(path, 'utf8')) as { version: string }).version;
   } catch {
     return 'not installed';
   }
