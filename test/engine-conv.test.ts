@@ -1,6 +1,6 @@
 import t from 'tap';
 import * as E from '../src/engine/index.js';
-import { conv2d, convTranspose2d, naive, conv2dGeometry } from '../src/engine/ops/conv.js';
+import { conv2d, convTranspose2d, naive, conv2dGeometry, convTuning } from '../src/engine/ops/conv.js';
 import { closeness, gpu, randomArray } from './helpers/engine.js';
 
 await gpu();
@@ -119,14 +119,25 @@ const cases: Case[] = [
   { x: [3, 3, 33, 35], co: 7, k: [3, 3], padding: [1, 1], bias: true },
   // Kernel wider than the fast kernel's unrolled 7 taps (reference-kernel fallback).
   { x: [1, 2, 5, 12], co: 3, k: [1, 9], padding: [0, 4] },
+  // Tiled kernel: more rows than a 128-row tile, ragged K, several column tiles, and a weight
+  // gradient long enough (K = 2 * 33 * 37) to be split into partial sums.
+  { x: [2, 5, 33, 37], co: 130, k: [3, 3], padding: [1, 1], bias: true },
 ];
+
+// Every case runs on both kernel families: the CPU-shaped subgroup kernels (conv2d.wgsl) and the
+// GPU-shaped tiled kernels (conv2d_tiled.wgsl); 'auto' would test only one of them per machine.
+const PATHS = ['subgroup', 'tiled'] as const;
+t.teardown(() => {
+  convTuning.path = 'auto';
+});
 
 function label(c: Case): string {
   return `x ${JSON.stringify(c.x)} co ${c.co} k ${c.k} s ${c.stride ?? [1, 1]} p ${c.padding ?? [0, 0]} d ${c.dilation ?? [1, 1]}${c.bias ? ' +bias' : ''}`;
 }
 
-for (const [ci, c] of cases.entries()) {
-  t.test(`conv2d forward and gradients: ${label(c)}`, async (t) => {
+for (const path of PATHS) for (const [ci, c] of cases.entries()) {
+  t.test(`[${path}] conv2d forward and gradients: ${label(c)}`, async (t) => {
+    convTuning.path = path;
     const wshape = [c.co, c.x[1], c.k[0], c.k[1]];
     const opts = { stride: c.stride, padding: c.padding, dilation: c.dilation };
     const g = conv2dGeometry('test', c.x, wshape, opts);
@@ -181,8 +192,9 @@ const tcases: TCase[] = [
   { x: [2, 3, 6, 36], co: 4, k: [4, 4], stride: [2, 2], padding: [1, 1] },
 ];
 
-for (const [ci, c] of tcases.entries()) {
-  t.test(`convTranspose2d forward and gradients: x ${JSON.stringify(c.x)} co ${c.co} k ${c.k} s ${c.stride ?? 1} p ${c.padding ?? 0} op ${c.outputPadding ?? 0} d ${c.dilation ?? 1}`, async (t) => {
+for (const path of PATHS) for (const [ci, c] of tcases.entries()) {
+  t.test(`[${path}] convTranspose2d forward and gradients: x ${JSON.stringify(c.x)} co ${c.co} k ${c.k} s ${c.stride ?? 1} p ${c.padding ?? 0} op ${c.outputPadding ?? 0} d ${c.dilation ?? 1}`, async (t) => {
+    convTuning.path = path;
     const wshape = [c.x[1], c.co, c.k[0], c.k[1]];
     const opts = { stride: c.stride, padding: c.padding, outputPadding: c.outputPadding, dilation: c.dilation };
     const xd = randomArray(c.x.reduce((a, b) => a * b, 1), 50 + ci);

@@ -30,6 +30,34 @@ t.test('tensor round trip, views share storage, dispose', async (t) => {
   t.equal(await E.tensor([42], [1]).item(), 42);
 });
 
+t.test('the recorder submits every flushEvery dispatches, and results stay exact', async (t) => {
+  const rec = engine.recorder;
+  await engine.sync();
+  const saved = rec.flushEvery;
+  rec.flushEvery = 7;
+  const submits = rec.submits;
+  // 23 chained adds: 1 + 23 = 24 everywhere; each reads the previous one's output, so a wrong
+  // order across submissions (or a lost one) changes the value.
+  let x = E.ones([1000]);
+  for (let i = 0; i < 23; i++) {
+    const y = E.add(x, E.ones([1000]));
+    x.dispose();
+    x = y;
+  }
+  const dispatched = rec.dispatches;
+  t.ok(rec.submits - submits >= 3, `${rec.submits - submits} submissions before any readback`);
+  const v = await x.read();
+  t.ok(v.every((e) => e === 24), 'value after 23 chained adds across submissions');
+  rec.flushEvery = 0;
+  const before = rec.submits;
+  for (let i = 0; i < 20; i++) E.ones([10]).dispose();
+  t.equal(rec.submits, before, 'flushEvery 0: nothing submitted until needed');
+  t.ok(rec.dispatches > dispatched);
+  rec.flushEvery = saved;
+  x.dispose();
+  await engine.sync();
+});
+
 t.test('tidy releases intermediates, keeps results', async (t) => {
   const before = engine.pool.stats.bytesInUse;
   const kept = E.tidy(() => {

@@ -13,6 +13,8 @@ import { Params } from '../src/engine/params.js';
 import { closeness, gpu, randomArray } from './helpers/engine.js';
 
 const eng = await gpu();
+// These tests count submissions: only explicit flushes and readbacks may submit.
+eng.recorder.flushEvery = 0;
 
 // A kernel family of our own, so that labels and costs are known exactly.
 const FILE = 'profiler-test.wgsl';

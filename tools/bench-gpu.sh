@@ -23,6 +23,7 @@
 #   SIZE=128 NGF=32 NDF=32 bash tools/bench-gpu.sh
 #   QUICK=1 bash tools/bench-gpu.sh            # bench --quick (a couple of minutes)
 #   BENCH_BUDGET=200 bash tools/bench-gpu.sh   # stop starting new bench cases after 200 s
+#   COMPARE_SUBGROUP=1 bash tools/bench-gpu.sh # also time the CPU-shaped conv kernels on this GPU
 set -uo pipefail
 cd "$(dirname "$0")/.."
 
@@ -109,6 +110,10 @@ BENCH_ARGS=(--gan-size "$SIZE" --ngf "$NGF" --ndf "$NDF" --out "$OUT/bench.json"
 
 step gradcheck "${GRADCHECK_LIMIT:-180}" "$NODE" "${NODE_ARGS[@]}" "$(toolpath gradcheck)"
 step bench "${BENCH_LIMIT:-900}" "$NODE" "${NODE_ARGS[@]}" "$(toolpath bench)" "${BENCH_ARGS[@]}"
+# The CPU-shaped convolution kernels on the same GPU, as the baseline of the tiled ones.
+[ -n "${COMPARE_SUBGROUP:-}" ] && step bench-subgroup "${BENCH_LIMIT:-900}" "$NODE" "${NODE_ARGS[@]}" "$(toolpath bench)" \
+  --gan-size "$SIZE" --ngf "$NGF" --ndf "$NDF" --peers "" --conv-path subgroup --out "$OUT/bench-subgroup.json" \
+  --only "${COMPARE_SUBGROUP_ONLY:-conv3x3|step|block}"
 step profile "${PROFILE_LIMIT:-180}" "$NODE" "${NODE_ARGS[@]}" "$(toolpath profile)" --size "$SIZE" --ngf "$NGF" --ndf "$NDF" \
   --trace "$OUT/trace.json" --json "$OUT/profile.json"
 # PyTorch runs the G and D steps at the size the bench used (--quick shrinks it).

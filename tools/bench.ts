@@ -11,6 +11,7 @@
  *          --repeats N (5)  --warmup N (1)  --min-repeats N (3)  --case-budget S (15)  --budget S (1200)
  *          --only REGEX (workload names)  --peers tfjs-webgpu,ort-webgpu,ort-cpu  --out FILE
  *          --gan-size N (64)  --ngf N (16)  --ndf N (16)  --blocks N (9)
+ *          --conv-path auto|subgroup|tiled (convolution kernels: auto = tiled on GPUs, subgroup on CPUs)
  */
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { cpus, loadavg, totalmem } from 'node:os';
@@ -18,6 +19,7 @@ import { createRequire } from 'node:module';
 import { dirname } from 'node:path';
 import { parseArgs } from 'node:util';
 import { init } from '../src/engine/engine.js';
+import { convTuning } from '../src/engine/ops/conv.js';
 import { tensor } from '../src/engine/ops/create.js';
 import { relu } from '../src/engine/ops/elementwise.js';
 import { DEFAULT_GAN, type GanShape } from './bench/gan-step.js';
@@ -26,7 +28,8 @@ import {
 } from './bench/harness.js';
 import { ortRunner } from './bench/ort.js';
 import { crossCheck, type CrossCheck } from './bench/crosscheck.js';
-import { generatorParamShapes, loadMatmul, oursRunner } from './bench/ours.js';
+import { generatorParamShapes, oursRunner } from './bench/ours.js';
+import { matmul } from '../src/engine/ops/matmul.js';
 import { startTfjs, tfjsRunner, type TfjsPeer } from './bench/tfjs.js';
 import { caseFlops, CONV3X3, modesOf, workloads } from './bench/workloads.js';
 
@@ -42,6 +45,7 @@ const { values: a } = parseArgs({
     peers: { type: 'string', default: 'tfjs-webgpu,ort-webgpu,ort-cpu' },
     out: { type: 'string', default: 'runs/bench.json' },
     'gan-size': { type: 'string' },
+    'conv-path': { type: 'string', default: 'auto' },
     ngf: { type: 'string' },
     ndf: { type: 'string' },
     blocks: { type: 'string' },
@@ -73,6 +77,9 @@ const gan: GanShape = {
   blocks: num('blocks', a.blocks, DEFAULT_GAN.blocks),
 };
 const only = a.only ? new RegExp(a.only, 'i') : null;
+const convPath = a['conv-path'] as typeof convTuning.path;
+if (!['auto', 'subgroup', 'tiled'].includes(convPath)) throw new Error(`--conv-path must be auto, subgroup or tiled, got ${convPath}`);
+convTuning.path = convPath;
 
 const started = performance.now();
 const load0 = loadavg();
@@ -108,7 +115,7 @@ function versionOf(pkg: string): string {
 // --- agreement with tfjs on small odd shapes, before any timing ----------------------------------
 let checks: CrossCheck[] = [];
 if (tfjs) {
-  checks = await crossCheck(tfjs, await loadMatmul());
+  checks = await crossCheck(tfjs, (x, y) => matmul(x, y));
   const bad = checks.filter((c) => !c.ok);
   const worst = Math.max(...checks.map((c) => c.relErr));
   console.log(`cross-check vs tfjs: ${checks.length - bad.length}/${checks.length} agree (worst relative error ${worst.toExponential(1)})`);
@@ -220,7 +227,7 @@ const report = {
     '@tensorflow/tfjs-backend-webgpu': versionOf('@tensorflow/tfjs-backend-webgpu'),
     'onnxruntime-node': versionOf('onnxruntime-node'),
   },
-  options: { quick, ...opts, budgetMs, peers, gan, only: a.only ?? null },
+  options: { quick, ...opts, budgetMs, peers, gan, only: a.only ?? null, convPath },
   adamParams,
   crossCheck: checks,
   elapsedS,

@@ -10,11 +10,13 @@
  *          --norm batch|instance  --in-channels N (1)  --out-channels N (3)  --rows N (table rows, 25)
  *          --timing auto|gpu|cpu  --quantized (keep Dawn's 65.5 us timestamp quantization)
  *          --trace FILE  --json FILE (the raw reports)
+ *          --conv-path auto|subgroup|tiled (convolution kernels: auto = tiled on GPUs, subgroup on CPUs)
  */
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { dirname } from 'node:path';
 import { parseArgs } from 'node:util';
 import { init } from '../src/engine/engine.js';
+import { convTuning } from '../src/engine/ops/conv.js';
 import {
   formatTable, Profiler, PROFILER_DAWN_FLAGS, toChromeTrace, type ProfileReport, type TraceEvent,
 } from '../src/engine/profiler.js';
@@ -34,6 +36,7 @@ const { values: a } = parseArgs({
     'out-channels': { type: 'string', default: String(DEFAULT_GAN.outC) },
     rows: { type: 'string', default: '25' },
     timing: { type: 'string', default: 'auto' },
+    'conv-path': { type: 'string', default: 'auto' },
     quantized: { type: 'boolean', default: false },
     trace: { type: 'string' },
     json: { type: 'string' },
@@ -64,6 +67,8 @@ const shape: GanShape = {
 const timing = a.timing as 'auto' | 'gpu' | 'cpu';
 
 const engine = await init({ dawnFlags: a.quantized ? [] : [...PROFILER_DAWN_FLAGS] });
+if (!['auto', 'subgroup', 'tiled'].includes(a['conv-path']!)) throw new Error(`--conv-path must be auto, subgroup or tiled, got ${a['conv-path']}`);
+convTuning.path = a['conv-path'] as typeof convTuning.path;
 const gan = makeGan(shape);
 console.log(
   `profile: ResnetGenerator(${shape.inC}->${shape.outC}, ngf ${shape.ngf}, ${shape.blocks} blocks, ${shape.norm}) ` +

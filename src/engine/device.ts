@@ -29,6 +29,8 @@ export interface GpuContext {
   /** Optional features the device was created with (subset of timestamp-query, shader-f16, subgroups). */
   readonly features: ReadonlySet<string>;
   readonly limits: GPUSupportedLimits;
+  /** A CPU implementation (lavapipe, SwiftShader): kernels pick CPU-shaped variants there. */
+  readonly software: boolean;
 }
 
 const OPTIONAL_FEATURES: GPUFeatureName[] = ['timestamp-query', 'shader-f16', 'subgroups' as GPUFeatureName];
@@ -102,5 +104,6 @@ export async function requestGpu(options: DeviceOptions = {}): Promise<GpuContex
     adapterName: describe(adapter.info),
     features: new Set(features),
     limits: device.limits,
+    software: adapter.info.isFallbackAdapter || adapter.info.architecture === 'software',
   };
 }

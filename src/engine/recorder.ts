@@ -1,7 +1,9 @@
 /**
- * The command stream. Ops record dispatches into one open command encoder; nothing is submitted
- * until a value is needed on the CPU (a readback), an upload must be ordered after recorded work,
- * or the user calls `flush()`. A whole training step therefore becomes one submission.
+ * The command stream. Ops record dispatches into one open command encoder; it is submitted when a
+ * value is needed on the CPU (a readback), an upload must be ordered after recorded work, the user
+ * calls `flush()`, or `flushEvery` dispatches have piled up. A training step therefore becomes a
+ * few large submissions: the device starts on the first while the CPU still records the rest
+ * (on a real GPU recording a step costs about a fifth of the step, and would otherwise add to it).
  *
  * Uniform parameters of all dispatches in a submission live in one "arena" buffer, written with a
  * single `writeBuffer` just before the submit, so recording never touches the queue.
@@ -11,6 +13,8 @@ import type { CachedPipeline } from './kernels.js';
 
 const UNIFORM_ALIGN = 256;
 const ARENA_BYTES = 1 << 20;
+/** Default for `Recorder.flushEvery`. */
+export const DEFAULT_FLUSH_EVERY = 128;
 
 /** One storage binding: a buffer and the byte range a kernel may touch. */
 export interface Binding {
@@ -42,6 +46,9 @@ export class Recorder {
   submits = 0;
   dispatches = 0;
   timer: DispatchTimer | null = null;
+  /** Submit after this many dispatches in one encoder (0: only on demand). */
+  flushEvery = DEFAULT_FLUSH_EVERY;
+  private pending = 0;
 
   constructor(private readonly device: GPUDevice) {
     this.arena = this.newArena();
@@ -80,6 +87,7 @@ export class Recorder {
       this.encodeDispatch(this.pass, kernel, group, workgroups);
     }
     this.dispatches++;
+    if (++this.pending >= this.flushEvery && this.flushEvery > 0) this.flush();
   }
 
   /** Records a buffer-to-buffer copy (ends the open compute pass). */
@@ -114,6 +122,7 @@ export class Recorder {
     this.timer?.submitted();
     this.encoder = null;
     this.arenaUsed = 0;
+    this.pending = 0;
     this.submits++;
     // The arena may still be read by the submitted work; writeBuffer for the next batch is ordered
     // after this submit on the queue timeline, so the same arena buffer can be reused.

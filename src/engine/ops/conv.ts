@@ -1,8 +1,10 @@
 /**
  * 2-D convolution and transposed convolution (NCHW, PyTorch semantics), forward and backward.
  *
- * Everything runs on one implicit-GEMM kernel family (shaders/conv2d.wgsl) with three modes:
- * forward, data gradient and weight gradient. A transposed convolution is the data gradient of the
+ * Everything runs on implicit-GEMM kernels with three modes: forward, data gradient and weight
+ * gradient. Two kernel families compute them: shaders/conv2d.wgsl, shaped for CPU adapters
+ * (subgroup shuffles, no workgroup memory), and shaders/conv2d_tiled.wgsl (conv-tiled.ts), a
+ * workgroup-tiled GEMM for GPUs; `convTuning.path` picks one ('auto': by adapter). A transposed convolution is the data gradient of the
  * convolution whose output is its input, so:
  *
  * | computation                   | kernel mode                                     |
@@ -22,6 +24,7 @@ import { KernelError, ShapeError } from '../errors.js';
 import { Params } from '../params.js';
 import type { Binding } from '../recorder.js';
 import { Tensor } from '../tensor.js';
+import { tiledDataGrad, tiledDataGradSupported, tiledForward, tiledWeightGrad } from './conv-tiled.js';
 import { fill } from './elementwise.js';
 import { fmtShape, rank } from './launch.js';
 import { sum } from './reduce.js';
@@ -98,12 +101,24 @@ function checkSubgroups(): void {
  * @internal Tuning knobs for benchmarks (null picks automatically). `cu` 2 processes two channels
  * per loop iteration: measured no faster on lavapipe and twice the compile time, so off.
  */
-export const convTuning: { tm: 4 | 8 | 16 | null; wgradTarget: number; cu: number | null; coop: boolean } = {
+export const convTuning: {
+  /** 'auto': the tiled kernels on GPUs, the subgroup kernels on CPU adapters (lavapipe). */
+  path: 'auto' | 'subgroup' | 'tiled';
+  tm: 4 | 8 | 16 | null;
+  wgradTarget: number;
+  cu: number | null;
+  coop: boolean;
+} = {
+  path: 'auto',
   tm: null,
   wgradTarget: WGRAD_TARGET_GROUPS,
   cu: null,
   coop: true,
 };
+
+function useTiled(): boolean {
+  return convTuning.path === 'tiled' || (convTuning.path === 'auto' && !engine().gpu.software);
+}
 
 function rowsPerInvocation(m: number): number {
   return convTuning.tm ?? (m > 8 ? 16 : m > 4 ? 8 : 4);
@@ -197,6 +212,10 @@ const mod4 = (v: number) => ((v % 4) + 4) % 4;
 export function convForwardRaw(x: Tensor, w: Tensor, bias: Tensor | null, g: ConvGeometry): Tensor {
   const y = Tensor.empty([g.nb, g.co, g.oh, g.ow]);
   if (y.size === 0) return y;
+  if (useTiled()) {
+    tiledForward(x, w, bias, g, y);
+    return y;
+  }
   const wl = 3 * g.sw + (g.kw - 1) * g.dw + 1;
   if (g.kw > KW_MAX || wl > WMAX) {
     naive(0, g, x, w, bias, y);
@@ -233,6 +252,10 @@ export function convForwardRaw(x: Tensor, w: Tensor, bias: Tensor | null, g: Con
 export function convDataGradRaw(dy: Tensor, w: Tensor, bias: Tensor | null, g: ConvGeometry): Tensor {
   const dx = Tensor.empty([g.nb, g.ci, g.h, g.w]);
   if (dx.size === 0) return dx;
+  if (useTiled() && tiledDataGradSupported(g)) {
+    tiledDataGrad(dy, w, bias, g, dx);
+    return dx;
+  }
   // One dispatch per stride phase (rh, rw): pixels ih = rh + sh*a, iw = rw + sw*b.
   const phases: { rh: number; rw: number; offmin: number; wl: number }[] = [];
   for (let rh = 0; rh < Math.min(g.sh, g.h); rh++) {
@@ -288,6 +311,7 @@ export function convWeightGradRaw(x: Tensor, dy: Tensor, g: ConvGeometry): Tenso
   const tapGroups = Math.ceil(g.kw / 4);
   const wl = 3 * g.sw + (Math.min(g.kw, 4) - 1) * g.dw + 1;
   if (g.nb * g.oh * g.ow === 0 || g.co * g.ci * g.kh * g.kw === 0) return fill(shape, 0);
+  if (useTiled()) return tiledWeightGrad(x, dy, g);
   if (3 * g.sw + 3 * g.dw >= WMAX) {
     const dw = Tensor.empty(shape);
     naive(2, g, x, dy, null, dw);
