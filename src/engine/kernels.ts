@@ -27,6 +27,8 @@ function findShaderDir(): string {
 }
 
 export interface CachedPipeline {
+  /** Unique per pipeline (bind-group cache keys). */
+  readonly id: number;
   readonly pipeline: GPUComputePipeline;
   readonly layout: GPUBindGroupLayout;
   /** For error messages and profiles: "conv2d.wgsl:main". */
@@ -78,8 +80,7 @@ export class KernelCache {
       compute: { module, entryPoint: entry, constants },
     });
     this.watch(this.device.popErrorScope(), `building pipeline ${label} with constants ${constantsKey(constants)}`, file);
-    this.pipelinesBuilt++;
-    const cached = { pipeline, layout: pipeline.getBindGroupLayout(0), label, file };
+    const cached = { id: this.pipelinesBuilt++, pipeline, layout: pipeline.getBindGroupLayout(0), label, file };
     this.pipelines.set(key, cached);
     return cached;
   }

@@ -34,7 +34,15 @@ export function sizeClass(bytes: number): number {
 }
 
 export class BufferPool {
+  /**
+   * Free buffers per size class, sorted by descending creation order so that pop() returns the
+   * OLDEST free buffer. Handing out buffers in a canonical order (rather than last released first)
+   * makes a repeated step get the very same buffers every time, so the recorder's bind-group cache
+   * hits: which buffer an op gets depends only on which are free, not on release order.
+   */
   private readonly free = new Map<number, GPUBuffer[]>();
+  private readonly order = new WeakMap<GPUBuffer, number>();
+  private created = 0;
   readonly stats: PoolStats = { created: 0, reused: 0, bytesInUse: 0, peakBytesInUse: 0, bytesAllocated: 0 };
 
   constructor(private readonly device: GPUDevice) {}
@@ -48,6 +56,7 @@ export class BufferPool {
       this.stats.reused++;
     } else {
       buffer = this.device.createBuffer({ size, usage: STORAGE_USAGE });
+      this.order.set(buffer, this.created++);
       this.stats.created++;
       this.stats.bytesAllocated += size;
     }
@@ -62,7 +71,10 @@ export class BufferPool {
     this.stats.bytesInUse -= size;
     let list = this.free.get(size);
     if (!list) this.free.set(size, (list = []));
-    list.push(buffer);
+    const rank = this.order.get(buffer) ?? -1;
+    let at = list.length; // insert before the first entry older than this buffer
+    while (at > 0 && (this.order.get(list[at - 1]!) ?? -1) < rank) at--;
+    list.splice(at, 0, buffer);
   }
 
   /** Destroys every free buffer (e.g. after a change of model size). Live buffers are untouched. */

@@ -13,6 +13,8 @@ import type { CachedPipeline } from './kernels.js';
 
 const UNIFORM_ALIGN = 256;
 const ARENA_BYTES = 1 << 20;
+/** Bind groups kept for reuse; the cache is emptied when it outgrows this. */
+const BIND_GROUP_CACHE = 8192;
 /** Default for `Recorder.flushEvery`. */
 export const DEFAULT_FLUSH_EVERY = 128;
 
@@ -49,6 +51,16 @@ export class Recorder {
   /** Submit after this many dispatches in one encoder (0: only on demand). */
   flushEvery = DEFAULT_FLUSH_EVERY;
   private pending = 0;
+  /**
+   * Bind groups by (pipeline, uniform range, storage buffers): creating one costs about as much as
+   * the rest of a dispatch's recording together, and a training loop's steps repeat the same
+   * pipelines on the same pooled buffers at the same arena offsets, so nearly all are reused.
+   */
+  private readonly groups = new Map<string, GPUBindGroup>();
+  private readonly bufferIds = new WeakMap<GPUBuffer, number>();
+  private nextBufferId = 0;
+  /** Bind groups created and reused (the steady state should only reuse). */
+  readonly bindGroupStats = { created: 0, reused: 0 };
 
   constructor(private readonly device: GPUDevice) {
     this.arena = this.newArena();
@@ -64,16 +76,12 @@ export class Recorder {
   ): void {
     if (uniforms && this.arenaUsed + uniforms.byteLength > ARENA_BYTES) this.flush();
     const encoder = this.open();
-    const entries: GPUBindGroupEntry[] = [];
+    const uniformOffset = this.arenaUsed;
     if (uniforms) {
-      this.arenaBytes.set(uniforms, this.arenaUsed);
-      entries.push({ binding: 0, resource: { buffer: this.arena, offset: this.arenaUsed, size: uniforms.byteLength } });
+      this.arenaBytes.set(uniforms, uniformOffset);
       this.arenaUsed += Math.ceil(uniforms.byteLength / UNIFORM_ALIGN) * UNIFORM_ALIGN;
     }
-    storage.forEach((b, i) =>
-      entries.push({ binding: i + 1, resource: { buffer: b.buffer, offset: 0, size: alignUp(b.size, 4) } }),
-    );
-    const group = this.device.createBindGroup({ layout: kernel.layout, entries });
+    const group = this.bindGroup(kernel, uniforms ? uniformOffset : -1, uniforms?.byteLength ?? 0, storage);
     this.batchFiles.add(kernel.file);
 
     const timestampWrites = this.timer?.begin(kernel.label, cost?.flops ?? 0, cost?.bytes ?? 0);
@@ -88,6 +96,34 @@ export class Recorder {
     }
     this.dispatches++;
     if (++this.pending >= this.flushEvery && this.flushEvery > 0) this.flush();
+  }
+
+  private bindGroup(kernel: CachedPipeline, uniformOffset: number, uniformBytes: number, storage: Binding[]): GPUBindGroup {
+    let key = `${kernel.id}:${uniformOffset}:${uniformBytes}`;
+    for (const b of storage) key += `:${this.bufferId(b.buffer)}/${b.size}`;
+    const hit = this.groups.get(key);
+    if (hit) {
+      this.bindGroupStats.reused++;
+      return hit;
+    }
+    const entries: GPUBindGroupEntry[] = [];
+    if (uniformOffset >= 0) {
+      entries.push({ binding: 0, resource: { buffer: this.arena, offset: uniformOffset, size: uniformBytes } });
+    }
+    storage.forEach((b, i) =>
+      entries.push({ binding: i + 1, resource: { buffer: b.buffer, offset: 0, size: alignUp(b.size, 4) } }),
+    );
+    const group = this.device.createBindGroup({ layout: kernel.layout, entries });
+    if (this.groups.size >= BIND_GROUP_CACHE) this.groups.clear();
+    this.groups.set(key, group);
+    this.bindGroupStats.created++;
+    return group;
+  }
+
+  private bufferId(buffer: GPUBuffer): number {
+    let id = this.bufferIds.get(buffer);
+    if (id === undefined) this.bufferIds.set(buffer, (id = this.nextBufferId++));
+    return id;
   }
 
   /** Records a buffer-to-buffer copy (ends the open compute pass). */

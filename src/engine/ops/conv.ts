@@ -116,8 +116,15 @@ export const convTuning: {
   coop: true,
 };
 
-function useTiled(): boolean {
-  return convTuning.path === 'tiled' || (convTuning.path === 'auto' && !engine().gpu.software);
+/**
+ * Whether a GEMM with `rows` output rows runs on the tiled kernels. 'auto' keeps CPU adapters on
+ * the subgroup kernels, and GPUs too when the rows would fill less than a quarter of a 64-row tile
+ * (the 3-channel output and input layers: the subgroup kernels block 4 rows per invocation).
+ */
+function useTiled(rows: number): boolean {
+  if (convTuning.path !== 'auto') return convTuning.path === 'tiled';
+  const gpu = engine().gpu;
+  return !gpu.software && (rows >= 16 || !gpu.features.has('subgroups'));
 }
 
 function rowsPerInvocation(m: number): number {
@@ -212,7 +219,7 @@ const mod4 = (v: number) => ((v % 4) + 4) % 4;
 export function convForwardRaw(x: Tensor, w: Tensor, bias: Tensor | null, g: ConvGeometry): Tensor {
   const y = Tensor.empty([g.nb, g.co, g.oh, g.ow]);
   if (y.size === 0) return y;
-  if (useTiled()) {
+  if (useTiled(g.co)) {
     tiledForward(x, w, bias, g, y);
     return y;
   }
@@ -252,7 +259,7 @@ export function convForwardRaw(x: Tensor, w: Tensor, bias: Tensor | null, g: Con
 export function convDataGradRaw(dy: Tensor, w: Tensor, bias: Tensor | null, g: ConvGeometry): Tensor {
   const dx = Tensor.empty([g.nb, g.ci, g.h, g.w]);
   if (dx.size === 0) return dx;
-  if (useTiled() && tiledDataGradSupported(g)) {
+  if (useTiled(g.ci) && tiledDataGradSupported(g)) {
     tiledDataGrad(dy, w, bias, g, dx);
     return dx;
   }
@@ -311,7 +318,7 @@ export function convWeightGradRaw(x: Tensor, dy: Tensor, g: ConvGeometry): Tenso
   const tapGroups = Math.ceil(g.kw / 4);
   const wl = 3 * g.sw + (Math.min(g.kw, 4) - 1) * g.dw + 1;
   if (g.nb * g.oh * g.ow === 0 || g.co * g.ci * g.kh * g.kw === 0) return fill(shape, 0);
-  if (useTiled()) return tiledWeightGrad(x, dy, g);
+  if (useTiled(g.co)) return tiledWeightGrad(x, dy, g);
   if (3 * g.sw + 3 * g.dw >= WMAX) {
     const dw = Tensor.empty(shape);
     naive(2, g, x, dy, null, dw);
