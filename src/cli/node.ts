@@ -65,6 +65,12 @@ export async function nodeCommand(argv: string[]): Promise<void> {
       shape: [own.slices.length, own.numClasses, size, size],
     },
     modalities: heldNames,
+    // The backend reads these channels of the fakes: the server's order must agree with the data's.
+    modalityChannels: held,
+    onFailed: (why) => {
+      console.error(`asyndgan node ${v.id}: refused: ${why}`);
+      process.exit(1);
+    },
     ...(v['checkpoint-dir'] ? { checkpointDir: String(v['checkpoint-dir']) } : {}),
     checkpointEvery: int(v, 'checkpoint-every'),
     log: v.quiet ? silentLogger : consoleLogger,

@@ -20,9 +20,10 @@ import {
   type NodeToServer, type SamplingMode, type SessionConfig, type ValidationLimits, type WeightingMode,
 } from './protocol.js';
 import { NodeRegistry, type NodeSnapshot, type NodeStats } from './registry.js';
-import { Rng, combineWeights, sampleRound } from './sampling.js';
+import { Rng, combineChannelWeights, combineWeights, sampleRound } from './sampling.js';
 import { TokenTable } from './tokens.js';
 import { MAX_KNOWN_KEYS, checkGradientReply, checkMaskUpload, validateMessage } from './validate.js';
+import { modalityChannelsOnWire } from './modalities.js';
 
 /** A transport connection as the coordinator sees it. */
 export interface Connection {
@@ -51,6 +52,12 @@ export interface SessionGeometry {
   batchSize: number;
   /** Default 100 (the paper's value). */
   lambdaL1?: number;
+  /**
+   * Names of the image channels in order (imageChannels entries). Sent to nodes in the config;
+   * a node's hello names the modalities it holds among them, and each channel's gradient is
+   * weighted over the nodes holding it. Without names every node counts on every channel.
+   */
+  modalities?: readonly string[];
 }
 
 export interface CoordinatorOptions {
@@ -105,8 +112,10 @@ export interface RoundSummary {
   lateApplied: { nodeId: string; round: number }[];
   /** Late replies dropped at this round for being too stale. */
   dropped: { nodeId: string; round: number }[];
-  /** Weight of each applied reply, by "nodeId@round". */
+  /** Weight of each applied reply, by "nodeId@round" (used for the losses; see channelWeights). */
   weights: Record<string, number>;
+  /** Per image channel weights by "nodeId@round", present when some applied node holds only some channels. */
+  channelWeights?: Record<string, number[]>;
   /** Whether the generator took a step. */
   stepped: boolean;
   /** Weighted mean of the applied replies' losses. */
@@ -164,6 +173,8 @@ interface Reply {
   grad: Float32Array;
   losses: Losses;
   sampleCount: number;
+  /** Image channels the node holds; undefined: all. */
+  channels: readonly number[] | undefined;
 }
 
 const CHECKPOINT_FORMAT = 'asyndgan-server-checkpoint';
@@ -178,6 +189,8 @@ export class Coordinator {
   private readonly rng: Rng;
   private readonly handles = new Set<ConnHandle>();
   private readonly byNode = new Map<string, ConnHandle>();
+  /** Channels each node said it holds (hello), for nodes holding a subset. */
+  private readonly heldChannels = new Map<string, number[]>();
   private readonly pending = new Map<number, PendingRound>();
   private late: Reply[] = [];
   private sessionIdValue: string = randomUUID();
@@ -206,7 +219,11 @@ export class Coordinator {
       lambdaL1: s.lambdaL1 ?? 100, batchSize: s.batchSize, wireDtype: opts.wireDtype ?? 'f32',
       maxFrameBytes: this.limits.maxFrameBytes, roundTimeoutMs: opts.roundTimeoutMs ?? 30000,
       maxStaleness: opts.maxStaleness ?? 1, sampling: opts.sampling ?? 'balance', weighting: opts.weighting ?? 'samples',
+      ...(s.modalities ? { modalities: [...s.modalities] } : {}),
     };
+    if (s.modalities && s.modalities.length !== s.imageChannels) {
+      throw new RangeError(`session.modalities names ${s.modalities.length} channels, imageChannels is ${s.imageChannels}`);
+    }
     this.registry = new NodeRegistry([s.maskChannels, s.height, s.width]);
   }
 
@@ -371,6 +388,19 @@ export class Coordinator {
       safeLog(this.log, 'warn', 'authentication failed', { nodeId: msg.nodeId, remote: h.remote });
       throw new ProtocolError('auth_failed', 'unknown node id or wrong token', { offendingType: 'hello', fatal: true });
     }
+    // The node's modalities decide where its gradient counts: unknown names cannot be weighted.
+    const names = msg.capabilities.modalities;
+    let held: number[] | undefined;
+    if (names && this.config.modalities) {
+      try {
+        held = modalityChannelsOnWire(this.config.modalities, names).sort((a, b) => a - b);
+      } catch (e) {
+        safeLog(this.log, 'warn', 'modalities refused', { nodeId: msg.nodeId, error: (e as Error).message });
+        throw new ProtocolError('invalid_field', `capabilities.modalities: ${(e as Error).message}`, { field: 'capabilities.modalities', offendingType: 'hello', fatal: true });
+      }
+    }
+    if (held && held.length < this.config.imageChannels) this.heldChannels.set(msg.nodeId, held);
+    else this.heldChannels.delete(msg.nodeId);
     const previous = this.byNode.get(msg.nodeId);
     if (previous && previous !== h) {
       this.send(previous, errorMessageFor(new ProtocolError('replaced', 'another connection authenticated as this node'), { fatal: true }));
@@ -425,7 +455,7 @@ export class Coordinator {
     const grad = checkGradientReply(msg, { round: pr.round, keys: part.keys, shape: part.shape });
     const rec = this.registry.ensure(nodeId);
     const latency = Date.now() - part.sentAt;
-    const reply: Reply = { nodeId, round: msg.round, grad, losses: msg.losses, sampleCount: rec.sampleCount };
+    const reply: Reply = { nodeId, round: msg.round, grad, losses: msg.losses, sampleCount: rec.sampleCount, channels: this.heldChannels.get(nodeId) };
     if (pr.open) {
       part.answered = true;
       pr.replies.set(nodeId, reply);
@@ -665,13 +695,18 @@ export class Coordinator {
         safeLog(this.log, 'warn', 'late reply dropped', { nodeId: r.nodeId, round: r.round, staleness: round - r.round });
       }
     }
-    const weights = combineWeights(
-      applied.map((r) => ({ sampleCount: r.sampleCount, batchCount: this.pending.get(r.round)!.parts.get(r.nodeId)!.keys.length })),
-      this.config.weighting, this.config.sampling,
-    );
+    const inputs = applied.map((r) => ({
+      sampleCount: r.sampleCount, batchCount: this.pending.get(r.round)!.parts.get(r.nodeId)!.keys.length, channels: r.channels,
+    }));
+    const weights = combineWeights(inputs, this.config.weighting, this.config.sampling);
+    const C = this.config.imageChannels;
+    const channelWeights = combineChannelWeights(inputs, C, this.config.weighting, this.config.sampling);
+    const subsets = applied.some((r) => r.channels !== undefined);
     const grads = new Map<number, Float32Array>();
-    const img = this.config.imageChannels * this.config.height * this.config.width;
+    const plane = this.config.height * this.config.width;
+    const img = C * plane;
     const weightOut: Record<string, number> = {};
+    const channelOut: Record<string, number[]> = {};
     let losses: Losses | undefined;
     applied.forEach((r, i) => {
       const p = this.pending.get(r.round)!;
@@ -682,9 +717,11 @@ export class Coordinator {
         grads.set(r.round, g);
       }
       const w = weights[i]!;
+      const wc = channelWeights[i]!;
       const off = part.rowOffset * img;
-      for (let j = 0; j < r.grad.length; j++) g[off + j] = g[off + j]! + w * r.grad[j]!;
+      for (let j = 0; j < r.grad.length; j++) g[off + j] = g[off + j]! + wc[Math.floor(j / plane) % C]! * r.grad[j]!;
       weightOut[`${r.nodeId}@${r.round}`] = w;
+      if (subsets) channelOut[`${r.nodeId}@${r.round}`] = wc;
       losses ??= { dReal: 0, dFake: 0, gGan: 0, gL1: 0 };
       losses.dReal += w * r.losses.dReal;
       losses.dFake += w * r.losses.dFake;
@@ -706,7 +743,7 @@ export class Coordinator {
     // Rounds that can no longer receive an applicable late reply are forgotten.
     for (const r of this.pending.keys()) if (r < round + 1 - this.config.maxStaleness) this.pending.delete(r);
     return {
-      round, asked, onTime: [...pr.replies.keys()], lateApplied, dropped, weights: weightOut, stepped, losses,
+      round, asked, onTime: [...pr.replies.keys()], lateApplied, dropped, weights: weightOut, ...(subsets ? { channelWeights: channelOut } : {}), stepped, losses,
       durationMs: Date.now() - t0, bytesIn: 0, bytesOut: 0,
     };
   }

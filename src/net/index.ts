@@ -9,6 +9,7 @@ export * from './checkpoint.js';
 export * from './tokens.js';
 export * from './backoff.js';
 export * from './log.js';
+export * from './modalities.js';
 export { NodeRegistry, type NodeRecord, type NodeSnapshot, type NodeStats as ServerNodeStats } from './registry.js';
 export * from './coordinator.js';
 export * from './server.js';

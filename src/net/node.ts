@@ -18,6 +18,7 @@ import {
   type AugParams, type Dtype, type Message, type RoundRequestMsg, type ServerToNode, type SessionConfig, type ValidationLimits, type WelcomeMsg,
 } from './protocol.js';
 import { checkRoundRequest, validateMessage } from './validate.js';
+import { modalityChannelsOnWire } from './modalities.js';
 
 export interface NodeOptions {
   /** Server WebSocket URL, e.g. ws://10.0.0.5:8080/ws; a function is re-read on every reconnect. */
@@ -31,7 +32,19 @@ export interface NodeOptions {
   sampleCount?: number;
   /** Dtypes this node accepts and may send. Default ['f32', 'f16']. */
   dtypes?: Dtype[];
+  /**
+   * Names of the modalities this node holds (sent in hello). Checked against the server's
+   * `config.modalities`: an unknown name makes the node refuse the session and stop.
+   */
   modalities?: string[];
+  /**
+   * The generator channel of each of `modalities` that the backend assumes (e.g. taken from the
+   * local data set's modality order). Checked against the server's list; a different order stops
+   * the node (its discriminator would judge the wrong channels). Default: not checked.
+   */
+  modalityChannels?: readonly number[];
+  /** Called once when the node gives up (a refusal that reconnecting cannot fix). */
+  onFailed?: (reason: string) => void;
   /** Dtype of gradient replies. Default 'f32' (f16 underflows small gradients). */
   replyDtype?: Dtype;
   /** Frames from the server above this are refused. Default DEFAULT_MAX_FRAME_BYTES. */
@@ -342,7 +355,8 @@ export class DiscriminatorNode {
         this.stats.errorsReceived++;
         this.stats.lastError = `${msg.code}: ${msg.message}`;
         safeLog(this.log, msg.fatal ? 'error' : 'warn', 'server reported an error', { nodeId: this.nodeId, code: msg.code, field: msg.field, message: msg.message, round: msg.round });
-        if (msg.fatal && GIVE_UP_CODES.has(msg.code)) {
+        // The server refusing our modality names will refuse them again on every reconnect.
+        if (msg.fatal && (GIVE_UP_CODES.has(msg.code) || (!s.welcome && msg.field === 'capabilities.modalities'))) {
           this.fail(`${msg.code}: ${msg.message}`);
           s.transport.close(1000, msg.code);
           this.closeSession(s);
@@ -373,6 +387,14 @@ export class DiscriminatorNode {
       this.closeSession(s);
       return 'closed';
     }
+    const modalityError = this.checkModalities(c);
+    if (modalityError) {
+      this.send(s, errorMessageFor(new ProtocolError('invalid_field', modalityError, { field: 'config.modalities', offendingType: 'welcome' }), { fatal: true }));
+      this.fail(modalityError);
+      s.transport.close(1000, 'modality mismatch');
+      this.closeSession(s);
+      return 'closed';
+    }
     s.welcome = msg;
     clearTimeout(this.welcomeTimer);
     this.attempt = 0;
@@ -384,6 +406,24 @@ export class DiscriminatorNode {
     this.uploadMasks(s, [...this.masks.keys()].filter((k) => !known.has(k)));
     this.setState('ready');
     return 'accepted';
+  }
+
+  /** Why this node's modalities cannot serve the server's generator, or undefined when they can. */
+  private checkModalities(c: SessionConfig): string | undefined {
+    const names = this.opts.modalities;
+    if (!names || !c.modalities) return undefined;
+    let channels: number[];
+    try {
+      channels = modalityChannelsOnWire(c.modalities, names);
+    } catch (e) {
+      return (e as Error).message;
+    }
+    const expected = this.opts.modalityChannels;
+    if (expected && expected.some((ch, i) => ch !== channels[i])) {
+      return `modality order differs: this node reads [${names.map((n, i) => `${n}@${expected[i]}`).join(', ')}], ` +
+        `the server's generator makes [${c.modalities.join(', ')}]`;
+    }
+    return undefined;
   }
 
   private onRoundRequest(s: NodeSession, msg: RoundRequestMsg): FrameOutcome {
@@ -527,9 +567,17 @@ export class DiscriminatorNode {
 
   private fail(why: string): void {
     this.stats.lastError = why;
+    const first = this.stateValue !== 'failed';
     this.setState('failed');
     clearTimeout(this.reconnectTimer);
     for (const w of this.readyWaiters.splice(0)) w.reject(new Error(`node ${this.nodeId} failed: ${why}`));
+    if (first) {
+      try {
+        this.opts.onFailed?.(why);
+      } catch {
+        /* hook errors are not ours */
+      }
+    }
   }
 
   private async saveCheckpoint(): Promise<void> {

@@ -43,7 +43,11 @@ export interface AugParams {
 export interface Capabilities {
   /** Dtypes the node can decode and encode; must include 'f32'. */
   dtypes: Dtype[];
-  /** Free-form modality tags, e.g. ['T1', 'T2'] (informational). */
+  /**
+   * Names of the modalities (image channels) this node holds, e.g. ['t1', 't2']. When the server
+   * lists `config.modalities`, every name must be one of them (case-insensitive; the hello is
+   * refused otherwise) and the node's gradient counts only on those channels. Absent: all channels.
+   */
   modalities?: string[];
 }
 
@@ -69,6 +73,8 @@ export interface SessionConfig {
   maxStaleness: number;
   sampling: SamplingMode;
   weighting: WeightingMode;
+  /** Names of the generator's output channels, in channel order (imageChannels entries), when the server has them. */
+  modalities?: string[];
 }
 
 /** How the server draws masks each round. */

@@ -110,3 +110,29 @@ export function combineWeights(inputs: readonly WeightInput[], weighting: Weight
   const sum = raw.reduce((a, b) => a + b, 0);
   return sum > 0 ? raw.map((r) => r / sum) : inputs.map(() => 1 / inputs.length);
 }
+
+/** One reply about to be applied, with the image channels its node holds. */
+export interface ChannelWeightInput extends WeightInput {
+  /** Channels the node holds (its gradient is zero elsewhere); undefined: all of them. */
+  channels?: readonly number[] | undefined;
+}
+
+/**
+ * Per-channel weights: `out[i][c]` is reply i's weight on image channel c. Each channel is
+ * normalized (by `combineWeights`) over the replies whose node holds it, so a channel held by one
+ * node of three gets that node's full weight instead of a third: otherwise modalities held by few
+ * nodes would learn with a fraction of the step size. Replies not holding c weigh 0 there; a
+ * channel nobody holds gets no gradient. When every node holds every channel this is
+ * `combineWeights` on each channel (the same numbers).
+ */
+export function combineChannelWeights(
+  inputs: readonly ChannelWeightInput[], imageChannels: number, weighting: WeightingMode, sampling: SamplingMode,
+): number[][] {
+  const out = inputs.map(() => new Array<number>(imageChannels).fill(0));
+  for (let c = 0; c < imageChannels; c++) {
+    const holders = inputs.flatMap((x, i) => (x.channels === undefined || x.channels.includes(c) ? [i] : []));
+    const w = combineWeights(holders.map((i) => inputs[i]!), weighting, sampling);
+    holders.forEach((i, k) => (out[i]![c] = w[k]!));
+  }
+  return out;
+}

@@ -193,7 +193,18 @@ function reqSessionConfig(ctx: Ctx, o: Obj): SessionConfig {
     maxStaleness: reqInt(ctx, c, 'maxStaleness', 'config.maxStaleness', 0),
     sampling,
     weighting,
+    ...(absent(c, 'modalities') ? {} : { modalities: reqModalityList(ctx, c) }),
   };
+}
+
+/** config.modalities: one unique (case-insensitive) name per image channel. */
+function reqModalityList(ctx: Ctx, c: Obj): string[] {
+  const m = reqArray(ctx, c, 'modalities', 'config.modalities', ctx.limits.maxListEntries);
+  const names = m.map((_, i) => reqString(ctx, m as unknown as Obj, String(i), `config.modalities[${i}]`, ctx.limits.maxKeyLength));
+  const channels = get(c, 'imageChannels');
+  if (names.length !== channels) fail(ctx, 'invalid_field', 'config.modalities', `${names.length} names for ${String(channels)} image channels`);
+  if (new Set(names.map((n) => n.toLowerCase())).size !== names.length) fail(ctx, 'invalid_field', 'config.modalities', 'a name appears twice');
+  return names;
 }
 
 function reqMetrics(ctx: Ctx, o: Obj): Record<string, number> {
