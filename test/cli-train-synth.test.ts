@@ -7,6 +7,7 @@ import { join } from 'node:path';
 import t from 'tap';
 import { loadNifti, makePhantom, writeNifti } from '../src/data/index.js';
 import { readPng, writePng } from '../src/io/index.js';
+import { loadSafetensors } from '../src/io/safetensors.js';
 
 const cli = new URL('../bin/asyndgan.js', import.meta.url).pathname;
 const run = (...args: string[]) => execFileSync(process.execPath, [cli, ...args], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] });
@@ -20,6 +21,8 @@ t.test('train writes state, generator, samples, report; --resume continues', asy
   for (const f of ['train_state.safetensors', 'generator.safetensors', 'samples.png', 'losses.png', 'report.json']) t.ok(existsSync(join(out, f)), f);
   const png = await readPng(join(out, 'samples.png'));
   t.ok(png.width > 100 && png.height > 50, 'sample grid has content');
+  const info = JSON.parse((await loadSafetensors(join(out, 'generator.safetensors'))).metadata.asyndgan_generator!) as { trainer?: string };
+  t.equal(info.trainer, 'centralized', 'the generator records how it was trained');
   run('train', ...tiny, '--iters', '5', '--decay-iters', '1', '--out', out, '--resume');
   const report = JSON.parse(readFileSync(join(out, 'report.json'), 'utf8')) as { history: { iter: number }[] };
   t.equal(report.history[report.history.length - 1]!.iter, 5, 'resumed run reached iteration 5');

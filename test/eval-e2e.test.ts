@@ -14,7 +14,8 @@ import type { GeneratorInfo } from '../src/cli/train.js';
 import { readPng } from '../src/io/index.js';
 import { ResnetGenerator, saveModule } from '../src/models/index.js';
 import { DEFAULT_GAN_CONFIG } from '../src/train/pix2pix.js';
-import type { EvalReport } from '../src/eval/report.js';
+import { describeTrainer, type EvalReport } from '../src/eval/report.js';
+import { loadGenerator } from '../src/eval/generator.js';
 import { gpu } from './helpers/engine.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'asyndgan-eval-'));
@@ -35,7 +36,7 @@ async function run(argv: string[]): Promise<string[]> {
   return lines;
 }
 
-async function writeGenerator(path: string, o: { size: number; modalities: string[] }): Promise<void> {
+async function writeGenerator(path: string, o: { size: number; modalities: string[]; provenance?: Pick<GeneratorInfo, 'trainer' | 'federation'> }): Promise<void> {
   const config = { ...DEFAULT_GAN_CONFIG, ngf: 4, blocks: 1, iters: 0, decayIters: 0, seed: 2 };
   const g = new ResnetGenerator(8, o.modalities.length, { ngf: 4, blocks: 1, norm: 'batch', dropout: true, seed: 2 });
   const info: GeneratorInfo = {
@@ -45,6 +46,7 @@ async function writeGenerator(path: string, o: { size: number; modalities: strin
     size: o.size,
     classNames: ['background', 'skull', 'csf', 'grey_matter', 'white_matter', 'ventricles', 'edema', 'tumour_core'],
     modalities: o.modalities,
+    ...o.provenance,
   };
   await saveModule(path, g, { asyndgan_generator: JSON.stringify(info) });
   g.dispose();
@@ -87,16 +89,19 @@ function checkReport(t: Test, out: string, printed: string[], ids: string[], run
 t.test('with a generator file', async (t) => {
   await gpu();
   const gen = join(dir, 'generator.safetensors');
-  await writeGenerator(gen, { size: 32, modalities: ['t1', 't2'] });
+  const federation = { rounds: 600, nodes: 3, nodeIds: ['hospital-a', 'hospital-b', 'hospital-c'] };
+  await writeGenerator(gen, { size: 32, modalities: ['t1', 't2'], provenance: { trainer: 'federated', federation } });
   const out = join(dir, 'a');
   const printed = await run(['--generator', gen, '--out', out, ...TINY]);
   const r = checkReport(t, out, printed, ['real-all', 'real-node-0', 'real-node-1', 'synthetic', 'real+synthetic']);
   t.equal(r.generator?.source, 'file');
   t.equal(r.generator?.path, gen);
+  t.equal(r.generator?.trainer, 'federated', 'eval.json records how the generator was trained');
+  t.same(r.generator?.info.federation, federation);
   t.equal(r.results.synthetic?.slices, 96);
   t.ok(r.results.claim, 'claim check present');
   t.equal(typeof r.results.claim?.beatsEverySingleNode, 'boolean');
-  t.match(readFileSync(join(out, 'eval.md'), 'utf8'), /generator: `.*generator\.safetensors`/);
+  t.match(readFileSync(join(out, 'eval.md'), 'utf8'), /generator: \*\*FEDERATED \(AsynDGAN server, 600 rounds, 3 nodes\)\*\*: `.*generator\.safetensors` \(ResNet generator .*, 0 rounds at 32x32\)/);
   const png = await readPng(join(out, 'eval.png'));
   // Columns: real t1, synth t1, ground truth, 5 settings; tiles 32 px at scale 3.
   t.ok(png.width > 8 * 96 && png.height > 2 * 96, `figure ${png.width}x${png.height}`);
@@ -111,6 +116,7 @@ t.test('without a generator: trains one, labelled as such', async (t) => {
   ]);
   const r = checkReport(t, out, printed, ['real-all', 'real-node-0', 'real-node-1', 'synthetic']);
   t.equal(r.generator?.source, 'trained-here');
+  t.equal(r.generator?.trainer, 'centralized');
   t.equal(r.generator?.info.config.iters, 2);
   t.match(readFileSync(join(out, 'eval.md'), 'utf8'), /trained here by `asyndgan eval` with the CENTRALIZED pix2pix trainer/);
 });
@@ -125,6 +131,16 @@ t.test('real settings only need no generator; repeats with consecutive seeds', a
   t.match(readFileSync(join(out, 'eval.md'), 'utf8'), /Dice per run \(mean ± std over 2 runs\)/);
   t.equal(r.generator, undefined);
   t.equal(r.results.claim, undefined, 'no claim check without synthetic and single-node settings');
+});
+
+t.test('provenance: files from before the trainer field load and read as unknown', async (t) => {
+  await gpu();
+  const gen = join(dir, 'generator-old.safetensors');
+  await writeGenerator(gen, { size: 32, modalities: ['t1', 't2'] });
+  const { info } = await loadGenerator(gen);
+  t.equal(info.trainer, undefined, 'no trainer field in an old file');
+  t.match(describeTrainer(info.trainer ?? 'unknown', info), /unknown trainer/);
+  t.match(describeTrainer('centralized', info), /CENTRALIZED pix2pix on pooled data \(0 iterations\)/);
 });
 
 t.test('generator and data must match', async (t) => {

@@ -15,8 +15,9 @@ import { conditionTensor } from '../data/index.js';
 import { writeJsonAtomic } from '../io/index.js';
 import { loadModule } from '../models/index.js';
 import { makeDiscriminator, makeGenerator } from '../train/pix2pix.js';
+import { modalityChannels, modalityNames } from '../train/modalities.js';
 import { loadDataSource } from './data-source.js';
-import { ganConfig, GAN_OPTIONS, int, parseOptions } from './options.js';
+import { ganConfig, GAN_OPTIONS, int, parseOptions, UsageError } from './options.js';
 import { Progress } from './progress.js';
 import { writeSampleGrid } from './samples.js';
 
@@ -35,6 +36,8 @@ export async function demoCommand(argv: string[]): Promise<void> {
     ndf: { type: 'string', default: '12', help: 'discriminator filters (reference 64)' },
     blocks: { type: 'string', default: '3', help: 'generator residual blocks (reference 9)' },
     'decay-iters': { type: 'string', default: '50', help: 'final rounds with linear lr decay' },
+    'node-modalities': { type: 'string', help: 'modalities each node holds, \';\' between nodes, e.g. "t1,t2;t1;flair,t2" (default: all)' },
+    'per-modality-d': { type: 'boolean', default: false, help: 'nodes use one discriminator per held modality (with --node-modalities)' },
   }, argv);
   const out = resolve(String(v.out));
   mkdirSync(out, { recursive: true });
@@ -43,8 +46,12 @@ export async function demoCommand(argv: string[]): Promise<void> {
   const rounds = int(v, 'rounds');
   const size = int(v, 'size');
   const data = await loadDataSource(String(v.data), { size, nodes, seed: cfg.seed });
-  const model = ['--ngf', v.ngf, '--ndf', v.ndf, '--blocks', v.blocks, '--norm', v.norm, '--lambda-l1', v['lambda-l1'],
-    '--lr', v.lr, '--beta1', v.beta1, '--seed', v.seed, '--decay-iters', v['decay-iters'], ...(v['no-dropout'] ? ['--no-dropout'] : [])].map(String);
+  const nodeModalities = v['node-modalities'] !== undefined ? parseNodeModalities(String(v['node-modalities']), nodes, data.test.modalities) : undefined;
+  const perModalityD = Boolean(v['per-modality-d']);
+  const model = ['--ngf', v.ngf, '--ndf', v.ndf, '--d-layers', v['d-layers'], '--blocks', v.blocks, '--norm', v.norm, '--lambda-l1', v['lambda-l1'],
+    '--lr', v.lr, '--beta1', v.beta1, '--seed', v.seed, '--decay-iters', v['decay-iters'],
+    // The nodes' discriminator learning-rate schedule must span the same rounds as the server's.
+    '--iters', rounds, ...(v['no-dropout'] ? ['--no-dropout'] : [])].map(String);
 
   // Per-node tokens, written for the server only.
   const ids = [...Array(nodes).keys()].map((i) => `hospital-${String.fromCharCode(97 + i)}`);
@@ -61,6 +68,9 @@ export async function demoCommand(argv: string[]): Promise<void> {
   const logFile = (name: string) => join(out, `${name}.log`);
   const started = Date.now();
   console.error(`asyndgan demo: 1 server + ${nodes} nodes on loopback, ${rounds} rounds at ${size}x${size}; logs in ${out}`);
+  if (nodeModalities) {
+    console.error(`node modalities: ${ids.map((id, i) => `${id} [${nodeModalities[i]!.join(', ')}]`).join(', ')}${perModalityD ? ', one discriminator per modality' : ''}`);
+  }
   try {
     const server = spawn(process.execPath, [CLI, 'server', '--tokens', tokenFile, '--port', '0', '--classes', String(data.test.numClasses),
       '--class-names', data.test.classNames.join(','), '--modalities', data.test.modalities.join(','), '--size', String(size),
@@ -81,7 +91,8 @@ export async function demoCommand(argv: string[]): Promise<void> {
     const httpUrl = url.replace(/^ws/, 'http').replace(/\/ws$/, '');
     ids.forEach((id, i) => {
       const child = spawn(process.execPath, [CLI, 'node', '--server', url, '--id', id, '--index', String(i), '--nodes', String(nodes),
-        '--data', String(v.data), '--size', String(size), '--quiet', '--checkpoint-dir', join(out, 'checkpoints'), ...model],
+        '--data', String(v.data), '--size', String(size), '--quiet', '--checkpoint-dir', join(out, 'checkpoints'), ...model,
+        ...(nodeModalities ? ['--modalities', nodeModalities[i]!.join(',')] : []), ...(perModalityD ? ['--per-modality-d'] : [])],
       { stdio: ['ignore', 'ignore', 'pipe'], env: { ...process.env, ASYNDGAN_TOKEN: tokens[id] } });
       const chunks: string[] = [];
       child.stderr!.on('data', (b: Buffer) => chunks.push(b.toString()));
@@ -132,13 +143,26 @@ export async function demoCommand(argv: string[]): Promise<void> {
   const serverReport = JSON.parse(readFileSync(join(out, 'server-report.json'), 'utf8')) as {
     history: { round: number; bytesIn: number; bytesOut: number; losses: Record<string, number>; onTime: string[] }[];
   };
-  const d = makeDiscriminator(cfg, data.test.numClasses + data.test.modalities.length, 0);
   const paramsG = g.numParameters();
-  const paramsD = d.numParameters();
+  // Each node's discriminator(s): joint on mask + its held channels, or one per held modality.
+  const dParams = new Map<number, number>();
+  const paramsOf = (inChannels: number) => {
+    if (!dParams.has(inChannels)) {
+      const d = makeDiscriminator(cfg, inChannels, 0);
+      dParams.set(inChannels, d.numParameters());
+      d.dispose();
+    }
+    return dParams.get(inChannels)!;
+  };
+  const C = data.test.numClasses;
+  const paramsPerNode = ids.map((_, i) => {
+    const held = nodeModalities?.[i]?.length ?? data.test.modalities.length;
+    return perModalityD ? held * paramsOf(C + 1) : paramsOf(C + held);
+  });
   const history = serverReport.history;
   const meanBytes = history.reduce((s, h) => s + h.bytesIn + h.bytesOut, 0) / Math.max(history.length, 1);
-  // FedAvg on the same models: every node downloads and uploads G and D (f32) every round.
-  const fedAvgBytes = nodes * 2 * (paramsG + paramsD) * 4;
+  // FedAvg on the same models: every node downloads and uploads G and its D (f32) every round.
+  const fedAvgBytes = paramsPerNode.reduce((s, paramsD) => s + 2 * (paramsG + paramsD) * 4, 0);
   const report = join(out, 'demo-report.json');
   await writeJsonAtomic(report, {
     data: data.name,
@@ -147,7 +171,9 @@ export async function demoCommand(argv: string[]): Promise<void> {
     size,
     config: cfg,
     seconds: (Date.now() - started) / 1000,
-    parameters: { generator: paramsG, discriminatorPerNode: paramsD },
+    ...(nodeModalities ? { nodeModalities: Object.fromEntries(ids.map((id, i) => [id, nodeModalities[i]!])) } : {}),
+    perModalityD,
+    parameters: { generator: paramsG, discriminatorPerNode: Math.max(...paramsPerNode), discriminatorsByNode: Object.fromEntries(ids.map((id, i) => [id, paramsPerNode[i]!])) },
     bytesPerRound: { asyndgan: meanBytes, fedAvgSameModels: fedAvgBytes, ratio: fedAvgBytes / Math.max(meanBytes, 1) },
     losses: history.map((h) => ({ round: h.round, ...h.losses, nodes: h.onTime.length })),
     bytes: history.map((h) => ({ round: h.round, in: h.bytesIn, out: h.bytesOut })),
@@ -156,4 +182,24 @@ export async function demoCommand(argv: string[]): Promise<void> {
   console.log(`bytes per round: AsynDGAN ${(meanBytes / 1024).toFixed(1)} KiB, FedAvg on the same models ${(fedAvgBytes / 1024).toFixed(1)} KiB (${(fedAvgBytes / Math.max(meanBytes, 1)).toFixed(1)}x)`);
   console.log(`grid: ${grid}`);
   console.log(`report: ${report}`);
+}
+
+/**
+ * `--node-modalities "t1,t2;t1;flair,t2"`: the modalities each node holds, one comma list per node
+ * and ';' between nodes, checked against the data set's modalities (case-insensitive, each
+ * returned in the data set's spelling and order). An empty entry means every modality.
+ */
+export function parseNodeModalities(spec: string, nodes: number, all: readonly string[]): string[][] {
+  const parts = spec.split(';').map((p) => p.trim());
+  if (parts.length !== nodes) {
+    throw new UsageError(`--node-modalities: ${parts.length} subset(s) for ${nodes} nodes ("${spec}"; one comma list per node, ';' between nodes)`);
+  }
+  return parts.map((p, i) => {
+    if (p === '') return [...all];
+    try {
+      return modalityNames(all, modalityChannels(all, p));
+    } catch (e) {
+      throw new UsageError(`--node-modalities: node ${i}: ${(e as Error).message}`);
+    }
+  });
 }

@@ -17,7 +17,7 @@ import { writeFileAtomic, writeJsonAtomic } from '../io/index.js';
 import { DEFAULT_GAN_CONFIG, type GanConfig } from '../train/pix2pix.js';
 import { generatorSynthesizer, runExperiment, SETTING_KINDS, type SettingKind } from '../eval/experiment.js';
 import { loadGenerator, readGeneratorInfo, trainGenerator } from '../eval/generator.js';
-import { markdownReport, pickFigureRows, writeFigure, type EvalReport, type GeneratorProvenance } from '../eval/report.js';
+import { describeTrainer, markdownReport, pickFigureRows, writeFigure, type EvalReport, type GeneratorProvenance } from '../eval/report.js';
 import { DEFAULT_SEGMENTER_CONFIG, type SegmenterConfig } from '../eval/segmenter.js';
 import type { ResnetGenerator } from '../models/index.js';
 import { loadDataSource } from './data-source.js';
@@ -93,7 +93,8 @@ export async function evalCommand(argv: string[]): Promise<void> {
       const g = await loadGenerator(genPath);
       checkGenerator(g.info, test.numClasses, test.modalities);
       generator = g.generator;
-      provenance = { source: 'file', path: genPath, info: g.info };
+      provenance = { source: 'file', trainer: g.info.trainer ?? 'unknown', path: genPath, info: g.info };
+      console.error(`generator: ${describeTrainer(provenance.trainer, g.info)}, ${genPath}`);
     } else {
       const ganIters = int(v, 'gan-iters');
       const cfg: GanConfig = {
@@ -108,7 +109,7 @@ export async function evalCommand(argv: string[]): Promise<void> {
       console.error(`no --generator: training one here with the CENTRALIZED pix2pix trainer (${ganIters} iterations, ngf ${cfg.ngf}, ${cfg.blocks} blocks)`);
       const g = await trainGenerator(concatDatasets(data.nodes), cfg);
       generator = g.generator;
-      provenance = { source: 'trained-here', info: g.info, trainSeconds: g.seconds };
+      provenance = { source: 'trained-here', trainer: 'centralized', info: g.info, trainSeconds: g.seconds };
     }
   }
 

@@ -9,12 +9,18 @@ import { join } from 'node:path';
 import { Adam, init } from '../engine/index.js';
 import { writeJsonAtomic } from '../io/index.js';
 import { saveModule } from '../models/index.js';
-import { GeneratorServer, consoleLogger, silentLogger, type RoundSummary } from '../net/index.js';
+import { GeneratorServer, consoleLogger, silentLogger, type RoundSummary, type ServerMetrics } from '../net/index.js';
 import { EngineGenerator } from '../federation/generator-backend.js';
 import { makeGenerator } from '../train/pix2pix.js';
 import { GAN_OPTIONS, ganConfig, int, num, parseOptions, UsageError } from './options.js';
 import { Progress } from './progress.js';
-import type { GeneratorInfo } from './train.js';
+import type { FederationInfo, GeneratorInfo } from './train.js';
+
+/** Rounds finished and the nodes that answered at least one of them. */
+function federationInfo(m: ServerMetrics): FederationInfo {
+  const ids = m.nodes.filter((n) => n.stats.repliesOnTime + n.stats.repliesLate > 0).map((n) => n.id).sort();
+  return { rounds: m.round, nodes: ids.length, nodeIds: ids };
+}
 
 export async function serverCommand(argv: string[]): Promise<void> {
   const v = parseOptions('server', '--tokens FILE --classes N --modalities a,b [options]', {
@@ -43,12 +49,14 @@ export async function serverCommand(argv: string[]): Promise<void> {
   }, argv);
   if (!v.tokens) throw new UsageError('server needs --tokens FILE (see --help)');
   if (!v.classes) throw new UsageError('server needs --classes N (mask channels)');
-  const cfg = ganConfig(v);
   const rounds = int(v, 'rounds');
-  cfg.iters = rounds;
-  cfg.decayIters = Math.min(cfg.decayIters, rounds);
+  // The learning-rate schedule runs over rounds (--iters is ignored); a decay longer than the run is clamped.
+  const cfg = ganConfig({ ...v, iters: String(rounds), 'decay-iters': String(Math.min(int(v, 'decay-iters'), rounds)) });
   const classes = int(v, 'classes');
-  const modalities = String(v.modalities).split(',');
+  const modalities = String(v.modalities).split(',').map((m) => m.trim());
+  if (modalities.some((m) => !m) || new Set(modalities.map((m) => m.toLowerCase())).size !== modalities.length) {
+    throw new UsageError(`--modalities: names must be non-empty and distinct, got "${v.modalities}"`);
+  }
   const size = int(v, 'size');
   const out = String(v.out);
   mkdirSync(out, { recursive: true });
@@ -71,7 +79,7 @@ export async function serverCommand(argv: string[]): Promise<void> {
     host: String(v.host),
     port: int(v, 'port'),
     ...(tls ? { tls } : {}),
-    session: { maskChannels: classes, imageChannels: modalities.length, height: size, width: size, batchSize: int(v, 'batch-size'), lambdaL1: cfg.lambdaL1 },
+    session: { maskChannels: classes, imageChannels: modalities.length, modalities, height: size, width: size, batchSize: int(v, 'batch-size'), lambdaL1: cfg.lambdaL1 },
     sampling: String(v.sampling) as 'balance' | 'uniform',
     weighting: String(v.weighting) as 'samples' | 'equal',
     wireDtype: String(v['wire-dtype']) as 'f32' | 'f16',
@@ -105,6 +113,8 @@ export async function serverCommand(argv: string[]): Promise<void> {
     size,
     classNames: v['class-names'] ? String(v['class-names']).split(',') : [...Array(classes).keys()].map(String),
     modalities,
+    trainer: 'federated',
+    federation: federationInfo(server.metrics()),
   };
   await saveModule(join(out, 'generator.safetensors'), g, { asyndgan_generator: JSON.stringify(info) });
   const report = join(out, 'server-report.json');

@@ -20,7 +20,21 @@ import { GAN_OPTIONS, ganConfig, int, parseOptions } from './options.js';
 import { Progress } from './progress.js';
 import { writeSampleGrid } from './samples.js';
 
-/** What synth needs to rebuild the generator: stored in generator.safetensors' metadata. */
+/** How a generator was trained (provenance, shown by `asyndgan eval`). */
+export type GeneratorTrainer = 'centralized' | 'federated';
+
+/** A federated generator's run: rounds trained and the nodes that answered. */
+export interface FederationInfo {
+  rounds: number;
+  nodes: number;
+  nodeIds: string[];
+}
+
+/**
+ * What synth needs to rebuild the generator, and where it came from: stored in
+ * generator.safetensors' metadata. `trainer` is absent in files written before it existed
+ * (provenance unknown).
+ */
 export interface GeneratorInfo {
   config: GanConfig;
   conditionChannels: number;
@@ -28,6 +42,9 @@ export interface GeneratorInfo {
   size: number;
   classNames: string[];
   modalities: string[];
+  trainer?: GeneratorTrainer;
+  /** With trainer 'federated'. */
+  federation?: FederationInfo;
 }
 
 export async function trainCommand(argv: string[]): Promise<void> {
@@ -101,6 +118,7 @@ export async function trainCommand(argv: string[]): Promise<void> {
     size,
     classNames: train.classNames,
     modalities: train.modalities,
+    trainer: 'centralized',
   };
   await saveModule(join(out, 'generator.safetensors'), trainer.generator, { asyndgan_generator: JSON.stringify(info) });
   const rows = await synthesizeRows(trainer, data.test, 6);

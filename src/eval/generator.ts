@@ -13,7 +13,7 @@ import { Pix2pixTrainer, type GanConfig } from '../train/pix2pix.js';
 import type { GeneratorInfo } from '../cli/train.js';
 import { Progress, type ProgressStream } from '../cli/progress.js';
 
-export type { GeneratorInfo };
+export type { GeneratorInfo, GeneratorTrainer } from '../cli/train.js';
 
 /** Reads the generator's config from a safetensors file's `asyndgan_generator` metadata. */
 export async function readGeneratorInfo(path: string): Promise<GeneratorInfo> {
@@ -84,6 +84,7 @@ export async function trainGenerator(
     size: H,
     classNames: train.classNames,
     modalities: train.modalities,
+    trainer: 'centralized',
   };
   return { generator: trainer.generator, info, seconds: (performance.now() - t0) / 1000 };
 }

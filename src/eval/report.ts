@@ -9,12 +9,14 @@ import {
 } from '../io/index.js';
 import type { ExperimentResults, SettingResult } from './experiment.js';
 import type { Stat } from './metrics.js';
-import type { GeneratorInfo } from './generator.js';
+import type { GeneratorInfo, GeneratorTrainer } from './generator.js';
 
 /** Where the generator came from, for the report. */
 export interface GeneratorProvenance {
   /** 'file': loaded from `path`; 'trained-here': centralized pix2pix trained by `asyndgan eval` itself. */
   source: 'file' | 'trained-here';
+  /** How it was trained; 'unknown' for files written before generators recorded it. */
+  trainer: GeneratorTrainer | 'unknown';
   path?: string;
   info: GeneratorInfo;
   /** Seconds spent training it here (source 'trained-here'). */
@@ -46,15 +48,28 @@ function pm(s: Stat, digits = 3): string {
   return s.n === 0 ? 'n/a' : `${s.mean.toFixed(digits)} ± ${s.std.toFixed(digits)}`;
 }
 
+/** One line on how a generator was trained: federated (rounds, nodes), centralized, or unknown. */
+export function describeTrainer(trainer: GeneratorTrainer | 'unknown', info: GeneratorInfo): string {
+  const c = info.config;
+  if (trainer === 'federated') {
+    const f = info.federation;
+    return `FEDERATED (AsynDGAN server${f ? `, ${f.rounds} rounds, ${f.nodes} nodes` : ''})`;
+  }
+  if (trainer === 'centralized') return `CENTRALIZED pix2pix on pooled data (${c.iters} iterations)`;
+  return 'unknown trainer (the file predates provenance records)';
+}
+
 function describeGenerator(g: GeneratorProvenance | undefined): string {
   if (!g) return 'none (no synthetic settings)';
   const c = g.info.config;
-  const arch = `ResNet generator ngf ${c.ngf}, ${c.blocks} blocks, ${c.norm} norm, trained ${c.iters} iterations at ${g.info.size}x${g.info.size}`;
+  // A federated run's schedule length is its rounds; iterations mean centralized steps.
+  const steps = g.trainer === 'federated' ? `${c.iters} rounds` : `${c.iters} iterations`;
+  const arch = `ResNet generator ngf ${c.ngf}, ${c.blocks} blocks, ${c.norm} norm, ${steps} at ${g.info.size}x${g.info.size}`;
   if (g.source === 'trained-here') {
     return `**trained here by \`asyndgan eval\` with the CENTRALIZED pix2pix trainer on all nodes' real data pooled (not a federated AsynDGAN generator)**: ${arch}` +
       (g.trainSeconds !== undefined ? `, ${g.trainSeconds.toFixed(0)} s` : '');
   }
-  return `\`${g.path}\` (${arch})`;
+  return `**${describeTrainer(g.trainer, g.info)}**: \`${g.path}\` (${arch})`;
 }
 
 /** The Markdown report. */
