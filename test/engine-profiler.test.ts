@@ -233,6 +233,21 @@ t.test('Chrome trace: structurally valid, one complete event per dispatch', asyn
   t.ok(trace.traceEvents.some((e) => e.ph === 'M' && e.name === 'thread_name'), 'tracks are named');
 });
 
+t.test('convolution modes get their own rows (launch tags)', async (t) => {
+  const xin = E.parameter(E.randn([1, 3, 9, 11], 7));
+  const w = E.parameter(E.randn([5, 3, 3, 3], 8));
+  await eng.sync();
+  const p = Profiler.start(eng);
+  E.tidy(() => E.backward(E.sum(E.conv2d(xin, w, null, { padding: 1 }))));
+  const r = await p.stop();
+  const convRows = r.rows.filter((row) => row.kernel.startsWith('conv2d')).map((row) => row.kernel);
+  for (const mode of ['fwd', 'dgrad', 'wgrad']) {
+    t.ok(convRows.some((k) => k.endsWith(`[${mode}]`)), `a row for ${mode}: ${convRows.join(', ')}`);
+  }
+  xin.dispose();
+  w.dispose();
+});
+
 t.test('attach/detach rules', async (t) => {
   t.equal(eng.recorder.timer, null);
   const p = Profiler.start(eng);

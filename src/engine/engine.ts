@@ -20,6 +20,8 @@ export interface Launch {
   workgroups: readonly [number, number?, number?];
   /** Work done, for the profiler's GFLOP/s and GB/s. */
   cost?: { flops: number; bytes: number };
+  /** Distinguishes launches of one entry point in profiles, e.g. 'wgrad': "conv2d.wgsl:main[wgrad]". */
+  tag?: string;
 }
 
 export class Engine {
@@ -44,7 +46,7 @@ export class Engine {
   /** Records a kernel dispatch into the current command stream. */
   launch(l: Launch): void {
     const kernel = this.kernels.get(l.file, l.entry ?? 'main', l.constants);
-    this.recorder.dispatch(kernel, l.params ?? null, l.buffers, l.workgroups, l.cost);
+    this.recorder.dispatch(kernel, l.params ?? null, l.buffers, l.workgroups, l.cost, l.tag);
   }
 
   /** Submits recorded work without waiting. */

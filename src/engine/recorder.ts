@@ -73,6 +73,7 @@ export class Recorder {
     storage: Binding[],
     workgroups: readonly [number, number?, number?],
     cost?: { flops: number; bytes: number },
+    tag?: string,
   ): void {
     if (uniforms && this.arenaUsed + uniforms.byteLength > ARENA_BYTES) this.flush();
     const encoder = this.open();
@@ -84,7 +85,7 @@ export class Recorder {
     const group = this.bindGroup(kernel, uniforms ? uniformOffset : -1, uniforms?.byteLength ?? 0, storage);
     this.batchFiles.add(kernel.file);
 
-    const timestampWrites = this.timer?.begin(kernel.label, cost?.flops ?? 0, cost?.bytes ?? 0);
+    const timestampWrites = this.timer?.begin(tag ? `${kernel.label}[${tag}]` : kernel.label, cost?.flops ?? 0, cost?.bytes ?? 0);
     if (timestampWrites) {
       this.endPass();
       const pass = encoder.beginComputePass({ timestampWrites });

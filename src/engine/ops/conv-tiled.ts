@@ -95,6 +95,7 @@ export function tiledForward(x: Tensor, w: Tensor, bias: Tensor | null, g: ConvG
     buffers: [w.binding(), x.binding(), (bias ?? w).binding(), y.binding()],
     workgroups: grid(gemm, tmr, tnr, 1),
     cost: { flops: flops(g), bytes: 4 * (x.size + w.size + y.size) },
+    tag: 'fwd',
   });
 }
 
@@ -127,7 +128,8 @@ export function tiledDataGrad(dy: Tensor, w: Tensor, bias: Tensor | null, g: Con
         params: params(g, gemm, 0, ph),
         buffers: [w.binding(), dy.binding(), (bias ?? w).binding(), dx.binding()],
         workgroups: grid(gemm, tmr, tnr, 1),
-        cost: { flops: (2 * gemm.m * gemm.n * gemm.k), bytes: (4 * (dy.size + w.size + dx.size)) / phases },
+        cost: { flops: 2 * gemm.m * gemm.n * gemm.k, bytes: (4 * (dy.size + w.size + dx.size)) / phases },
+        tag: 'dgrad',
       });
     }
   }
@@ -151,6 +153,7 @@ export function tiledWeightGrad(x: Tensor, dy: Tensor, g: ConvGeometry): Tensor 
     buffers: [dy.binding(), x.binding(), x.binding(), out.binding()],
     workgroups: grid(gemm, tmr, tnr, nsplit),
     cost: { flops: flops(g), bytes: 4 * (x.size + dy.size + out.size) },
+    tag: 'wgrad',
   });
   if (nsplit === 1) return out;
   const summed = noGrad(() => sum(out, 0));

@@ -250,6 +250,7 @@ export function convForwardRaw(x: Tensor, w: Tensor, bias: Tensor | null, g: Con
     buffers: [x.binding(), w.binding(), (bias ?? w).binding(), y.binding(), vec4Binding(packed), vec4Binding(x)],
     workgroups: groups3(Math.ceil(ncols / WG), Math.ceil(g.co / tm), 1),
     cost: { flops: flops(g), bytes: 4 * (x.size + w.size + y.size) },
+    tag: 'fwd',
   });
   packed.dispose();
   return y;
@@ -306,6 +307,7 @@ export function convDataGradRaw(dy: Tensor, w: Tensor, bias: Tensor | null, g: C
       buffers: [dy.binding(), w.binding(), (bias ?? w).binding(), dx.binding(), vec4Binding(packed), vec4Binding(dy)],
       workgroups: groups3(Math.ceil(ncols / WG), Math.ceil(g.ci / tm), 1),
       cost: { flops: f, bytes: (4 * (dy.size + w.size + dx.size)) / phases.length },
+      tag: 'dgrad',
     });
   }
   packed.dispose();
@@ -348,6 +350,7 @@ export function convWeightGradRaw(x: Tensor, dy: Tensor, g: ConvGeometry): Tenso
     buffers: [x.binding(), dy.binding(), x.binding(), out.binding(), vec4Binding(dy), vec4Binding(x)],
     workgroups: groups3(gx, gy, nsplit),
     cost: { flops: flops(g), bytes: 4 * (x.size + dy.size + out.size) },
+    tag: 'wgrad',
   });
   if (nsplit === 1) return out;
   const summed = noGrad(() => sum(out, 0));
@@ -377,6 +380,7 @@ export function naive(mode: 0 | 1 | 2, g: ConvGeometry, a: Tensor, b: Tensor, bi
     buffers: [a.binding(), b.binding(), (bias ?? b).binding(), out.binding()],
     workgroups: [gx, Math.ceil(groups / gx), 1],
     cost: { flops: flops(g), bytes: 4 * (a.size + b.size + out.size) },
+    tag: ['fwd', 'dgrad', 'wgrad'][mode],
   });
 }
 
