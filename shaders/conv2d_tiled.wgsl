@@ -53,6 +53,15 @@ struct Params {
 var<workgroup> As: array<vec4f, 512>;   // BK * BM / 4 with BM <= 128
 var<workgroup> Bs: array<vec4f, 512>;   // BK * BN / 4 with BN <= 128
 
+// MODE 1: K index kk = (co, jh, jw) as (co, kh, kw), kh = kh0 + khs*jh (the phase's taps).
+fn phase_tap(kk: u32) -> vec3u {
+  let taps = p.nkh * p.nkw;
+  let co = kk / taps;
+  let t = kk - co * taps;
+  let jh = t / p.nkw;
+  return vec3u(co, p.kh0 + p.khs * jh, p.kw0 + p.kws * (t - jh * p.nkw));
+}
+
 // A[m][kk] for the current tile, 0 outside [0, M) x [0, kend).
 fn load_a(m: u32, kk: u32, kend: u32) -> f32 {
   if (m >= p.m || kk >= kend) { return 0.0; }
@@ -60,14 +69,8 @@ fn load_a(m: u32, kk: u32, kend: u32) -> f32 {
     return a_src[m * p.k + kk];
   }
   if (MODE == 1u) {
-    // kk = (co, jh, jw); w[co][ci = m][kh][kw]
-    let taps = p.nkh * p.nkw;
-    let co = kk / taps;
-    let t = kk - co * taps;
-    let jh = t / p.nkw;
-    let kh = p.kh0 + p.khs * jh;
-    let kw = p.kw0 + p.kws * (t - jh * p.nkw);
-    return a_src[((co * p.ci + m) * p.kh + kh) * p.kw + kw];
+    let t = phase_tap(kk);  // w[co][ci = m][kh][kw]
+    return a_src[((t.x * p.ci + m) * p.kh + t.y) * p.kw + t.z];
   }
   // MODE 2: kk = (b, oh*ow); dy[b][co = m][pixel]
   let hw = p.oh * p.ow;
@@ -128,20 +131,15 @@ fn load_b(c: Col, kk: u32, kend: u32) -> f32 {
     return b_src[c.base + (ci * p.h + u32(ih)) * p.w + u32(iw)];
   }
   if (MODE == 1u) {
-    let taps = p.nkh * p.nkw;
-    let co = kk / taps;
-    let t = kk - co * taps;
-    let jh = t / p.nkw;
-    let kh = p.kh0 + p.khs * jh;
-    let kw = p.kw0 + p.kws * (t - jh * p.nkw);
+    let t = phase_tap(kk);
     // The taps were chosen so that these divisions are exact.
-    let ohn = c.y - i32(kh * p.dh);
-    let own = c.x - i32(kw * p.dw);
+    let ohn = c.y - i32(t.y * p.dh);
+    let own = c.x - i32(t.z * p.dw);
     if (ohn < 0 || own < 0) { return 0.0; }
     let oh = u32(ohn) / p.sh;
     let ow = u32(own) / p.sw;
     if (oh >= p.oh || ow >= p.ow) { return 0.0; }
-    return b_src[c.base + (co * p.oh + oh) * p.ow + ow];
+    return b_src[c.base + (t.x * p.oh + oh) * p.ow + ow];
   }
   // MODE 2: kk = (b, oh, ow); x[b][ci][oh*sh - ph + kh*dh][ow*sw - pw + kw*dw]
   let hw = p.oh * p.ow;

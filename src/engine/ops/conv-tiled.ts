@@ -155,9 +155,13 @@ export function tiledWeightGrad(x: Tensor, dy: Tensor, g: ConvGeometry): Tensor 
     cost: { flops: flops(g), bytes: 4 * (x.size + dy.size + out.size) },
     tag: 'wgrad',
   });
-  if (nsplit === 1) return out;
-  const summed = noGrad(() => sum(out, 0));
-  out.dispose();
+  return nsplit === 1 ? out : sumSplits(out, shape);
+}
+
+/** @internal Sums split-K partials [nsplit, size] into one tensor of `shape` (consumes `partials`). */
+export function sumSplits(partials: Tensor, shape: number[]): Tensor {
+  const summed = noGrad(() => sum(partials, 0));
+  partials.dispose();
   const view = summed.share(shape);
   summed.dispose();
   return view;

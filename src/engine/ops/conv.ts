@@ -18,13 +18,13 @@
  *
  * Bias gradients are sums of the output gradient over (batch, height, width).
  */
-import { noGrad, record } from '../autograd.js';
+import { record } from '../autograd.js';
 import { engine, MAX_GROUPS } from '../engine.js';
 import { KernelError, ShapeError } from '../errors.js';
 import { Params } from '../params.js';
 import type { Binding } from '../recorder.js';
 import { Tensor } from '../tensor.js';
-import { tiledDataGrad, tiledDataGradSupported, tiledForward, tiledWeightGrad } from './conv-tiled.js';
+import { sumSplits, tiledDataGrad, tiledDataGradSupported, tiledForward, tiledWeightGrad } from './conv-tiled.js';
 import { fill } from './elementwise.js';
 import { fmtShape, rank } from './launch.js';
 import { sum } from './reduce.js';
@@ -352,12 +352,7 @@ export function convWeightGradRaw(x: Tensor, dy: Tensor, g: ConvGeometry): Tenso
     cost: { flops: flops(g), bytes: 4 * (x.size + dy.size + out.size) },
     tag: 'wgrad',
   });
-  if (nsplit === 1) return out;
-  const summed = noGrad(() => sum(out, 0));
-  out.dispose();
-  const view = summed.share(shape);
-  summed.dispose();
-  return view;
+  return nsplit === 1 ? out : sumSplits(out, shape);
 }
 
 /**
