@@ -185,8 +185,10 @@ for (const w of list) {
         skipped.set('tfjs-webgpu', `GPU validation error: ${err}`);
       }
     }
+    const memory = runners.get('ours')?.memory?.();
     for (const r of runners.values()) await r.dispose();
     const res = summarize(w.name, mode, flops, times, skipped);
+    if (memory) res.memory = memory;
     results.push(res);
     const oursMs = (res.impls.ours as { medianMs?: number } | undefined)?.medianMs;
     const parts = [`ours ${oursMs !== undefined ? `${oursMs.toFixed(2)} ms` : 'n/a'}`];
@@ -205,6 +207,15 @@ for (const [p, why] of peerProblems) console.log(`${p}: ${why}`);
 const skippedNotes = new Set<string>();
 for (const r of results) for (const [impl, t] of Object.entries(r.impls)) if (t && 'skipped' in t) skippedNotes.add(`${impl}: ${t.skipped}`);
 for (const n of skippedNotes) console.log(`n/a ${n}`);
+const MiB = (b: number) => `${(b / 2 ** 20).toFixed(1)} MiB`;
+for (const r of results) {
+  if (!r.memory) continue;
+  const m = r.memory;
+  console.log(
+    `memory, ours, ${r.workload}: peak in use ${MiB(m.peakBytesInUse)} (weights, Adam moments and batch included), ` +
+      `pool now ${MiB(m.bytesAllocated)}; ${m.buffersCreatedInSteadySteps} buffers created in ${m.steadySteps} steady-state steps`,
+  );
+}
 
 const train = results.find((r) => r.workload === CONV3X3 && r.mode === 'train');
 const speedup = train?.speedup['tfjs-webgpu'];

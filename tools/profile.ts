@@ -77,16 +77,17 @@ console.log(
 );
 console.log(`adapter: ${engine.gpu.adapterName}`);
 
-// Warm-up: one full iteration builds every pipeline and fills the buffer pool.
+// Warm-up: two full iterations build every pipeline and fill the buffer pool (the second still
+// allocates: the first's gradients and Adam moments are alive while it runs).
 let t0 = performance.now();
-{
+for (let i = 0; i < 2; i++) {
   const fake = makeFake(gan);
   discriminatorStep(gan, fake);
   fake.dispose();
   generatorStep(gan);
   await engine.sync();
 }
-console.log(`warm-up iteration: ${(performance.now() - t0).toFixed(0)} ms`);
+console.log(`warm-up (2 iterations): ${(performance.now() - t0).toFixed(0)} ms`);
 
 // Unprofiled timings of the two steps (medians of 5), for comparison with the profiled kernel
 // totals. `record` is the CPU time until the step function returns (autograd, kernel selection,
@@ -108,10 +109,27 @@ async function timeStep(step: () => void, runs = 5): Promise<Plain> {
   const median = (v: number[]) => [...v].sort((x, y) => x - y)[Math.floor(v.length / 2)]!;
   return { wallMs: median(wall), recordMs: median(record) };
 }
+const pool = engine.pool;
+const createdAfterWarmup = pool.stats.created;
+pool.resetPeak();
 const plainG = await timeStep(() => generatorStep(gan));
+const peakG = pool.stats.peakBytesInUse;
 const fake = makeFake(gan);
 await engine.sync();
+pool.resetPeak();
 const plainD = await timeStep(() => discriminatorStep(gan, fake));
+const peakD = pool.stats.peakBytesInUse;
+const MiB = (b: number) => `${(b / 2 ** 20).toFixed(1)} MiB`;
+const memory = {
+  generatorPeakBytes: peakG,
+  discriminatorPeakBytes: peakD,
+  poolBytes: pool.stats.bytesAllocated,
+  buffersCreatedAfterWarmup: pool.stats.created - createdAfterWarmup,
+};
+console.log(
+  `memory: peak in use ${MiB(peakG)} during a G step, ${MiB(peakD)} during a D step (weights, Adam moments, batch ` +
+    `included); pool ${MiB(memory.poolBytes)}; ${memory.buffersCreatedAfterWarmup} buffers created in 10 steady-state steps`,
+);
 
 const flops = stepFlops(shape);
 
@@ -154,7 +172,7 @@ if (a.trace) {
   console.log(`\ntrace: ${a.trace} (${trace.traceEvents.length} events; open in https://ui.perfetto.dev)`);
 }
 if (a.json) {
-  write(a.json, JSON.stringify({ shape, adapter: engine.gpu.adapterName, unprofiledMs: { generator: plainG, discriminator: plainD }, generator: g, discriminator: d }, null, 1));
+  write(a.json, JSON.stringify({ shape, adapter: engine.gpu.adapterName, unprofiledMs: { generator: plainG, discriminator: plainD }, memory, generator: g, discriminator: d }, null, 1));
   console.log(`reports: ${a.json}`);
 }
 gan.dispose();

@@ -17,6 +17,19 @@ export interface Runner {
   run(): Promise<void>;
   after?(): Promise<void> | void;
   dispose(): Promise<void> | void;
+  /** GPU memory of the runs so far (our training steps). */
+  memory?(): StepMemory;
+}
+
+/** Our buffer pool around repeated training steps. */
+export interface StepMemory {
+  /** Most bytes held by live tensors at any point of a step (weights, Adam moments and batch included). */
+  peakBytesInUse: number;
+  /** Bytes of every buffer the pool owns afterwards, free or in use. */
+  bytesAllocated: number;
+  /** Steps after the first two (which fill the pool), and the GPU buffers they created (0: nothing allocated). */
+  steadySteps: number;
+  buffersCreatedInSteadySteps: number;
 }
 
 export interface Timing {
@@ -34,6 +47,8 @@ export interface CaseResult {
   flops: number;
   /** Per implementation: a timing, or why there is none. */
   impls: Partial<Record<Impl, Timing | { skipped: string }>>;
+  /** Our memory over the runs (training steps only). */
+  memory?: StepMemory;
   /** Peer median / our median (> 1: we are faster), per peer measured in this run. */
   speedup: Partial<Record<Exclude<Impl, 'ours'>, number>>;
   /** GFLOP/s per implementation (nominal flops / median). */

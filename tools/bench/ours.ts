@@ -15,7 +15,7 @@ import { batchNorm2d, instanceNorm2d } from '../../src/engine/ops/norm.js';
 import { Adam } from '../../src/engine/optim.js';
 import { ResnetGenerator } from '../../src/models/resnet-generator.js';
 import { discriminatorStep, generatorStep, makeFake, makeGan } from './gan-step.js';
-import type { Runner } from './harness.js';
+import type { Runner, StepMemory } from './harness.js';
 import { convOut, type Workload } from './workloads.js';
 
 const sync = () => engine().sync();
@@ -37,6 +37,35 @@ export function generatorParamShapes(): number[][] {
 }
 
 export type MatmulFn = (a: Tensor, b: Tensor) => Tensor;
+
+/**
+ * Pool counters around each run. The first two steps fill the pool (the second still meets the
+ * first's gradients and Adam moments alive while it allocates), so steady state starts at the third.
+ */
+const WARMUP_STEPS = 2;
+
+function trackMemory() {
+  const pool = engine().pool;
+  let runs = 0;
+  let createdAfterWarmup = 0;
+  let peak = 0;
+  return {
+    before() {
+      if (runs === WARMUP_STEPS) createdAfterWarmup = pool.stats.created;
+      pool.resetPeak();
+    },
+    after() {
+      peak = Math.max(peak, pool.stats.peakBytesInUse);
+      runs++;
+    },
+    report: (): StepMemory => ({
+      peakBytesInUse: peak,
+      bytesAllocated: pool.stats.bytesAllocated,
+      steadySteps: Math.max(0, runs - WARMUP_STEPS),
+      buffersCreatedInSteadySteps: runs > WARMUP_STEPS ? pool.stats.created - createdAfterWarmup : 0,
+    }),
+  };
+}
 
 /** A runner for this engine, or a reason why there is none. */
 export async function oursRunner(w: Workload, mode: string, adamShapes: number[][]): Promise<Runner | string> {
@@ -166,23 +195,19 @@ export async function oursRunner(w: Workload, mode: string, adamShapes: number[]
     }
     case 'gan': {
       const gan = makeGan(w.gan);
-      if (w.part === 'generator') {
-        return {
-          async run() {
-            generatorStep(gan);
-            await sync();
-          },
-          dispose: () => gan.dispose(),
-        };
-      }
-      const fake = makeFake(gan);
+      const fake = w.part === 'generator' ? null : makeFake(gan);
+      const step = fake ? () => discriminatorStep(gan, fake) : () => generatorStep(gan);
+      const memory = trackMemory();
       return {
         async run() {
-          discriminatorStep(gan, fake);
+          memory.before();
+          step();
           await sync();
+          memory.after();
         },
+        memory: () => memory.report(),
         dispose() {
-          fake.dispose();
+          fake?.dispose();
           gan.dispose();
         },
       };
