@@ -2,7 +2,8 @@
 // where workgroup memory and barriers are expensive; on a GPU they are what makes a GEMM fast).
 // The same three modes as conv2d.wgsl, C[M, N] = sum_k A[M, K] B[K, N]:
 //
-//   MODE 0, forward:     M = co, N = (b, oh, ow), K = (ci, kh, kw); A = w, B = im2col(x)
+//   MODE 0, forward:     M = co, N = (b, oh, ow), K = (ci, kh, kw); A = w, B = im2col(x); split
+//                        along K like mode 2 when M and N are too small to fill the GPU
 //   MODE 1, data grad:   M = ci, N = the (b, ih, iw) of one stride phase (ih = rh + sh*a,
 //                        iw = rw + sw*c), K = (co, the taps that reach that phase); A = w^T,
 //                        B = dy at oh = (ih + ph - kh*dh) / sh, exact by the choice of taps
@@ -31,7 +32,7 @@ override BN: u32 = 16u * TNR;
 
 struct Params {
   m: u32, n: u32, k: u32,
-  k_per_split: u32,   // MODE 2: K range of one grid z slice (a multiple of BK)
+  k_per_split: u32,   // K range of one grid z slice (a multiple of BK; K itself when not split)
   nb: u32, ci: u32, h: u32, w: u32,
   co: u32, oh: u32, ow: u32,
   kh: u32, kw: u32,
@@ -76,6 +77,11 @@ fn load_a(m: u32, kk: u32, kend: u32) -> f32 {
   let hw = p.oh * p.ow;
   let b = kk / hw;
   return a_src[(b * p.co + m) * hw + (kk - b * hw)];
+}
+
+// Rows m..m+3 of A at kk.
+fn quad_a(m: u32, kk: u32, kend: u32) -> vec4f {
+  return vec4f(load_a(m, kk, kend), load_a(m + 1u, kk, kend), load_a(m + 2u, kk, kend), load_a(m + 3u, kk, kend));
 }
 
 // This invocation's view of one column n of B, fixed for the whole K loop.
@@ -155,11 +161,11 @@ fn load_b(c: Col, kk: u32, kend: u32) -> f32 {
 fn store(m: u32, n: u32, z: u32, v: f32) {
   if (m >= p.m || n >= p.n) { return; }
   var out = v;
-  if (HAS_BIAS) { out += bias[m]; }
+  if (HAS_BIAS && z == 0u) { out += bias[m]; }
   if (MODE == 0u) {
     let hw = p.oh * p.ow;
     let b = n / hw;
-    dst[(b * p.co + m) * hw + (n - b * hw)] = out;
+    dst[z * p.m * p.n + (b * p.co + m) * hw + (n - b * hw)] = out;
   } else if (MODE == 1u) {
     let per = p.pa * p.pc;
     let b = n / per;
@@ -177,12 +183,9 @@ fn store(m: u32, n: u32, z: u32, v: f32) {
 fn main(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_index) lid: u32) {
   let m0 = wg.y * BM;
   let n0 = wg.x * BN;
-  var kbeg = 0u;
-  var kend = p.k;
-  if (MODE == 2u) {
-    kbeg = wg.z * p.k_per_split;
-    kend = min(p.k, kbeg + p.k_per_split);
-  }
+  // Split-K: grid z takes one K range and writes its own partial result (summed on the host).
+  let kbeg = wg.z * p.k_per_split;
+  let kend = min(p.k, kbeg + p.k_per_split);
   let ty = lid / 16u;
   let tx = lid % 16u;
 
@@ -196,20 +199,28 @@ fn main(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_index) lid: 
   }
 
   var acc: array<vec4f, 16>;  // [row TMR][column quad TNR/4]
+  // The next K tile is read from global memory into registers while the current one is being
+  // multiplied (register prefetch): with one or two workgroups per SM there are too few warps to
+  // hide the load latency otherwise. Loads past kend return 0, so the last prefetch is harmless.
+  var ra: array<vec4f, 2>;
+  var rb: array<vec4f, 2>;
+  for (var r = 0u; r < TMR / 4u; r++) { ra[r] = quad_a(m0 + (ty + 16u * r) * 4u, kbeg + tx, kend); }
+  for (var s = 0u; s < TNR / 4u; s++) {
+    let kk = kbeg + ty;
+    rb[s] = vec4f(load_b(cols[s * 4u], kk, kend), load_b(cols[s * 4u + 1u], kk, kend),
+                  load_b(cols[s * 4u + 2u], kk, kend), load_b(cols[s * 4u + 3u], kk, kend));
+  }
   for (var k0 = kbeg; k0 < kend; k0 += BK) {
-    for (var r = 0u; r < TMR / 4u; r++) {
-      let m = m0 + (ty + 16u * r) * 4u;
-      let kk = k0 + tx;
-      As[tx * (BM / 4u) + ty + 16u * r] =
-        vec4f(load_a(m, kk, kend), load_a(m + 1u, kk, kend), load_a(m + 2u, kk, kend), load_a(m + 3u, kk, kend));
-    }
-    for (var s = 0u; s < TNR / 4u; s++) {
-      let kk = k0 + ty;
-      Bs[ty * (BN / 4u) + tx + 16u * s] = vec4f(
-        load_b(cols[s * 4u], kk, kend), load_b(cols[s * 4u + 1u], kk, kend),
-        load_b(cols[s * 4u + 2u], kk, kend), load_b(cols[s * 4u + 3u], kk, kend));
-    }
+    for (var r = 0u; r < TMR / 4u; r++) { As[tx * (BM / 4u) + ty + 16u * r] = ra[r]; }
+    for (var s = 0u; s < TNR / 4u; s++) { Bs[ty * (BN / 4u) + tx + 16u * s] = rb[s]; }
     workgroupBarrier();
+    let k1 = k0 + BK;
+    for (var r = 0u; r < TMR / 4u; r++) { ra[r] = quad_a(m0 + (ty + 16u * r) * 4u, k1 + tx, kend); }
+    for (var s = 0u; s < TNR / 4u; s++) {
+      let kk = k1 + ty;
+      rb[s] = vec4f(load_b(cols[s * 4u], kk, kend), load_b(cols[s * 4u + 1u], kk, kend),
+                    load_b(cols[s * 4u + 2u], kk, kend), load_b(cols[s * 4u + 3u], kk, kend));
+    }
     for (var kk = 0u; kk < BK; kk++) {
       var bv: array<vec4f, 2>;
       for (var s = 0u; s < TNR / 4u; s++) { bv[s] = Bs[kk * (BN / 4u) + tx + 16u * s]; }

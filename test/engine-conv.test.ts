@@ -122,6 +122,8 @@ const cases: Case[] = [
   // Tiled kernel: more rows than a 128-row tile, ragged K, several column tiles, and a weight
   // gradient long enough (K = 2 * 33 * 37) to be split into partial sums.
   { x: [2, 5, 33, 37], co: 130, k: [3, 3], padding: [1, 1], bias: true },
+  // One output channel, few pixels, long K: the tiled forward splits K (bias added once).
+  { x: [1, 40, 9, 10], co: 1, k: [4, 4], padding: [1, 1], bias: true },
 ];
 
 // Every case runs on both kernel families: the CPU-shaped subgroup kernels (conv2d.wgsl) and the

@@ -84,19 +84,33 @@ export function tiledDataGradSupported(g: ConvGeometry): boolean {
   return (g.sh === 1 || g.dh === 1) && (g.sw === 1 || g.dw === 1);
 }
 
-/** @internal Y = conv(X, W) + bias. */
-export function tiledForward(x: Tensor, w: Tensor, bias: Tensor | null, g: ConvGeometry, y: Tensor): void {
+/** Split-K count for a GEMM: enough workgroups to fill the GPU, at least minTilesPerSplit K tiles each. */
+function splitsFor(gemm: Gemm, tiles: number): { nsplit: number; kPerSplit: number } {
+  const kTiles = Math.ceil(gemm.k / BK);
+  const want = Math.ceil(tiledTuning.targetGroups / Math.max(tiles, 1));
+  const splits = Math.max(1, Math.min(want, Math.floor(kTiles / tiledTuning.minTilesPerSplit)));
+  const kPerSplit = Math.max(BK, Math.ceil(kTiles / splits) * BK);
+  return { nsplit: Math.max(1, Math.ceil(gemm.k / kPerSplit)), kPerSplit };
+}
+
+/** @internal Y = conv(X, W) + bias, split along K (partials summed) when the output is small. */
+export function tiledForward(x: Tensor, w: Tensor, bias: Tensor | null, g: ConvGeometry): Tensor {
   const gemm = { m: g.co, n: g.nb * g.oh * g.ow, k: g.ci * g.kh * g.kw };
   const [tmr, tnr] = tileFor(gemm.m, gemm.n);
+  const tiles = Math.ceil(gemm.m / (16 * tmr)) * Math.ceil(gemm.n / (16 * tnr));
+  const { nsplit, kPerSplit } = tiles * 2 < tiledTuning.targetGroups ? splitsFor(gemm, tiles) : { nsplit: 1, kPerSplit: gemm.k };
+  const shape = [g.nb, g.co, g.oh, g.ow];
+  const y = Tensor.empty(nsplit > 1 ? [nsplit, gemm.m * gemm.n] : shape);
   engine().launch({
     file: FILE,
     constants: { MODE: 0, TMR: tmr, TNR: tnr, HAS_BIAS: bias ? 1 : 0 },
-    params: params(g, gemm, 0, NO_PHASE),
+    params: params(g, gemm, Math.max(kPerSplit, 1), NO_PHASE),
     buffers: [w.binding(), x.binding(), (bias ?? w).binding(), y.binding()],
-    workgroups: grid(gemm, tmr, tnr, 1),
+    workgroups: grid(gemm, tmr, tnr, nsplit),
     cost: { flops: flops(g), bytes: 4 * (x.size + w.size + y.size) },
     tag: 'fwd',
   });
+  return nsplit === 1 ? y : sumSplits(y, shape);
 }
 
 /**
@@ -125,7 +139,7 @@ export function tiledDataGrad(dy: Tensor, w: Tensor, bias: Tensor | null, g: Con
       engine().launch({
         file: FILE,
         constants: { MODE: 1, TMR: tmr, TNR: tnr, HAS_BIAS: bias ? 1 : 0 },
-        params: params(g, gemm, 0, ph),
+        params: params(g, gemm, Math.max(gemm.k, 1), ph),
         buffers: [w.binding(), dy.binding(), (bias ?? w).binding(), dx.binding()],
         workgroups: grid(gemm, tmr, tnr, 1),
         cost: { flops: 2 * gemm.m * gemm.n * gemm.k, bytes: (4 * (dy.size + w.size + dx.size)) / phases },
@@ -140,10 +154,7 @@ export function tiledWeightGrad(x: Tensor, dy: Tensor, g: ConvGeometry): Tensor 
   const gemm = { m: g.co, n: g.ci * g.kh * g.kw, k: g.nb * g.oh * g.ow };
   const [tmr, tnr] = tileFor(gemm.m, gemm.n, Infinity);
   const tiles = Math.ceil(gemm.m / (16 * tmr)) * Math.ceil(gemm.n / (16 * tnr));
-  const kTiles = Math.ceil(gemm.k / BK);
-  const splits = Math.max(1, Math.min(Math.ceil(tiledTuning.targetGroups / tiles), Math.floor(kTiles / tiledTuning.minTilesPerSplit)));
-  const kPerSplit = Math.ceil(kTiles / splits) * BK;
-  const nsplit = Math.ceil(gemm.k / kPerSplit);
+  const { nsplit, kPerSplit } = splitsFor(gemm, tiles);
   const shape = [g.co, g.ci, g.kh, g.kw];
   const out = Tensor.empty(nsplit > 1 ? [nsplit, gemm.m * gemm.n] : shape);
   engine().launch({

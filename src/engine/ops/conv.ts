@@ -117,14 +117,22 @@ export const convTuning: {
 };
 
 /**
- * Whether a GEMM with `rows` output rows runs on the tiled kernels. 'auto' keeps CPU adapters on
- * the subgroup kernels, and GPUs too when the rows would fill less than a quarter of a 64-row tile
- * (the 3-channel output and input layers: the subgroup kernels block 4 rows per invocation).
+ * Whether this convolution mode runs on the tiled kernels. 'auto' keeps CPU adapters on the
+ * subgroup kernels. On GPUs the tiled kernels take every GEMM with at least 16 rows; with fewer
+ * (3-channel images in and out, the PatchGAN's 1-channel head) most of a 64-row tile would be
+ * padding, so the subgroup kernels (4 rows per invocation) keep them, except where they lack
+ * parallelism: a forward with few output pixels and a long K (the head: 30x30 pixels, K = 8192),
+ * which the tiled kernel splits along K, and weight gradients with many columns.
  */
-function useTiled(rows: number): boolean {
+function useTiled(mode: 'fwd' | 'dgrad' | 'wgrad', g: ConvGeometry): boolean {
   if (convTuning.path !== 'auto') return convTuning.path === 'tiled';
   const gpu = engine().gpu;
-  return !gpu.software && (rows >= 16 || !gpu.features.has('subgroups'));
+  if (gpu.software) return false;
+  if (!gpu.features.has('subgroups')) return true;
+  if ((mode === 'dgrad' ? g.ci : g.co) >= 16) return true;
+  const k = g.ci * g.kh * g.kw;
+  if (mode === 'fwd') return g.nb * g.oh * g.ow <= 4096 && k >= 2048;
+  return mode === 'wgrad' && k >= 4096;
 }
 
 function rowsPerInvocation(m: number): number {
@@ -217,12 +225,9 @@ const mod4 = (v: number) => ((v % 4) + 4) % 4;
 
 /** @internal Y = conv(X, W) + bias. */
 export function convForwardRaw(x: Tensor, w: Tensor, bias: Tensor | null, g: ConvGeometry): Tensor {
+  if (useTiled('fwd', g) && g.nb * g.co * g.oh * g.ow > 0) return tiledForward(x, w, bias, g);
   const y = Tensor.empty([g.nb, g.co, g.oh, g.ow]);
   if (y.size === 0) return y;
-  if (useTiled(g.co)) {
-    tiledForward(x, w, bias, g, y);
-    return y;
-  }
   const wl = 3 * g.sw + (g.kw - 1) * g.dw + 1;
   if (g.kw > KW_MAX || wl > WMAX) {
     naive(0, g, x, w, bias, y);
@@ -260,7 +265,7 @@ export function convForwardRaw(x: Tensor, w: Tensor, bias: Tensor | null, g: Con
 export function convDataGradRaw(dy: Tensor, w: Tensor, bias: Tensor | null, g: ConvGeometry): Tensor {
   const dx = Tensor.empty([g.nb, g.ci, g.h, g.w]);
   if (dx.size === 0) return dx;
-  if (useTiled(g.ci) && tiledDataGradSupported(g)) {
+  if (useTiled('dgrad', g) && tiledDataGradSupported(g)) {
     tiledDataGrad(dy, w, bias, g, dx);
     return dx;
   }
@@ -320,7 +325,7 @@ export function convWeightGradRaw(x: Tensor, dy: Tensor, g: ConvGeometry): Tenso
   const tapGroups = Math.ceil(g.kw / 4);
   const wl = 3 * g.sw + (Math.min(g.kw, 4) - 1) * g.dw + 1;
   if (g.nb * g.oh * g.ow === 0 || g.co * g.ci * g.kh * g.kw === 0) return fill(shape, 0);
-  if (useTiled(g.co)) return tiledWeightGrad(x, dy, g);
+  if (useTiled('wgrad', g)) return tiledWeightGrad(x, dy, g);
   if (3 * g.sw + 3 * g.dw >= WMAX) {
     const dw = Tensor.empty(shape);
     naive(2, g, x, dy, null, dw);
