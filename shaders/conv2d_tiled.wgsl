@@ -5,7 +5,8 @@
 //   MODE 0, forward:     M = co, N = (b, oh, ow), K = (ci, kh, kw); A = w, B = im2col(x); split
 //                        along K like mode 2 when M and N are too small to fill the GPU
 //   MODE 1, data grad:   M = ci, N = the (b, ih, iw) of one stride phase (ih = rh + sh*a,
-//                        iw = rw + sw*c), K = (co, the taps that reach that phase); A = w^T,
+//                        iw = rw + sw*c), K = (co, the taps that reach that phase); A = w^T
+//                        restricted to those taps, packed as [ci][K] first (entry pack_phase),
 //                        B = dy at oh = (ih + ph - kh*dh) / sh, exact by the choice of taps
 //   MODE 2, weight grad: M = co, N = (ci, kh, kw), K = (b, oh, ow), split along K over grid z
 //                        into partial sums (summed on the host side); A = dy, B = im2col(x)^T
@@ -66,12 +67,9 @@ fn phase_tap(kk: u32) -> vec3u {
 // A[m][kk] for the current tile, 0 outside [0, M) x [0, kend).
 fn load_a(m: u32, kk: u32, kend: u32) -> f32 {
   if (m >= p.m || kk >= kend) { return 0.0; }
-  if (MODE == 0u) {
+  if (MODE != 2u) {
+    // Modes 0 and 1: [M][K] rows, contiguous along K (mode 1's come from pack_phase).
     return a_src[m * p.k + kk];
-  }
-  if (MODE == 1u) {
-    let t = phase_tap(kk);  // w[co][ci = m][kh][kw]
-    return a_src[((t.x * p.ci + m) * p.kh + t.y) * p.kw + t.z];
   }
   // MODE 2: kk = (b, oh*ow); dy[b][co = m][pixel]
   let hw = p.oh * p.ow;
@@ -251,4 +249,19 @@ fn main(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_index) lid: 
       }
     }
   }
+}
+
+// MODE 1's A operand for one stride phase: packed[ci][(co, jh, jw)] = w[co][ci][kh][kw], so that
+// the GEMM reads it contiguously along K as it reads the forward's weights (the rows of w^T are
+// scattered through w: consecutive co are ci*kh*kw apart).
+@group(0) @binding(1) var<storage, read> pk_w: array<f32>;
+@group(0) @binding(2) var<storage, read_write> pk_out: array<f32>;
+
+@compute @workgroup_size(256)
+fn pack_phase(@builtin(global_invocation_id) gid: vec3u, @builtin(num_workgroups) groups: vec3u) {
+  let i = gid.x + gid.y * groups.x * 256u;
+  if (i >= p.m * p.k) { return; }
+  let m = i / p.k;
+  let t = phase_tap(i - m * p.k);
+  pk_out[i] = pk_w[((t.x * p.ci + m) * p.kh + t.y) * p.kw + t.z];
 }

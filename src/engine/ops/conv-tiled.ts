@@ -136,15 +136,31 @@ export function tiledDataGrad(dy: Tensor, w: Tensor, bias: Tensor | null, g: Con
       };
       const gemm = { m: g.ci, n: g.nb * ph.pa * ph.pc, k: g.co * ph.nkh * ph.nkw };
       const [tmr, tnr] = tileFor(gemm.m, gemm.n);
+      const packed = Tensor.empty([Math.max(gemm.m * gemm.k, 1)]);
+      const phaseParams = params(g, gemm, Math.max(gemm.k, 1), ph);
+      if (gemm.k > 0) {
+        const groups = Math.ceil((gemm.m * gemm.k) / 256);
+        const gx = Math.min(groups, MAX_GROUPS);
+        engine().launch({
+          file: FILE,
+          entry: 'pack_phase',
+          params: phaseParams,
+          buffers: [w.binding(), packed.binding()],
+          workgroups: [gx, Math.ceil(groups / gx), 1],
+          cost: { flops: 0, bytes: 8 * gemm.m * gemm.k },
+          tag: 'dgrad',
+        });
+      }
       engine().launch({
         file: FILE,
         constants: { MODE: 1, TMR: tmr, TNR: tnr, HAS_BIAS: bias ? 1 : 0 },
-        params: params(g, gemm, Math.max(gemm.k, 1), ph),
-        buffers: [w.binding(), dy.binding(), (bias ?? w).binding(), dx.binding()],
+        params: phaseParams,
+        buffers: [packed.binding(), dy.binding(), (bias ?? w).binding(), dx.binding()],
         workgroups: grid(gemm, tmr, tnr, 1),
         cost: { flops: 2 * gemm.m * gemm.n * gemm.k, bytes: (4 * (dy.size + w.size + dx.size)) / phases },
         tag: 'dgrad',
       });
+      packed.dispose();
     }
   }
 }
