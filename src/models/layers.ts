@@ -75,6 +75,19 @@ export interface Conv2dOptions extends InitOptions {
   bias?: boolean;
 }
 
+/** Validated channel counts and geometry, shared by Conv2d and ConvTranspose2d. */
+function convSettings(
+  layer: string, inChannels: number, outChannels: number, kernel: number | readonly [number, number], o: Conv2dOptions,
+): { kernelSize: [number, number]; stride: number; padding: number; dilation: number } {
+  positiveInt(layer, 'inChannels', inChannels);
+  positiveInt(layer, 'outChannels', outChannels);
+  const s = { kernelSize: kernelSize(layer, kernel), stride: o.stride ?? 1, padding: o.padding ?? 0, dilation: o.dilation ?? 1 };
+  positiveInt(layer, 'stride', s.stride);
+  positiveInt(layer, 'dilation', s.dilation);
+  nonNegativeInt(layer, 'padding', s.padding);
+  return s;
+}
+
 /** 2-D convolution, PyTorch `nn.Conv2d` (groups 1, zero padding). */
 export class Conv2d extends Module {
   readonly weight: Tensor;
@@ -91,15 +104,8 @@ export class Conv2d extends Module {
     o: Conv2dOptions = {},
   ) {
     super();
-    positiveInt('Conv2d', 'inChannels', inChannels);
-    positiveInt('Conv2d', 'outChannels', outChannels);
-    this.kernelSize = kernelSize('Conv2d', kernel);
-    this.stride = o.stride ?? 1;
-    this.padding = o.padding ?? 0;
-    this.dilation = o.dilation ?? 1;
-    positiveInt('Conv2d', 'stride', this.stride);
-    positiveInt('Conv2d', 'dilation', this.dilation);
-    nonNegativeInt('Conv2d', 'padding', this.padding);
+    const s = convSettings('Conv2d', inChannels, outChannels, kernel, o);
+    [this.kernelSize, this.stride, this.padding, this.dilation] = [s.kernelSize, s.stride, s.padding, s.dilation];
     const [kh, kw] = this.kernelSize;
     const [w, b] = convParams([outChannels, inChannels, kh, kw], inChannels * kh * kw, o.bias ?? true, outChannels, o);
     this.weight = this.registerParameter('weight', w)!;
@@ -133,16 +139,9 @@ export class ConvTranspose2d extends Module {
     o: ConvTranspose2dOptions = {},
   ) {
     super();
-    positiveInt('ConvTranspose2d', 'inChannels', inChannels);
-    positiveInt('ConvTranspose2d', 'outChannels', outChannels);
-    this.kernelSize = kernelSize('ConvTranspose2d', kernel);
-    this.stride = o.stride ?? 1;
-    this.padding = o.padding ?? 0;
+    const s = convSettings('ConvTranspose2d', inChannels, outChannels, kernel, o);
+    [this.kernelSize, this.stride, this.padding, this.dilation] = [s.kernelSize, s.stride, s.padding, s.dilation];
     this.outputPadding = o.outputPadding ?? 0;
-    this.dilation = o.dilation ?? 1;
-    positiveInt('ConvTranspose2d', 'stride', this.stride);
-    positiveInt('ConvTranspose2d', 'dilation', this.dilation);
-    nonNegativeInt('ConvTranspose2d', 'padding', this.padding);
     nonNegativeInt('ConvTranspose2d', 'outputPadding', this.outputPadding);
     if (this.outputPadding >= this.stride && this.outputPadding >= this.dilation) {
       throw new ShapeError(`ConvTranspose2d: outputPadding ${this.outputPadding} must be smaller than stride or dilation`);
