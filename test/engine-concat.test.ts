@@ -2,7 +2,7 @@ import t from 'tap';
 import * as E from '../src/engine/index.js';
 import { concat, slice } from '../src/engine/ops/concat.js';
 import { gpu, randomArray } from './helpers/engine.js';
-import { bytesInUse, gpuGrads, prod } from './helpers/nn.js';
+import { expectNoLeak, gpuGrads, prod } from './helpers/nn.js';
 
 await gpu();
 
@@ -158,10 +158,5 @@ t.test('concat and slice release intermediates', async (t) => {
       E.backward(E.sum(slice(concat([x, x, x], 1), 2, 1, 8)));
       x.dispose();
     });
-  run();
-  await E.engine().sync();
-  const before = bytesInUse();
-  run();
-  await E.engine().sync();
-  t.equal(bytesInUse(), before);
+  await expectNoLeak(t, run);
 });

@@ -2,7 +2,7 @@ import t from 'tap';
 import * as E from '../src/engine/index.js';
 import { dropout, dropoutMask } from '../src/engine/ops/dropout.js';
 import { gpu, randomArray } from './helpers/engine.js';
-import { bytesInUse, gpuGrads } from './helpers/nn.js';
+import { expectNoLeak, gpuGrads } from './helpers/nn.js';
 
 await gpu();
 
@@ -98,10 +98,5 @@ t.test('dropout argument errors and memory', async (t) => {
       E.backward(E.sum(dropout(dropout(x, 0.5, 1), 0.2, 2, false)));
       x.dispose();
     });
-  run();
-  await E.engine().sync();
-  const before = bytesInUse();
-  run();
-  await E.engine().sync();
-  t.equal(bytesInUse(), before);
+  await expectNoLeak(t, run);
 });

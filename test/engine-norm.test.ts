@@ -2,7 +2,7 @@ import t from 'tap';
 import * as E from '../src/engine/index.js';
 import { batchNorm2d, instanceNorm2d, NORM_CHUNK, NORM_MAX_UNSPLIT } from '../src/engine/ops/norm.js';
 import { closeness, gpu, randomArray } from './helpers/engine.js';
-import { bytesInUse, f64, gpuGrads, numericGrad, prod } from './helpers/nn.js';
+import { expectNoLeak, f64, gpuGrads, numericGrad, prod } from './helpers/nn.js';
 
 await gpu();
 
@@ -342,10 +342,5 @@ t.test('forward + backward release every intermediate', async (t) => {
       w.dispose();
       b.dispose();
     });
-  run();
-  await E.engine().sync();
-  const before = bytesInUse();
-  run();
-  await E.engine().sync();
-  t.equal(bytesInUse(), before);
+  await expectNoLeak(t, run);
 });

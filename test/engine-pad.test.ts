@@ -2,7 +2,7 @@ import t from 'tap';
 import * as E from '../src/engine/index.js';
 import { pad2d } from '../src/engine/ops/pad.js';
 import { closeness, gpu, randomArray } from './helpers/engine.js';
-import { adjointTaps, applyTaps, bytesInUse, gpuGrads, mismatchesF32, nchw, prod, type Taps } from './helpers/nn.js';
+import { adjointTaps, applyTaps, expectNoLeak, gpuGrads, mismatchesF32, nchw, prod, type Taps } from './helpers/nn.js';
 
 await gpu();
 
@@ -83,10 +83,5 @@ t.test('pad2d releases intermediates', async (t) => {
       E.backward(E.sum(pad2d(pad2d(x, 2, 'reflect'), 1)));
       x.dispose();
     });
-  run();
-  await E.engine().sync();
-  const before = bytesInUse();
-  run();
-  await E.engine().sync();
-  t.equal(bytesInUse(), before);
+  await expectNoLeak(t, run);
 });

@@ -2,7 +2,7 @@ import t from 'tap';
 import * as E from '../src/engine/index.js';
 import { maxPool2d } from '../src/engine/ops/pool.js';
 import { closeness, gpu, randomArray } from './helpers/engine.js';
-import { adjointTaps, applyTaps, bytesInUse, gpuGrads, mismatchesF32, nchw, prod, type Taps } from './helpers/nn.js';
+import { adjointTaps, applyTaps, expectNoLeak, gpuGrads, mismatchesF32, nchw, prod, type Taps } from './helpers/nn.js';
 
 await gpu();
 
@@ -81,10 +81,5 @@ t.test('maxPool2d releases its intermediates', async (t) => {
       E.backward(E.sum(maxPool2d(x)));
       x.dispose();
     });
-  run();
-  await E.engine().sync();
-  const before = bytesInUse();
-  run();
-  await E.engine().sync();
-  t.equal(bytesInUse(), before);
+  await expectNoLeak(t, run);
 });

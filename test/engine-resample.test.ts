@@ -2,7 +2,7 @@ import t from 'tap';
 import * as E from '../src/engine/index.js';
 import { upsampleBilinear2x, upsampleNearest2x } from '../src/engine/ops/resample.js';
 import { closeness, gpu, randomArray } from './helpers/engine.js';
-import { adjointTaps, applyTaps, bytesInUse, gpuGrads, nchw, prod, type Taps } from './helpers/nn.js';
+import { adjointTaps, applyTaps, expectNoLeak, gpuGrads, nchw, prod, type Taps } from './helpers/nn.js';
 
 await gpu();
 
@@ -102,10 +102,5 @@ t.test('upsampling rejects non-4-D input and releases intermediates', async (t) 
       E.backward(E.sum(upsampleBilinear2x(upsampleNearest2x(x))));
       x.dispose();
     });
-  run();
-  await E.engine().sync();
-  const before = bytesInUse();
-  run();
-  await E.engine().sync();
-  t.equal(bytesInUse(), before);
+  await expectNoLeak(t, run);
 });

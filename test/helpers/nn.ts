@@ -1,5 +1,6 @@
 /** Reference helpers for the neural-network layer op tests (norm, pool, resample, pad, concat, dropout). */
 import * as E from '../../src/engine/index.js';
+import type { Test } from 'tap';
 
 /** Plain float64 copy. */
 export function f64(a: ArrayLike<number>): Float64Array {
@@ -70,6 +71,16 @@ export async function gpuGrads(
 /** Bytes of GPU memory held by live tensors (for leak checks). */
 export function bytesInUse(): number {
   return E.engine().pool.stats.bytesInUse;
+}
+
+/** Runs `step` twice and checks that the second run leaves no more bytes in use than the first. */
+export async function expectNoLeak(t: Test, step: () => void): Promise<void> {
+  step();
+  await E.engine().sync();
+  const before = bytesInUse();
+  step();
+  await E.engine().sync();
+  t.equal(bytesInUse(), before, 'a repeated step holds no more GPU memory');
 }
 
 /** A linear map given by its taps: output element o = sum of weight * input[index] over taps[o]. */
