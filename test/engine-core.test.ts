@@ -4,6 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import t from 'tap';
 import * as E from '../src/engine/index.js';
+import { defaultPollInterval, waitGently } from '../src/engine/polling.js';
 import { sizeClass } from '../src/engine/pool.js';
 import { gpu } from './helpers/engine.js';
 
@@ -56,6 +57,33 @@ t.test('the recorder submits every flushEvery dispatches, and results stay exact
   rec.flushEvery = saved;
   x.dispose();
   await engine.sync();
+});
+
+t.test('waiting for a CPU adapter polls on a timer instead of spinning, and restores setImmediate', async (t) => {
+  t.equal(engine.gpu.software, true, 'lavapipe is a software adapter');
+  t.equal(engine.pollIntervalMs, Number(process.env.ASYNDGAN_POLL_MS || 1), 'default 1 ms on CPU adapters');
+  const real = globalThis.setImmediate;
+  let seen: typeof setImmediate | null = null;
+  const inner = await waitGently(1, async () => {
+    seen = globalThis.setImmediate;
+    // Overlapping waits: the replacement stays until the last one ends.
+    await Promise.all([waitGently(1, () => new Promise((r) => setTimeout(r, 5))), engine.sync()]);
+    return globalThis.setImmediate;
+  });
+  t.not(seen, real, 'replaced during the wait');
+  t.equal(inner, seen, 'still replaced after a nested wait ended');
+  t.equal(globalThis.setImmediate, real, 'restored after the wait');
+  await t.rejects(waitGently(1, async () => { throw new Error('boom'); }), /boom/);
+  t.equal(globalThis.setImmediate, real, 'restored after a failed wait');
+  const order: string[] = [];
+  await waitGently(1, () => new Promise<void>((r) => setImmediate(() => { order.push('callback'); r(); })));
+  t.same(order, ['callback'], 'setImmediate callbacks still run during a wait');
+  const y = E.relu(E.tensor([-1, 2]));
+  t.same([...(await y.read())], [0, 2], 'reads complete with timer polling');
+  t.equal(await waitGently(0, async () => globalThis.setImmediate), real, 'interval 0: untouched');
+  t.throws(() => defaultPollInterval(true, -1), /poll interval/);
+  t.equal(defaultPollInterval(false, undefined), Number(process.env.ASYNDGAN_POLL_MS || 0), 'GPUs: busy polling unless the env says otherwise');
+  y.dispose();
 });
 
 t.test('tidy releases intermediates, keeps results', async (t) => {

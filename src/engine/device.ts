@@ -18,6 +18,11 @@ export interface DeviceOptions {
   adapter?: string;
   /** Extra Dawn toggles passed to `create()`, e.g. ['enable_dawn_features=...']. */
   dawnFlags?: string[];
+  /**
+   * Poll the device every this many ms while waiting for it (0: dawn.node's busy loop). Default 1
+   * on CPU adapters, 0 on GPUs. Env: ASYNDGAN_POLL_MS. See Engine.pollIntervalMs.
+   */
+  pollIntervalMs?: number;
 }
 
 /** What the engine obtained: the device plus the facts callers need about it. */

@@ -5,6 +5,7 @@
 import { requestGpu, type DeviceOptions, type GpuContext } from './device.js';
 import { KernelCache, type Constants } from './kernels.js';
 import { BufferPool } from './pool.js';
+import { defaultPollInterval, waitGently } from './polling.js';
 import { Recorder, type Binding } from './recorder.js';
 
 /** A kernel launch: which WGSL file/entry, its specialization, parameters, buffers and grid. */
@@ -29,14 +30,24 @@ export class Engine {
   readonly kernels: KernelCache;
   readonly recorder: Recorder;
 
-  private constructor(readonly gpu: GpuContext) {
+  /**
+   * How often the device is polled while the engine waits for it, in ms (see polling.ts); 0 is
+   * dawn.node's busy loop. Default: 1 on CPU adapters, whose cores the busy loop would steal, 0 on
+   * GPUs. Option `pollIntervalMs`, env ASYNDGAN_POLL_MS.
+   */
+  pollIntervalMs: number;
+
+  private constructor(readonly gpu: GpuContext, pollIntervalMs: number) {
     this.pool = new BufferPool(gpu.device);
     this.kernels = new KernelCache(gpu.device);
     this.recorder = new Recorder(gpu.device);
+    this.pollIntervalMs = pollIntervalMs;
+    this.recorder.waitFor = (work) => waitGently(this.pollIntervalMs, work);
   }
 
   static async create(options: DeviceOptions = {}): Promise<Engine> {
-    return new Engine(await requestGpu(options));
+    const gpu = await requestGpu(options);
+    return new Engine(gpu, defaultPollInterval(gpu.software, options.pollIntervalMs));
   }
 
   get device(): GPUDevice {
@@ -57,8 +68,10 @@ export class Engine {
   /** Submits recorded work, waits for the GPU, and throws any kernel or GPU error. */
   async sync(): Promise<void> {
     this.recorder.flush();
-    await this.kernels.check();
-    await this.recorder.sync();
+    await waitGently(this.pollIntervalMs, async () => {
+      await this.kernels.check();
+      await this.recorder.sync();
+    });
   }
 }
 

@@ -28,6 +28,7 @@
  */
 import type { Engine } from './engine.js';
 import type { DispatchTimer } from './recorder.js';
+import { waitGently } from './polling.js';
 
 /** Dispatches per query-set chunk (two timestamps each). */
 export const CHUNK_DISPATCHES = 256;
@@ -187,7 +188,7 @@ export class Profiler implements DispatchTimer {
       if (this.engine.recorder.timer === this) this.engine.recorder.timer = null;
     }
     await this.engine.sync();
-    await Promise.all(this.pending);
+    await waitGently(this.engine.pollIntervalMs, () => Promise.all(this.pending));
     const wallMs = performance.now() - this.t0;
     for (const c of this.allChunks) {
       c.querySet.destroy();

@@ -48,6 +48,8 @@ export class Recorder {
   submits = 0;
   dispatches = 0;
   timer: DispatchTimer | null = null;
+  /** Wraps every wait on the device (set by the engine: polling.ts). */
+  waitFor: <T>(work: () => Promise<T>) => Promise<T> = (work) => work();
   /** Submit after this many dispatches in one encoder (0: only on demand). */
   flushEvery = DEFAULT_FLUSH_EVERY;
   private pending = 0;
@@ -168,12 +170,18 @@ export class Recorder {
   /** Submits pending work, waits for the GPU, and throws any error the GPU reported. */
   async sync(): Promise<void> {
     this.flush();
-    await this.device.queue.onSubmittedWorkDone();
-    await this.checkErrors();
+    await this.waitFor(async () => {
+      await this.device.queue.onSubmittedWorkDone();
+      await this.checkErrors();
+    });
   }
 
   /** Copies `bytes` bytes of a buffer back to the CPU. */
-  async read(buffer: GPUBuffer, bytes: number): Promise<ArrayBuffer> {
+  read(buffer: GPUBuffer, bytes: number): Promise<ArrayBuffer> {
+    return this.waitFor(() => this.readNow(buffer, bytes));
+  }
+
+  private async readNow(buffer: GPUBuffer, bytes: number): Promise<ArrayBuffer> {
     const size = alignUp(Math.max(bytes, 4), 4);
     const stagingSize = 2 ** Math.ceil(Math.log2(Math.max(size, 256)));
     const staging = this.staging.get(stagingSize)?.pop() ??
