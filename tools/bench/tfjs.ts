@@ -8,6 +8,8 @@
  */
 import { create, globals } from 'webgpu';
 import type * as TF from '@tensorflow/tfjs';
+import { engine } from '../../src/engine/engine.js';
+import { waitGently } from '../../src/engine/polling.js';
 import type { Runner } from './harness.js';
 import { convOut, type Workload } from './workloads.js';
 import { tfjsGanRunner } from './tfjs-gan.js';
@@ -94,7 +96,9 @@ export async function startTfjs(adapterName: string): Promise<TfjsPeer | string>
         backend.endComputePassEncoder();
         backend.submitQueue();
       }
-      await backend.device.queue.onSubmittedWorkDone();
+      // The same waiting strategy as ours (polling.ts: a 1 ms timer on CPU adapters instead of
+      // dawn.node's busy loop), so that the ratios compare kernels, not ways of waiting.
+      await waitGently(engine().pollIntervalMs, () => backend.device.queue.onSubmittedWorkDone());
     },
   };
 }
