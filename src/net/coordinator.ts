@@ -186,7 +186,7 @@ export class Coordinator {
   private readonly tokens: TokenTable;
   private readonly limits: ValidationLimits;
   private readonly log: Logger;
-  private readonly rng: Rng;
+  private rng: Rng;
   private readonly handles = new Set<ConnHandle>();
   private readonly byNode = new Map<string, ConnHandle>();
   /** Channels each node said it holds (hello), for nodes holding a subset. */
@@ -783,7 +783,7 @@ export class Coordinator {
     await this.opts.generator.loadState(c.generator);
     this.registry.restore(c.nodes as NodeSnapshot[]);
     this.roundValue = c.round;
-    this.rng.state = c.rngState;
+    this.rng = Rng.fromState(c.rngState);
     this.sessionIdValue = c.sessionId;
     safeLog(this.log, 'info', 'resumed from checkpoint', { round: c.round, nodes: this.registry.all().length });
   }

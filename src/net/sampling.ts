@@ -3,33 +3,11 @@
  * Pure functions plus a small seedable RNG whose state is checkpointed, so a resumed
  * server draws the same sequence it would have drawn.
  */
+import { Rng } from '../data/rng.js';
 import type { SamplingMode, WeightingMode } from './protocol.js';
 
-/** mulberry32: tiny, fast, good enough for sampling; state is one uint32. */
-export class Rng {
-  private s: number;
-  constructor(seed: number) {
-    this.s = seed >>> 0;
-  }
-  /** Uniform in [0, 1). */
-  next(): number {
-    this.s = (this.s + 0x6d2b79f5) >>> 0;
-    let t = this.s;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  }
-  /** Integer in [0, n). */
-  int(n: number): number {
-    return Math.floor(this.next() * n);
-  }
-  get state(): number {
-    return this.s;
-  }
-  set state(v: number) {
-    this.s = v >>> 0;
-  }
-}
+// The project's seeded generator for CPU-side draws (mulberry32, checkpointable 32-bit state).
+export { Rng };
 
 /** A node eligible for this round and the keys of its masks. */
 export interface SamplingCandidate {

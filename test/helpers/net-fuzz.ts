@@ -17,7 +17,7 @@ export class Fuzzer {
     this.rng = new Rng(seed);
   }
   int(n: number): number {
-    return this.rng.int(n);
+    return n >= 1 ? this.rng.int(n) : 0; // empty ranges draw 0 (fuzzed lengths can be 0)
   }
   pick<T>(xs: readonly T[]): T {
     return xs[this.rng.int(xs.length)]!;
