@@ -6,6 +6,7 @@ import t from 'tap';
 import * as E from '../src/engine/index.js';
 import { defaultPollInterval, waitGently } from '../src/engine/polling.js';
 import { sizeClass } from '../src/engine/pool.js';
+import { expandIncludes } from '../src/engine/wgsl-include.js';
 import { gpu } from './helpers/engine.js';
 
 const engine = await gpu();
@@ -175,6 +176,35 @@ t.test('kernel compile errors name the shader file', async (t) => {
   t.same((err as E.KernelError).shaderFiles.includes('broken-test.wgsl'), true);
   out.dispose();
   t.throws(() => engine.launch({ file: 'no-such-kernel.wgsl', buffers: [], workgroups: [1] }), /not found: shaders\/no-such-kernel\.wgsl/);
+});
+
+t.test('WGSL includes: expanded once, compiler messages point at the line a person edits', async (t) => {
+  // An error after the include is reported at its own line (5), not at its line in the expansion.
+  engine.kernels.register('include-test.wgsl', [
+    'override TM: u32 = 4u;',
+    'var<private> acc: array<vec4f, 16>;',
+    '// #include "pick_acc.wgsl"',
+    '// #include "pick_acc.wgsl"',
+    '@compute @workgroup_size(1) fn main() { let x: u32 = pick(0u).x; }',
+  ].join('\n'));
+  engine.launch({ file: 'include-test.wgsl', buffers: [], workgroups: [1] });
+  const err = (await engine.sync().then(() => null, (e: unknown) => e)) as Error | null;
+  t.ok(err instanceof E.KernelError, 'a KernelError is raised');
+  t.match(err?.message ?? '', /include-test\.wgsl failed to compile:\n {2}line 5:/, 'the error line of the shader itself');
+  t.notMatch(err?.message ?? '', /redefinition|already declared/, 'the second include of the same file is skipped');
+  // An error inside the included file names that file (here: `acc` is not declared).
+  engine.kernels.register('include-test-2.wgsl', '// #include "pick_acc.wgsl"\n@compute @workgroup_size(1) fn main() { _ = pick(0u); }');
+  engine.launch({ file: 'include-test-2.wgsl', buffers: [], workgroups: [1] });
+  const err2 = (await engine.sync().then(() => null, (e: unknown) => e)) as Error | null;
+  t.match(err2?.message ?? '', /include\/pick_acc\.wgsl line \d+:/, 'errors in an included file name it');
+  const dir = mkdtempSync(join(tmpdir(), 'wgsl-include-'));
+  writeFileSync(join(dir, 'a.wgsl'), '// #include "b.wgsl"\n');
+  writeFileSync(join(dir, 'b.wgsl'), '// #include "a.wgsl"\n');
+  t.throws(() => expandIncludes('k.wgsl', '// #include "a.wgsl"', dir), /include cycle k\.wgsl -> a\.wgsl -> b\.wgsl -> a\.wgsl/);
+  t.throws(() => expandIncludes('k.wgsl', 'x\n// #include "missing.wgsl"', dir), /k\.wgsl:2: included file not found: shaders\/include\/missing\.wgsl/);
+  const ok = expandIncludes('k.wgsl', 'one\n// #include "c.wgsl"\nthree', (writeFileSync(join(dir, 'c.wgsl'), 'inc1\ninc2'), dir));
+  t.same(ok.code.split('\n'), ['one', 'inc1', 'inc2', 'three']);
+  t.same(ok.origins[3], { file: 'k.wgsl', line: 3 }, 'origin of a line after the include');
 });
 
 t.test('no adapter: clear message saying what to install', async (t) => {

@@ -5,12 +5,14 @@
  * is specialized with WGSL `override` constants and cached under (file, entry point, constants), so
  * the steady state of training builds no pipeline. Bindings follow one convention in every shader:
  * `@group(0) @binding(0)` is the uniform parameter block (when the kernel has one), and storage
- * buffers follow at bindings 1, 2, ... in the order the op passes them.
+ * buffers follow at bindings 1, 2, ... in the order the op passes them. Helpers shared between
+ * families live in shaders/include/ and are pulled in by `// #include "name.wgsl"` (wgsl-include.ts).
  */
 import { existsSync, readFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { KernelError } from './errors.js';
+import { expandIncludes, type ExpandedSource } from './wgsl-include.js';
 
 /** Specialization constants (WGSL `override` declarations) of one pipeline. */
 export type Constants = Record<string, number>;
@@ -57,13 +59,15 @@ export class KernelCache {
     this.extraSources.set(file, code);
   }
 
-  /** WGSL source of a kernel file (e.g. 'conv2d.wgsl'). */
-  source(file: string): string {
-    const extra = this.extraSources.get(file);
-    if (extra !== undefined) return extra;
-    const path = join(this.dir, file);
-    if (!existsSync(path)) throw new KernelError(`shader file not found: shaders/${file}`, [file]);
-    return readFileSync(path, 'utf8');
+  /** WGSL source of a kernel file (e.g. 'conv2d.wgsl'), its `// #include` lines expanded. */
+  source(file: string): ExpandedSource {
+    let code = this.extraSources.get(file);
+    if (code === undefined) {
+      const path = join(this.dir, file);
+      if (!existsSync(path)) throw new KernelError(`shader file not found: shaders/${file}`, [file]);
+      code = readFileSync(path, 'utf8');
+    }
+    return expandIncludes(file, code, join(this.dir, 'include'));
   }
 
   /** The pipeline for (file, entry, constants), built on first use. */
@@ -98,14 +102,20 @@ export class KernelCache {
     let module = this.modules.get(file);
     if (module) return module;
     this.device.pushErrorScope('validation');
-    module = this.device.createShaderModule({ label: file, code: this.source(file) });
+    const { code, origins } = this.source(file);
+    module = this.device.createShaderModule({ label: file, code });
+    // Messages point at the line a person edits: the shader's own, or an included file's.
+    const where = (line: number, pos: number): string => {
+      const o = origins[line - 1];
+      if (!o) return `line ${line}:${pos}`;
+      return o.file === file ? `line ${o.line}:${pos}` : `${o.file} line ${o.line}:${pos}`;
+    };
     const compiled = module.getCompilationInfo().then((info) => {
       const errs = info.messages.filter((m) => m.type === 'error');
       return errs.length === 0
         ? null
         : new KernelError(
-            `shaders/${file} failed to compile:\n` +
-              errs.map((m) => `  line ${m.lineNum}:${m.linePos}: ${m.message}`).join('\n'),
+            `shaders/${file} failed to compile:\n` + errs.map((m) => `  ${where(m.lineNum, m.linePos)}: ${m.message}`).join('\n'),
             [file],
           );
     });
