@@ -294,31 +294,31 @@ function checkPadding(layer: string, p: Padding2d): number | [number, number, nu
   return typeof p === 'number' ? p : [p[0], p[1], p[2], p[3]];
 }
 
-/** Mirror padding without repeating the edge, PyTorch `nn.ReflectionPad2d`. */
-export class ReflectionPad2d extends Module {
+/** Fixed padding of every image (no parameters); the mode is the subclass's. */
+abstract class Pad2dLayer extends Module {
   readonly padding: number | [number, number, number, number];
 
-  constructor(padding: Padding2d) {
+  protected constructor(layer: string, padding: Padding2d, private readonly mode: 'reflect' | 'zero') {
     super();
-    this.padding = checkPadding('ReflectionPad2d', padding);
+    this.padding = checkPadding(layer, padding);
   }
 
   forward(x: Tensor): Tensor {
-    return pad2d(x, this.padding, 'reflect');
+    return pad2d(x, this.padding, this.mode);
+  }
+}
+
+/** Mirror padding without repeating the edge, PyTorch `nn.ReflectionPad2d`. */
+export class ReflectionPad2d extends Pad2dLayer {
+  constructor(padding: Padding2d) {
+    super('ReflectionPad2d', padding, 'reflect');
   }
 }
 
 /** Zero padding, PyTorch `nn.ZeroPad2d`. */
-export class ZeroPad2d extends Module {
-  readonly padding: number | [number, number, number, number];
-
+export class ZeroPad2d extends Pad2dLayer {
   constructor(padding: Padding2d) {
-    super();
-    this.padding = checkPadding('ZeroPad2d', padding);
-  }
-
-  forward(x: Tensor): Tensor {
-    return pad2d(x, this.padding, 'zero');
+    super('ZeroPad2d', padding, 'zero');
   }
 }
 
