@@ -42,7 +42,7 @@ export class Engine {
     this.kernels = new KernelCache(gpu.device);
     this.recorder = new Recorder(gpu.device);
     this.pollIntervalMs = pollIntervalMs;
-    this.recorder.waitFor = (work) => waitGently(this.pollIntervalMs, work);
+    this.recorder.waitFor = (work) => this.waitFor(work);
   }
 
   static async create(options: DeviceOptions = {}): Promise<Engine> {
@@ -60,6 +60,11 @@ export class Engine {
     this.recorder.dispatch(kernel, l.params ?? null, l.buffers, l.workgroups, l.cost, l.tag);
   }
 
+  /** Runs `work`, which awaits the device, with this engine's polling (see pollIntervalMs). */
+  waitFor<T>(work: () => Promise<T>): Promise<T> {
+    return waitGently(this.pollIntervalMs, work);
+  }
+
   /** Submits recorded work without waiting. */
   flush(): void {
     this.recorder.flush();
@@ -68,10 +73,8 @@ export class Engine {
   /** Submits recorded work, waits for the GPU, and throws any kernel or GPU error. */
   async sync(): Promise<void> {
     this.recorder.flush();
-    await waitGently(this.pollIntervalMs, async () => {
-      await this.kernels.check();
-      await this.recorder.sync();
-    });
+    await this.waitFor(() => this.kernels.check());
+    await this.recorder.sync();
   }
 }
 

@@ -28,7 +28,6 @@
  */
 import type { Engine } from './engine.js';
 import type { DispatchTimer } from './recorder.js';
-import { waitGently } from './polling.js';
 
 /** Dispatches per query-set chunk (two timestamps each). */
 export const CHUNK_DISPATCHES = 256;
@@ -188,7 +187,7 @@ export class Profiler implements DispatchTimer {
       if (this.engine.recorder.timer === this) this.engine.recorder.timer = null;
     }
     await this.engine.sync();
-    await waitGently(this.engine.pollIntervalMs, () => Promise.all(this.pending));
+    await this.engine.waitFor(() => Promise.all(this.pending));
     const wallMs = performance.now() - this.t0;
     for (const c of this.allChunks) {
       c.querySet.destroy();

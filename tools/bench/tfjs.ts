@@ -9,7 +9,6 @@
 import { create, globals } from 'webgpu';
 import type * as TF from '@tensorflow/tfjs';
 import { engine } from '../../src/engine/engine.js';
-import { waitGently } from '../../src/engine/polling.js';
 import type { Runner } from './harness.js';
 import { convOut, type Workload } from './workloads.js';
 import { tfjsGanRunner } from './tfjs-gan.js';
@@ -98,7 +97,7 @@ export async function startTfjs(adapterName: string): Promise<TfjsPeer | string>
       }
       // The same waiting strategy as ours (polling.ts: a 1 ms timer on CPU adapters instead of
       // dawn.node's busy loop), so that the ratios compare kernels, not ways of waiting.
-      await waitGently(engine().pollIntervalMs, () => backend.device.queue.onSubmittedWorkDone());
+      await engine().waitFor(() => backend.device.queue.onSubmittedWorkDone());
     },
   };
 }

@@ -104,7 +104,7 @@ export function tiledForward(x: Tensor, w: Tensor, bias: Tensor | null, g: ConvG
   engine().launch({
     file: FILE,
     constants: { MODE: 0, TMR: tmr, TNR: tnr, HAS_BIAS: bias ? 1 : 0 },
-    params: params(g, gemm, Math.max(kPerSplit, 1), NO_PHASE),
+    params: params(g, gemm, kPerSplit, NO_PHASE),
     buffers: [w.binding(), x.binding(), (bias ?? w).binding(), y.binding()],
     workgroups: grid(gemm, tmr, tnr, nsplit),
     cost: { flops: flops(g), bytes: 4 * (x.size + w.size + y.size) },
