@@ -139,7 +139,7 @@ t.test('server: 100k+ invalid frames, direct and over sockets; state untouched',
       breakers: [...typeBreakers(['welcome', 'maskAck', 'roundRequest']), ...keyBreakers(['new0', 'new1'], 'any'), ...tensorBreakers('masks', [2, 1, H, W]), ...fieldBreakers('sampleCount', [0, -1, 1.5, '2', null, NaN])],
     },
     // On an authenticated connection any hello is refused; unauthenticated, this one has a wrong token.
-    { base: helloBase, weight: 1, breakers: [...fieldBreakers('protocolVersion', [0, 2, '1', null]), ...fieldBreakers('nodeId', ['', 5, null]), ...fieldBreakers('capabilities', [{}, { dtypes: ['f16'] }, null, 'f32'])] },
+    { base: helloBase, weight: 1, breakers: [...fieldBreakers('protocolVersion', [0, 1, 3, '2', null]), ...fieldBreakers('nodeId', ['', 5, null]), ...fieldBreakers('capabilities', [{}, { dtypes: ['f16'] }, null, 'f32'])] },
   ];
   const doublyBad: Obj[] = [
     { ...replyBase, keys: ['zz-a', 'zz-b', 'zz-c', 'zz-d'], grad: nanGrad },
@@ -265,7 +265,7 @@ function nodeBases(keys: string[]): { bases: { base: Obj; breakers: Breaker[]; w
         (m: Obj, f: Fuzzer) => { m.aug = f.pick([[{ flipH: 1 }, {}, {}, {}], [{ rotate: 90 }, {}, {}, {}], 'x', [{}, {}], 5, [null, {}, {}, {}]]); },
       ],
     },
-    { base: welcome, weight: 1, breakers: [...fieldBreakers('sessionId', [5, null]), ...fieldBreakers('config', [null, {}, 'x']), ...fieldBreakers('protocolVersion', [2, 'x'])] }, // a second welcome is refused anyway
+    { base: welcome, weight: 1, breakers: [...fieldBreakers('sessionId', [5, null]), ...fieldBreakers('config', [null, {}, 'x']), ...fieldBreakers('protocolVersion', [1, 3, 'x'])] }, // a second welcome is refused anyway
     { base: { type: 'maskAck', accepted: 4, total: 4 }, weight: 1, breakers: [...fieldBreakers('accepted', [-1, 1.5, 'x', null]), ...fieldBreakers('total', [-1, 'x', NaN])] },
     { base: { type: 'status', round: 3, metrics: { a: 1 } }, weight: 1, breakers: [...fieldBreakers('round', [-1, 'x', 1.5]), ...fieldBreakers('metrics', ['x', [1], { a: 'b' }, { a: NaN }, null])] },
     { base: { type: 'error', code: 'internal', message: 'm', fatal: false }, weight: 1, breakers: [...fieldBreakers('code', ['nope', 5, null]), ...fieldBreakers('fatal', ['yes', 1, null]), ...fieldBreakers('message', [5, null])] },

@@ -1,5 +1,8 @@
 /**
- * The AsynDGAN wire protocol, version 1: message shapes, error codes and limits.
+ * The AsynDGAN wire protocol, version 2: message shapes, error codes and limits.
+ * Version 2 adds the node's privacy refusals (`config_refused`, `query_refused`,
+ * `privacy_budget_spent`) and the server's defences against hostile peers (`identity_in_use`,
+ * `quota_exceeded`, `rate_limited`); docs/PROTOCOL.md lists what changed since version 1.
  *
  * Everything a peer may send is declared here, so "what can leave a hospital" is a
  * question answered by reading this file: the node-to-server messages carry masks,
@@ -9,7 +12,7 @@
  */
 
 /** Version spoken by this implementation. A peer announcing another version is refused. */
-export const PROTOCOL_VERSION = 1;
+export const PROTOCOL_VERSION = 2;
 
 /** Element types a tensor may travel in. Both are IEEE 754, little-endian. */
 export type Dtype = 'f32' | 'f16';
@@ -188,6 +191,12 @@ export const ERROR_CODES = [
   'stale', // late reply dropped because its staleness exceeds maxStaleness
   'too_many_errors', // abuse limit reached; connection closes (fatal)
   'replaced', // another connection authenticated with the same nodeId (fatal)
+  'identity_in_use', // a connection is already authenticated as this nodeId; the newcomer is refused (fatal)
+  'quota_exceeded', // a byte or count budget (masks per node, masks in total, connections) is spent
+  'rate_limited', // too many failed logins from this address; retry later (fatal)
+  'config_refused', // node to server: a session parameter exceeds the node's own limits (fatal)
+  'query_refused', // node to server: this request is declined (key asked too often, fakes out of range); carries round
+  'privacy_budget_spent', // node to server: the node's epsilon budget is spent; it answers no more rounds (fatal)
   'internal', // the receiver failed while processing a valid message
 ] as const;
 export type ErrorCode = (typeof ERROR_CODES)[number];

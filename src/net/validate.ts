@@ -7,7 +7,7 @@
  *    dtype/shape/byte length agree). Needs no session state.
  *  - check*: agreement with the session (mask shape from the config, a gradientReply matches
  *    the roundRequest it answers, values finite). These decode tensors and return them.
- * Unknown extra top-level fields are ignored (forward compatibility inside version 1).
+ * Unknown extra top-level fields are ignored (forward compatibility inside version 2).
  */
 import { decodeTensor, firstNonFinite, shapeSize } from './codec.js';
 import {
