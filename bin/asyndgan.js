@@ -1,6 +1,13 @@
 #!/usr/bin/env node
-// Runs the TypeScript CLI through tsx (no build step needed).
-import { register } from 'tsx/esm/api';
+// The `asyndgan` command. An installed package runs the compiled JavaScript in dist/; a source
+// checkout (src/ present, tsx installed) runs the TypeScript directly, so it never runs a stale build.
+import { existsSync } from 'node:fs';
 
-register();
-await import('../src/cli/main.ts');
+const source = new URL('../src/cli/main.ts', import.meta.url);
+if (existsSync(source)) {
+  const { register } = await import('tsx/esm/api');
+  register();
+  await import(source.href);
+} else {
+  await import('../dist/src/cli/main.js');
+}
