@@ -4,6 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import t from 'tap';
 import * as E from '../src/engine/index.js';
+import { axpby } from '../src/engine/internal.js';
 import { defaultPollInterval, waitGently } from '../src/engine/polling.js';
 import { sizeClass } from '../src/engine/pool.js';
 import { expandIncludes } from '../src/engine/wgsl-include.js';
@@ -141,7 +142,7 @@ t.test('steady-state steps allocate no GPU buffer and create no bind group', asy
     E.tidy(() => {
       const loss = E.mean(E.square(E.sub(E.tanh(w), target)));
       E.backward(loss);
-      E.noGrad(() => E.axpby(w, 1, w.grad!, -0.5));
+      E.noGrad(() => axpby(w, 1, w.grad!, -0.5));
       w.grad!.dispose(); // zero_grad(set_to_none=True), PyTorch's default
       w.grad = null;
       return loss;

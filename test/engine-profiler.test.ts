@@ -9,7 +9,7 @@ import type { Engine } from '../src/engine/engine.js';
 import {
   CHUNK_DISPATCHES, formatTable, Profiler, toChromeTrace, type ProfileReport,
 } from '../src/engine/profiler.js';
-import { Params } from '../src/engine/params.js';
+import { Params } from '../src/engine/internal.js';
 import { closeness, gpu, randomArray } from './helpers/engine.js';
 
 const eng = await gpu();

@@ -8,7 +8,7 @@
  *   eval     segmentation evaluation: real vs synthetic training data
  *   complete missing-modality completion at one center
  */
-import { NoAdapterError } from '../engine/errors.js';
+import { NoAdapterError } from '../engine/index.js';
 import { UsageError } from './options.js';
 
 const COMMANDS: Record<string, () => Promise<(argv: string[]) => Promise<void>>> = {
@@ -19,6 +19,7 @@ const COMMANDS: Record<string, () => Promise<(argv: string[]) => Promise<void>>>
   demo: async () => (await import('./demo.js')).demoCommand,
   eval: async () => (await import('./eval.js')).evalCommand,
   complete: async () => (await import('./complete.js')).completeCommand,
+  audit: async () => (await import('./audit.js')).auditCommand,
 };
 
 const [command, ...rest] = process.argv.slice(2);

@@ -14,7 +14,7 @@ import { lineChartPng, writeFileAtomic, writeJsonAtomic } from '../io/index.js';
 import { saveModule } from '../models/index.js';
 import { Pix2pixTrainer, type GanConfig } from '../train/pix2pix.js';
 import { loadTrainingState, saveTrainingState } from '../train/state.js';
-import { Rng } from '../engine/random.js';
+import { Rng } from '../engine/index.js';
 import { loadDataSource } from './data-source.js';
 import { GAN_OPTIONS, ganConfig, int, parseOptions } from './options.js';
 import { Progress } from './progress.js';

@@ -6,7 +6,7 @@
 import { ShapeError } from './errors.js';
 import { keep } from './scope.js';
 import type { Tensor } from './tensor.js';
-import { accumulate, fill } from './ops/elementwise.js';
+import { accumulate, fill } from './primitives.js';
 
 /** @internal One recorded op: how to map the output's gradient to its inputs' gradients. */
 export interface GradNode {

@@ -7,7 +7,7 @@
  * convolution stored [in, out, k, k] that makes fan_in the output channels, as in PyTorch).
  */
 import { ShapeError } from './errors.js';
-import { fillInPlace } from './ops/elementwise.js';
+import { fillInPlace } from './primitives.js';
 import { fmtShape } from './ops/launch.js';
 import { Rng } from './random.js';
 import type { Tensor } from './tensor.js';

@@ -14,7 +14,7 @@
  */
 import { engine } from './engine.js';
 import { DisposedError, ShapeError } from './errors.js';
-import { fill } from './ops/elementwise.js';
+import { fill } from './primitives.js';
 import { launch1d } from './ops/launch.js';
 import { Params } from './params.js';
 import { keep } from './scope.js';

@@ -6,7 +6,7 @@
  */
 import { tensor, tidy } from '../engine/index.js';
 import { conditionTensor, imageTensor, type Dataset } from '../data/index.js';
-import { Rng } from '../engine/random.js';
+import { Rng } from '../engine/index.js';
 import { loadSafetensors } from '../io/safetensors.js';
 import { ResnetGenerator, loadModule } from '../models/index.js';
 import { Pix2pixTrainer, type GanConfig } from '../train/pix2pix.js';

@@ -8,8 +8,7 @@
  * or one D per modality), L1 runs on them only, and the returned gradient is exactly 0 on every
  * channel it does not hold.
  */
-import { tensor, tidy } from '../engine/index.js';
-import type { Adam } from '../engine/optim.js';
+import { tensor, tidy, type Adam } from '../engine/index.js';
 import type { DiscriminatorBackend, DiscriminatorInput, DiscriminatorOutput } from '../net/backend.js';
 import { applyAugmentation } from '../net/augment.js';
 import type { SessionConfig } from '../net/protocol.js';

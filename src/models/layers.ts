@@ -4,16 +4,10 @@
  * num_batches_tracked), InstanceNorm2d, activations, padding, pooling, resampling, Dropout and
  * Sequential (children named "0", "1", ...).
  */
-import { ShapeError } from '../engine/errors.js';
-import type { Rng } from '../engine/random.js';
-import type { Tensor } from '../engine/tensor.js';
-import { leakyRelu, relu, sigmoid, tanh } from '../engine/ops/elementwise.js';
-import { conv2d, convTranspose2d } from '../engine/ops/conv.js';
-import { batchNorm2d, instanceNorm2d } from '../engine/ops/norm.js';
-import { pad2d } from '../engine/ops/pad.js';
-import { maxPool2d } from '../engine/ops/pool.js';
-import { upsampleBilinear2x, upsampleNearest2x } from '../engine/ops/resample.js';
-import { dropout } from '../engine/ops/dropout.js';
+import {
+  ShapeError, batchNorm2d, conv2d, convTranspose2d, dropout, instanceNorm2d, leakyRelu, maxPool2d, pad2d, relu, sigmoid, tanh,
+  upsampleBilinear2x, upsampleNearest2x, type Rng, type Tensor,
+} from '../engine/index.js';
 import { constantInit, Counter, Module, normalInit, toRng, uniformInit, type SeedLike } from './module.js';
 
 /**

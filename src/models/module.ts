@@ -11,12 +11,8 @@
  * parameter draws its own sub-seed from it in construction order, so the same seed gives the same
  * weights on every machine.
  */
-import { ShapeError } from '../engine/errors.js';
-import { Rng } from '../engine/random.js';
-import { keep } from '../engine/scope.js';
-import { numel, type Tensor } from '../engine/tensor.js';
-import { fill } from '../engine/ops/elementwise.js';
-import { rand, randn } from '../engine/ops/create.js';
+import { Rng, ShapeError, keep, rand, randn, type Tensor } from '../engine/index.js';
+import { fill, numel } from '../engine/internal.js';
 
 /** Where initial weights come from: a seed, or a generator shared by the modules of a network. */
 export type SeedLike = number | Rng;

@@ -9,8 +9,7 @@
  * With 3 layers, a 256x256 input gives a 30x30 map (each logit sees a 70x70 patch). Convolutions
  * followed by a norm have a bias only with instance norm (the reference `use_bias`).
  */
-import { ShapeError } from '../engine/errors.js';
-import type { Tensor } from '../engine/tensor.js';
+import { ShapeError, type Tensor } from '../engine/index.js';
 import { Conv2d, LeakyReLU, Sequential, type InitOptions } from './layers.js';
 import { Module, toRng, type SeedLike } from './module.js';
 import { normLayer, type NormKind } from './resnet-generator.js';

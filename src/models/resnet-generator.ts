@@ -12,10 +12,7 @@
  *
  * Convolutions before a norm layer have a bias only with instance norm (the reference `use_bias`).
  */
-import { ShapeError } from '../engine/errors.js';
-import { Rng } from '../engine/random.js';
-import type { Tensor } from '../engine/tensor.js';
-import { add } from '../engine/ops/elementwise.js';
+import { Rng, ShapeError, add, type Tensor } from '../engine/index.js';
 import {
   BatchNorm2d, Conv2d, ConvTranspose2d, Dropout, InstanceNorm2d, ReflectionPad2d, ReLU, Sequential, Tanh,
   type InitOptions,

@@ -13,10 +13,7 @@
  * weights keep PyTorch's default initialization (option `init: 'normal'` for N(0, 0.02)).
  * Widths: c_i has width * 2^(i-1) channels, cu width * 2^depth.
  */
-import { ShapeError } from '../engine/errors.js';
-import type { Tensor } from '../engine/tensor.js';
-import { relu } from '../engine/ops/elementwise.js';
-import { concat } from '../engine/ops/concat.js';
+import { ShapeError, concat, relu, type Tensor } from '../engine/index.js';
 import {
   Conv2d, ConvTranspose2d, Dropout, MaxPool2d, Upsample2x, type InitOptions, type InitScheme,
 } from './layers.js';

@@ -16,9 +16,8 @@
  * federated protocol run the very same arithmetic.
  */
 import {
-  add, backward, bceWithLogits, concat, detach, l1Loss, scale, slice, tidy, type Tensor,
+  add, backward, bceWithLogits, concat, detach, l1Loss, scale, slice, tidy, type Adam, type Tensor,
 } from '../engine/index.js';
-import type { Adam } from '../engine/optim.js';
 import type { Module } from '../models/module.js';
 
 export interface GanLossOptions {

@@ -3,11 +3,16 @@
  * ("G.", "D."), optimizer moments ("optim.G.m.<param>", "optim.G.v.<param>"), and a JSON
  * metadata entry with step counts, hyper-parameters and the run's config. One file means a crash
  * can never leave half a checkpoint: either the old file or the new one is there.
+ *
+ * No NaN or Inf is ever written or accepted: every float tensor (weights, batch-norm running
+ * statistics, Adam moments) is checked on save and on load, and the error names the tensor. A
+ * frozen or corrupted run (e.g. Adam's second moment at Inf) then stops at once instead of being
+ * carried from checkpoint to checkpoint.
  */
 import { readFile } from 'node:fs/promises';
 import { writeFileAtomic } from '../io/atomic.js';
 import { decodeSafetensors, encodeSafetensors, type SafetensorsTensorInput } from '../io/safetensors.js';
-import type { AdamState } from '../engine/optim.js';
+import type { AdamState } from '../engine/index.js';
 import type { Module, StateTensorInput } from '../models/module.js';
 
 export interface TrainingState {
@@ -18,6 +23,26 @@ export interface TrainingState {
 }
 
 const META_KEY = 'asyndgan';
+
+/** Index of the first NaN/Inf element of a float tensor (F16/BF16 as raw bits), or -1. */
+function firstNonFiniteElement(t: { dtype: string; data: unknown }): number {
+  const d = t.data;
+  if (d instanceof Float32Array || d instanceof Float64Array) {
+    for (let i = 0; i < d.length; i++) if (!Number.isFinite(d[i]!)) return i;
+  } else if ((t.dtype === 'F16' || t.dtype === 'BF16') && d instanceof Uint16Array) {
+    const exp = t.dtype === 'F16' ? 0x7c00 : 0x7f80; // all exponent bits set: Inf or NaN
+    for (let i = 0; i < d.length; i++) if ((d[i]! & exp) === exp) return i;
+  }
+  return -1;
+}
+
+/** Throw, naming the tensor and element, when any tensor holds NaN or Inf. */
+function requireFinite(tensors: Record<string, { dtype: string; data: unknown }>, what: string): void {
+  for (const [name, t] of Object.entries(tensors)) {
+    const i = firstNonFiniteElement(t);
+    if (i >= 0) throw new Error(`${what}: tensor ${name} holds a non-finite value (element ${i} is ${String((t.data as ArrayLike<number>)[i])})`);
+  }
+}
 
 /** Writes modules, optimizer states and `info` to `path` (atomic). */
 export async function saveTrainingState(path: string, state: TrainingState): Promise<void> {
@@ -45,6 +70,7 @@ export async function saveTrainingStateBytes(state: TrainingState): Promise<Uint
     const { m: _m, v: _v, ...scalars } = s;
     optimizerMeta[prefix] = scalars;
   }
+  requireFinite(tensors, 'refusing to save the training state');
   return encodeSafetensors(tensors, {
     [META_KEY]: JSON.stringify({ version: 1, optimizers: optimizerMeta, info: state.info }),
   });
@@ -66,6 +92,8 @@ export async function loadTrainingStateBytes(
     throw new Error(`${path}: training-state metadata is not valid JSON`);
   }
   if (meta.version !== 1) throw new Error(`${path}: unsupported training-state version ${meta.version}`);
+  // Checked before anything is loaded, so a refused file changes nothing.
+  requireFinite(file.tensors, `${path}: refusing to load the training state`);
   for (const [prefix, module] of Object.entries(state.modules)) {
     const own: Record<string, StateTensorInput> = {};
     for (const [key, t] of Object.entries(file.tensors)) {

@@ -26,7 +26,7 @@ import { Params } from '../params.js';
 import type { Binding } from '../recorder.js';
 import { Tensor } from '../tensor.js';
 import { sumSplits, tiledDataGrad, tiledDataGradSupported, tiledForward, tiledWeightGrad } from './conv-tiled.js';
-import { fill } from './elementwise.js';
+import { fill } from '../primitives.js';
 import { fmtShape, rank } from './launch.js';
 import { sum } from './reduce.js';
 

@@ -2,7 +2,7 @@
 import { ShapeError } from '../errors.js';
 import { Rng } from '../random.js';
 import { numel, Tensor } from '../tensor.js';
-import { fill } from './elementwise.js';
+import { fill } from '../primitives.js';
 import { fmtShape } from './launch.js';
 
 /** A tensor holding `data` (copied) with `shape`. */

@@ -2,10 +2,9 @@
 export { tensor, zeros, ones, full, randn, rand, parameter } from './create.js';
 export {
   relu, leakyRelu, tanh, sigmoid, exp, log, abs, sqrt, square, affine, scale, addScalar, neg,
-  add, sub, mul, div, expand, broadcastShape,
+  add, sub, mul, div, expand,
 } from './elementwise.js';
-export { sum, mean, sumTo } from './reduce.js';
-export { axpby, fillInPlace } from './elementwise.js';
+export { sum, mean } from './reduce.js';
 export { reshape, flatten, detach } from './shape.js';
 export {
   bceWithLogits, l1Loss, mseLoss, softmaxCrossEntropy, softDice,

@@ -5,7 +5,7 @@ import { KernelError, ShapeError } from '../errors.js';
 import type { Binding } from '../recorder.js';
 import { Params } from '../params.js';
 import { Tensor } from '../tensor.js';
-import { fillInPlace } from './elementwise.js';
+import { fillInPlace } from '../primitives.js';
 import { fmtShape, rank } from './launch.js';
 
 const FILE = 'matmul.wgsl';
