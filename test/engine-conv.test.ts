@@ -1,6 +1,6 @@
 import t from 'tap';
 import * as E from '../src/engine/index.js';
-import { conv2d, convTranspose2d, naive, conv2dGeometry, convTuning } from '../src/engine/ops/conv.js';
+import { conv2d, convTranspose2d, naive, conv2dGeometry } from '../src/engine/ops/conv.js';
 import { closeness, gpu, randomArray } from './helpers/engine.js';
 
 await gpu();
@@ -130,7 +130,7 @@ const cases: Case[] = [
 // GPU-shaped tiled kernels (conv2d_tiled.wgsl); 'auto' would test only one of them per machine.
 const PATHS = ['subgroup', 'tiled'] as const;
 t.teardown(() => {
-  convTuning.path = 'auto';
+  E.engine().convKernels = 'auto';
 });
 
 function label(c: Case): string {
@@ -139,7 +139,7 @@ function label(c: Case): string {
 
 for (const path of PATHS) for (const [ci, c] of cases.entries()) {
   t.test(`[${path}] conv2d forward and gradients: ${label(c)}`, async (t) => {
-    convTuning.path = path;
+    E.engine().convKernels = path;
     const wshape = [c.co, c.x[1], c.k[0], c.k[1]];
     const opts = { stride: c.stride, padding: c.padding, dilation: c.dilation };
     const g = conv2dGeometry('test', c.x, wshape, opts);
@@ -196,7 +196,7 @@ const tcases: TCase[] = [
 
 for (const path of PATHS) for (const [ci, c] of tcases.entries()) {
   t.test(`[${path}] convTranspose2d forward and gradients: x ${JSON.stringify(c.x)} co ${c.co} k ${c.k} s ${c.stride ?? 1} p ${c.padding ?? 0} op ${c.outputPadding ?? 0} d ${c.dilation ?? 1}`, async (t) => {
-    convTuning.path = path;
+    E.engine().convKernels = path;
     const wshape = [c.x[1], c.co, c.k[0], c.k[1]];
     const opts = { stride: c.stride, padding: c.padding, outputPadding: c.outputPadding, dilation: c.dilation };
     const xd = randomArray(c.x.reduce((a, b) => a * b, 1), 50 + ci);

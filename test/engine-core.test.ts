@@ -118,6 +118,10 @@ t.test('backward with an external gradient, accumulation and noGrad', async (t) 
   t.equal(y.node, null);
   t.throws(() => E.backward(E.mul(w, x)), /pass a gradient/);
   t.throws(() => E.backward(E.sum(E.mul(w, x)), E.zeros([2])), /does not match/);
+  // Same number of elements, other shape: a transposed gradient must not be taken silently.
+  const m = E.parameter(E.tensor([1, 2, 3, 4, 5, 6], [2, 3]));
+  t.throws(() => E.tidy(() => E.backward(E.mul(m, m), E.zeros([3, 2]))), /gradient shape \[3,2\] does not match output shape \[2,3\]/);
+  t.throws(() => E.tidy(() => E.backward(E.mul(m, m), E.zeros([6]))), /does not match/, 'nor a flat one');
 });
 
 t.test('backward releases saved values', async (t) => {

@@ -19,7 +19,7 @@ import { createRequire } from 'node:module';
 import { dirname } from 'node:path';
 import { parseArgs } from 'node:util';
 import { init } from '../src/engine/engine.js';
-import { convTuning } from '../src/engine/ops/conv.js';
+import type { ConvKernels } from '../src/engine/device.js';
 import { tensor } from '../src/engine/ops/create.js';
 import { relu } from '../src/engine/ops/elementwise.js';
 import { DEFAULT_GAN, type GanShape } from './bench/gan-step.js';
@@ -77,13 +77,12 @@ const gan: GanShape = {
   blocks: num('blocks', a.blocks, DEFAULT_GAN.blocks),
 };
 const only = a.only ? new RegExp(a.only, 'i') : null;
-const convPath = a['conv-path'] as typeof convTuning.path;
+const convPath = a['conv-path'] as ConvKernels;
 if (!['auto', 'subgroup', 'tiled'].includes(convPath)) throw new Error(`--conv-path must be auto, subgroup or tiled, got ${convPath}`);
-convTuning.path = convPath;
 
 const started = performance.now();
 const load0 = loadavg();
-const engine = await init();
+const engine = await init({ convKernels: convPath });
 const adapter = engine.gpu.adapterName;
 console.log(`bench: ${adapter}; ${cpus().length} x ${cpus()[0]?.model ?? 'cpu'}; load ${load0.map((l) => l.toFixed(2)).join(' ')}`);
 

@@ -16,7 +16,7 @@ import { mkdirSync, writeFileSync } from 'node:fs';
 import { dirname } from 'node:path';
 import { parseArgs } from 'node:util';
 import { init } from '../src/engine/engine.js';
-import { convTuning } from '../src/engine/ops/conv.js';
+import type { ConvKernels } from '../src/engine/device.js';
 import {
   formatTable, Profiler, PROFILER_DAWN_FLAGS, toChromeTrace, type ProfileReport, type TraceEvent,
 } from '../src/engine/profiler.js';
@@ -68,7 +68,7 @@ const timing = a.timing as 'auto' | 'gpu' | 'cpu';
 
 const engine = await init({ dawnFlags: a.quantized ? [] : [...PROFILER_DAWN_FLAGS] });
 if (!['auto', 'subgroup', 'tiled'].includes(a['conv-path']!)) throw new Error(`--conv-path must be auto, subgroup or tiled, got ${a['conv-path']}`);
-convTuning.path = a['conv-path'] as typeof convTuning.path;
+engine.convKernels = a['conv-path'] as ConvKernels;
 const gan = makeGan(shape);
 console.log(
   `profile: ResnetGenerator(${shape.inC}->${shape.outC}, ngf ${shape.ngf}, ${shape.blocks} blocks, ${shape.norm}) ` +

@@ -77,7 +77,7 @@ export function record(
  */
 export function backward(root: Tensor, grad?: Tensor): void {
   if (!root.requiresGrad) throw new Error(`backward(): ${root} does not require grad (no parameter upstream?)`);
-  if (grad && grad.size !== root.size) {
+  if (grad && (grad.shape.length !== root.shape.length || grad.shape.some((d, i) => d !== root.shape[i]))) {
     throw new ShapeError(`backward(): gradient shape [${grad.shape}] does not match output shape [${root.shape}]`);
   }
   if (!grad && root.size !== 1) {

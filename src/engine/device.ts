@@ -23,7 +23,17 @@ export interface DeviceOptions {
    * on CPU adapters, 0 on GPUs. Env: ASYNDGAN_POLL_MS. See Engine.pollIntervalMs.
    */
   pollIntervalMs?: number;
+  /**
+   * Which convolution kernel family runs: 'subgroup' (subgroup-shuffle kernels shaped for CPU
+   * adapters such as lavapipe), 'tiled' (workgroup-tiled GEMM kernels for GPUs) or 'auto' (by
+   * adapter, the default). Both are exact on every adapter, so either can be tested anywhere.
+   * Env: ASYNDGAN_CONV_KERNELS. See Engine.convKernels.
+   */
+  convKernels?: ConvKernels;
 }
+
+/** The convolution kernel families (see DeviceOptions.convKernels). */
+export type ConvKernels = 'auto' | 'subgroup' | 'tiled';
 
 /** What the engine obtained: the device plus the facts callers need about it. */
 export interface GpuContext {

@@ -2,7 +2,7 @@
  * The engine: one GPU device with its buffer pool, pipeline cache and command stream.
  * Most programs use one engine, created by `init()` and reached by ops through `engine()`.
  */
-import { requestGpu, type DeviceOptions, type GpuContext } from './device.js';
+import { requestGpu, type ConvKernels, type DeviceOptions, type GpuContext } from './device.js';
 import { KernelCache, type Constants } from './kernels.js';
 import { BufferPool } from './pool.js';
 import { defaultPollInterval, waitGently } from './polling.js';
@@ -37,17 +37,45 @@ export class Engine {
    */
   pollIntervalMs: number;
 
-  private constructor(readonly gpu: GpuContext, pollIntervalMs: number) {
+  /** Convolution kernel family; may be changed at any time (see DeviceOptions.convKernels). */
+  convKernels: ConvKernels;
+
+  private disposed = false;
+
+  private constructor(readonly gpu: GpuContext, pollIntervalMs: number, convKernels: ConvKernels) {
     this.pool = new BufferPool(gpu.device);
     this.kernels = new KernelCache(gpu.device);
     this.recorder = new Recorder(gpu.device);
     this.pollIntervalMs = pollIntervalMs;
+    this.convKernels = convKernels;
     this.recorder.waitFor = (work) => this.waitFor(work);
   }
 
   static async create(options: DeviceOptions = {}): Promise<Engine> {
+    const convKernels = convKernelsOption(options.convKernels); // refuse a bad option before taking a device
     const gpu = await requestGpu(options);
-    return new Engine(gpu, defaultPollInterval(gpu.software, options.pollIntervalMs));
+    return new Engine(gpu, defaultPollInterval(gpu.software, options.pollIntervalMs), convKernels);
+  }
+
+  /** True once `dispose()` ran. */
+  get isDisposed(): boolean {
+    return this.disposed;
+  }
+
+  /**
+   * Waits for submitted work, destroys every GPU buffer of the pool and the device, and makes
+   * `init()` create a new engine. Tensors of this engine must not be used afterwards. Idempotent.
+   */
+  async dispose(): Promise<void> {
+    if (this.disposed) return;
+    try {
+      await this.sync();
+    } finally {
+      this.disposed = true;
+      this.pool.trim();
+      this.gpu.device.destroy();
+      if (current === this) current = null;
+    }
   }
 
   get device(): GPUDevice {
@@ -88,8 +116,16 @@ export async function init(options: DeviceOptions = {}): Promise<Engine> {
 
 /** The engine created by `init()`. */
 export function engine(): Engine {
-  if (!current) throw new Error('asyndgan engine not initialized: call `await init()` first');
+  if (!current) throw new Error('asyndgan engine not initialized (or disposed): call `await init()` first');
   return current;
+}
+
+const CONV_KERNELS: readonly ConvKernels[] = ['auto', 'subgroup', 'tiled'];
+
+function convKernelsOption(option: ConvKernels | undefined): ConvKernels {
+  const v = option ?? (process.env.ASYNDGAN_CONV_KERNELS as ConvKernels | undefined) ?? 'auto';
+  if (!CONV_KERNELS.includes(v)) throw new RangeError(`convKernels (or ASYNDGAN_CONV_KERNELS) must be one of ${CONV_KERNELS.join(', ')}, got ${JSON.stringify(v)}`);
+  return v;
 }
 
 /** Largest workgroup count per grid dimension guaranteed by WebGPU. */

@@ -4,7 +4,7 @@
  * Everything runs on implicit-GEMM kernels with three modes: forward, data gradient and weight
  * gradient. Two kernel families compute them: shaders/conv2d.wgsl, shaped for CPU adapters
  * (subgroup shuffles, no workgroup memory), and shaders/conv2d_tiled.wgsl (conv-tiled.ts), a
- * workgroup-tiled GEMM for GPUs; `convTuning.path` picks one ('auto': by adapter). A transposed convolution is the data gradient of the
+ * workgroup-tiled GEMM for GPUs; `engine().convKernels` picks one ('auto': by adapter). A transposed convolution is the data gradient of the
  * convolution whose output is its input, so:
  *
  * | computation                   | kernel mode                                     |
@@ -108,14 +108,11 @@ function checkSubgroups(): void {
  * per loop iteration: measured no faster on lavapipe and twice the compile time, so off.
  */
 export const convTuning: {
-  /** 'auto': the tiled kernels on GPUs, the subgroup kernels on CPU adapters (lavapipe). */
-  path: 'auto' | 'subgroup' | 'tiled';
   tm: 4 | 8 | 16 | null;
   wgradTarget: number;
   cu: number | null;
   coop: boolean;
 } = {
-  path: 'auto',
   tm: null,
   wgradTarget: WGRAD_TARGET_GROUPS,
   cu: null,
@@ -131,8 +128,9 @@ export const convTuning: {
  * which the tiled kernel splits along K, and weight gradients with many columns.
  */
 function useTiled(mode: 'fwd' | 'dgrad' | 'wgrad', g: ConvGeometry): boolean {
-  if (convTuning.path !== 'auto') return convTuning.path === 'tiled';
-  const gpu = engine().gpu;
+  const e = engine();
+  if (e.convKernels !== 'auto') return e.convKernels === 'tiled';
+  const gpu = e.gpu;
   if (gpu.software) return false;
   if (!gpu.features.has('subgroups')) return true;
   if ((mode === 'dgrad' ? g.ci : g.co) >= 16) return true;
