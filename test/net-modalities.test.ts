@@ -12,7 +12,7 @@ import type {
 } from '../src/net/backend.js';
 import { modalityChannelsOnWire } from '../src/net/modalities.js';
 import { DiscriminatorNode } from '../src/net/node.js';
-import { combineChannelWeights, combineWeights } from '../src/net/sampling.js';
+import { combineChannelWeights, combineWeights } from '../src/net/aggregate.js';
 import { startServer, type GeneratorServer } from '../src/net/server.js';
 import { TOKENS, waitFor } from './helpers/net-harness.js';
 

@@ -6,7 +6,8 @@ import { applyAugmentation, randomFlips } from '../src/net/augment.js';
 import { backoffDelay } from '../src/net/backoff.js';
 import { FileCheckpointStore, MemoryCheckpointStore } from '../src/net/checkpoint.js';
 import { NodeRegistry } from '../src/net/registry.js';
-import { Rng, combineWeights, sampleRound } from '../src/net/sampling.js';
+import { Rng, sampleRound } from '../src/net/sampling.js';
+import { combineWeights } from '../src/net/aggregate.js';
 import { TokenTable } from '../src/net/tokens.js';
 
 t.test('Rng is deterministic and resumable', async (t) => {

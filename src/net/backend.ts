@@ -32,6 +32,14 @@ export interface GeneratorStep {
   readonly gradFakes: Float32Array;
 }
 
+/**
+ * Thrown by `applyGradients` when it refused a step whose update or optimizer moments would not
+ * be finite; the generator's weights and moments are unchanged. The server logs it and goes on.
+ */
+export class GeneratorStepSkipped extends Error {
+  override readonly name = 'GeneratorStepSkipped';
+}
+
 /** The central generator. Calls are never concurrent: the server awaits each before the next. */
 export interface GeneratorBackend {
   /** Fakes [n, imageChannels, H, W] for the batch's masks. */

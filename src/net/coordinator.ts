@@ -10,17 +10,18 @@
  */
 import { randomUUID } from 'node:crypto';
 import { applyAugmentation, type AugmentationPolicy } from './augment.js';
-import type { GeneratorBackend, GeneratorBatch, GeneratorStep, Shape4 } from './backend.js';
+import { GeneratorStepSkipped, type GeneratorBackend, type GeneratorBatch, type GeneratorStep, type Shape4 } from './backend.js';
 import type { CheckpointStore } from './checkpoint.js';
 import { decodeFrame, encodeFrame, encodeTensor } from './codec.js';
 import { safeLog, silentLogger, type Logger } from './log.js';
 import {
   DEFAULT_LIMITS, PROTOCOL_VERSION, ProtocolError, errorMessageFor,
-  type AugParams, type Dtype, type GradientReplyMsg, type HelloMsg, type Losses, type MaskUploadMsg, type Message,
+  type AugParams, type Dtype, type GradientReplyMsg, type HelloMsg, type Losses, type MaskEncoding, type MaskUploadMsg, type Message,
   type NodeToServer, type SamplingMode, type SessionConfig, type ValidationLimits, type WeightingMode,
 } from './protocol.js';
 import { NodeRegistry, type NodeSnapshot, type NodeStats } from './registry.js';
-import { Rng, combineChannelWeights, combineWeights, sampleRound } from './sampling.js';
+import { DEFAULT_REPLY_BOUNDS, admitLateReplies, aggregateReplies, checkReplyBounds, pushNormHistory, type ReplyBounds } from './aggregate.js';
+import { Rng, sampleRound } from './sampling.js';
 import { TokenTable } from './tokens.js';
 import { MAX_KNOWN_KEYS, checkGradientReply, checkMaskUpload, validateMessage } from './validate.js';
 import { modalityChannelsOnWire } from './modalities.js';
@@ -58,6 +59,12 @@ export interface SessionGeometry {
    * weighted over the nodes holding it. Without names every node counts on every channel.
    */
   modalities?: readonly string[];
+  /**
+   * What a mask's values must be (checked on upload, sent to nodes in the config): 'one-hot'
+   * (every pixel's maskChannels values are 0 or 1 and sum to 1) or 'binary' (each value 0 or 1).
+   * Default: 'one-hot' for maskChannels >= 2, 'binary' for one channel (a foreground indicator).
+   */
+  maskEncoding?: MaskEncoding;
 }
 
 export interface CoordinatorOptions {
@@ -69,6 +76,13 @@ export interface CoordinatorOptions {
   sampling?: SamplingMode;
   /** Default 'samples'. */
   weighting?: WeightingMode;
+  /** Norm bounds, share cap and aggregation mode (aggregate.ts); defaults DEFAULT_REPLY_BOUNDS. */
+  replyBounds?: Partial<ReplyBounds>;
+  /**
+   * false: the undefended combination (claimed sample counts, no norm bound, no share cap). Only
+   * for ablations and the tests that show the defences matter. Default true.
+   */
+  defences?: boolean;
   /** Dtype of fakes sent to nodes that support it (others get f32). Default 'f32'. */
   wireDtype?: Dtype;
   /** How long a round waits for replies (ms). Default 30000. */
@@ -116,8 +130,12 @@ export interface RoundSummary {
   weights: Record<string, number>;
   /** Per image channel weights by "nodeId@round", present when some applied node holds only some channels. */
   channelWeights?: Record<string, number[]>;
+  /** Replies scaled down to their norm bound, by "nodeId@round", with the factor applied. */
+  clipped: Record<string, number>;
   /** Whether the generator took a step. */
   stepped: boolean;
+  /** Why the generator refused the step (non-finite gradients), when it did. */
+  stepSkipped?: string;
   /** Weighted mean of the applied replies' losses. */
   losses: Losses | undefined;
   durationMs: number;
@@ -172,7 +190,10 @@ interface Reply {
   round: number;
   grad: Float32Array;
   losses: Losses;
+  /** What the node claimed (metrics, and the undefended weighting). */
   sampleCount: number;
+  /** Masks the server holds for the node when the reply arrived: its sample count for weighting. */
+  heldMasks: number;
   /** Image channels the node holds; undefined: all. */
   channels: readonly number[] | undefined;
 }
@@ -206,6 +227,9 @@ export class Coordinator {
   private roundWaiters: { n: number; resolve: () => void }[] = [];
   private readonly totals = { bytesIn: 0, bytesOut: 0, framesIn: 0, framesRejected: 0, steps: 0 };
   private recent: RoundSummary[] = [];
+  private readonly replyBounds: ReplyBounds;
+  /** Per-sample reply norms of the last few steps, for the median norm bound (not checkpointed: it refills in a few rounds). */
+  private normHistory: number[][] = [];
 
   constructor(opts: CoordinatorOptions) {
     this.opts = opts;
@@ -219,8 +243,10 @@ export class Coordinator {
       lambdaL1: s.lambdaL1 ?? 100, batchSize: s.batchSize, wireDtype: opts.wireDtype ?? 'f32',
       maxFrameBytes: this.limits.maxFrameBytes, roundTimeoutMs: opts.roundTimeoutMs ?? 30000,
       maxStaleness: opts.maxStaleness ?? 1, sampling: opts.sampling ?? 'balance', weighting: opts.weighting ?? 'samples',
+      maskEncoding: s.maskEncoding ?? (s.maskChannels >= 2 ? 'one-hot' : 'binary'),
       ...(s.modalities ? { modalities: [...s.modalities] } : {}),
     };
+    this.replyBounds = checkReplyBounds({ ...DEFAULT_REPLY_BOUNDS, ...opts.replyBounds });
     if (s.modalities && s.modalities.length !== s.imageChannels) {
       throw new RangeError(`session.modalities names ${s.modalities.length} channels, imageChannels is ${s.imageChannels}`);
     }
@@ -455,7 +481,9 @@ export class Coordinator {
     const grad = checkGradientReply(msg, { round: pr.round, keys: part.keys, shape: part.shape });
     const rec = this.registry.ensure(nodeId);
     const latency = Date.now() - part.sentAt;
-    const reply: Reply = { nodeId, round: msg.round, grad, losses: msg.losses, sampleCount: rec.sampleCount, channels: this.heldChannels.get(nodeId) };
+    const reply: Reply = {
+      nodeId, round: msg.round, grad, losses: msg.losses, sampleCount: rec.sampleCount, heldMasks: rec.masks.size, channels: this.heldChannels.get(nodeId),
+    };
     if (pr.open) {
       part.answered = true;
       pr.replies.set(nodeId, reply);
@@ -678,72 +706,70 @@ export class Coordinator {
     return asked.length > 0;
   }
 
-  /** Combine on-time and late replies, take the generator step, advance the round. */
+  /** Combine on-time and late replies (aggregate.ts), take the generator step, advance the round. */
   private async finishRound(pr: PendingRound, asked: string[], t0: number): Promise<RoundSummary> {
     const round = pr.round;
-    const applied: Reply[] = [...pr.replies.values()];
-    const lateApplied: { nodeId: string; round: number }[] = [];
-    const dropped: { nodeId: string; round: number }[] = [];
-    for (const r of this.late.splice(0)) {
-      if (round - r.round <= this.config.maxStaleness && this.pending.has(r.round)) {
-        applied.push(r);
-        lateApplied.push({ nodeId: r.nodeId, round: r.round });
-        this.registry.ensure(r.nodeId).stats.repliesLate++;
-      } else {
-        dropped.push({ nodeId: r.nodeId, round: r.round });
-        this.registry.ensure(r.nodeId).stats.repliesDropped++;
-        safeLog(this.log, 'warn', 'late reply dropped', { nodeId: r.nodeId, round: r.round, staleness: round - r.round });
-      }
+    const { admitted, dropped: stale } = admitLateReplies(this.late.splice(0), round, this.config.maxStaleness, (r) => this.pending.has(r));
+    for (const r of admitted) this.registry.ensure(r.nodeId).stats.repliesLate++;
+    for (const r of stale) {
+      this.registry.ensure(r.nodeId).stats.repliesDropped++;
+      safeLog(this.log, 'warn', 'late reply dropped', { nodeId: r.nodeId, round: r.round, staleness: round - r.round });
     }
-    const inputs = applied.map((r) => ({
-      sampleCount: r.sampleCount, batchCount: this.pending.get(r.round)!.parts.get(r.nodeId)!.keys.length, channels: r.channels,
-    }));
-    const weights = combineWeights(inputs, this.config.weighting, this.config.sampling);
-    const C = this.config.imageChannels;
-    const channelWeights = combineChannelWeights(inputs, C, this.config.weighting, this.config.sampling);
+    const applied: Reply[] = [...pr.replies.values(), ...admitted];
+    const agg = aggregateReplies(
+      applied.map((r) => {
+        const p = this.pending.get(r.round)!;
+        const part = p.parts.get(r.nodeId)!;
+        return {
+          nodeId: r.nodeId, round: r.round, grad: r.grad, losses: r.losses, heldMasks: r.heldMasks, claimedSampleCount: r.sampleCount,
+          batchCount: part.keys.length, rowOffset: part.rowOffset, batchRows: p.fakeShape[0], channels: r.channels,
+        };
+      }),
+      {
+        weighting: this.config.weighting, sampling: this.config.sampling, imageChannels: this.config.imageChannels,
+        plane: this.config.height * this.config.width, bounds: this.replyBounds, defences: this.opts.defences !== false,
+      },
+      this.normHistory.flat(),
+    );
+    if (applied.length > 0) this.normHistory = pushNormHistory(this.normHistory, agg.perSampleNorms, this.replyBounds.normHistoryRounds);
     const subsets = applied.some((r) => r.channels !== undefined);
-    const grads = new Map<number, Float32Array>();
-    const plane = this.config.height * this.config.width;
-    const img = C * plane;
     const weightOut: Record<string, number> = {};
     const channelOut: Record<string, number[]> = {};
-    let losses: Losses | undefined;
+    const clipped: Record<string, number> = {};
     applied.forEach((r, i) => {
-      const p = this.pending.get(r.round)!;
-      const part = p.parts.get(r.nodeId)!;
-      let g = grads.get(r.round);
-      if (!g) {
-        g = new Float32Array(p.fakeShape[0] * img);
-        grads.set(r.round, g);
+      const key = `${r.nodeId}@${r.round}`;
+      weightOut[key] = agg.weights[i]!;
+      if (subsets) channelOut[key] = agg.channelWeights[i]!;
+      if (agg.scales[i]! < 1) {
+        clipped[key] = agg.scales[i]!;
+        this.registry.ensure(r.nodeId).stats.repliesClipped++;
+        safeLog(this.log, 'warn', 'reply scaled down to its norm bound', { nodeId: r.nodeId, round: r.round, norm: agg.norms[i], scale: agg.scales[i] });
       }
-      const w = weights[i]!;
-      const wc = channelWeights[i]!;
-      const off = part.rowOffset * img;
-      for (let j = 0; j < r.grad.length; j++) g[off + j] = g[off + j]! + wc[Math.floor(j / plane) % C]! * r.grad[j]!;
-      weightOut[`${r.nodeId}@${r.round}`] = w;
-      if (subsets) channelOut[`${r.nodeId}@${r.round}`] = wc;
-      losses ??= { dReal: 0, dFake: 0, gGan: 0, gL1: 0 };
-      losses.dReal += w * r.losses.dReal;
-      losses.dFake += w * r.losses.dFake;
-      losses.gGan += w * r.losses.gGan;
-      losses.gL1 += w * r.losses.gL1;
     });
     let stepped = false;
-    if (grads.size > 0) {
-      const steps: GeneratorStep[] = [...grads].map(([r, gradFakes]) => ({ batch: this.pending.get(r)!.batch, gradFakes }));
+    let stepSkipped: string | undefined;
+    if (agg.grads.size > 0) {
+      const steps: GeneratorStep[] = [...agg.grads].map(([r, gradFakes]) => ({ batch: this.pending.get(r)!.batch, gradFakes }));
       try {
         await this.opts.generator.applyGradients(steps);
         stepped = true;
         this.totals.steps++;
       } catch (e) {
-        safeLog(this.log, 'error', 'generator step failed', { round, error: String(e) });
+        if (e instanceof GeneratorStepSkipped) {
+          stepSkipped = e.message;
+          safeLog(this.log, 'warn', 'generator step skipped', { round, reason: e.message, nodes: applied.map((r) => r.nodeId) });
+        } else {
+          safeLog(this.log, 'error', 'generator step failed', { round, error: String(e) });
+        }
       }
     }
     this.roundValue = round;
     // Rounds that can no longer receive an applicable late reply are forgotten.
     for (const r of this.pending.keys()) if (r < round + 1 - this.config.maxStaleness) this.pending.delete(r);
     return {
-      round, asked, onTime: [...pr.replies.keys()], lateApplied, dropped, weights: weightOut, ...(subsets ? { channelWeights: channelOut } : {}), stepped, losses,
+      round, asked, onTime: [...pr.replies.keys()], lateApplied: admitted.map((r) => ({ nodeId: r.nodeId, round: r.round })),
+      dropped: stale.map((r) => ({ nodeId: r.nodeId, round: r.round })), weights: weightOut, ...(subsets ? { channelWeights: channelOut } : {}),
+      clipped, stepped, ...(stepSkipped !== undefined ? { stepSkipped } : {}), losses: agg.losses,
       durationMs: Date.now() - t0, bytesIn: 0, bytesOut: 0,
     };
   }

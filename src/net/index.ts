@@ -5,6 +5,7 @@ export * from './validate.js';
 export * from './backend.js';
 export * from './augment.js';
 export * from './sampling.js';
+export * from './aggregate.js';
 export * from './checkpoint.js';
 export * from './tokens.js';
 export * from './backoff.js';

@@ -78,7 +78,17 @@ export interface SessionConfig {
   weighting: WeightingMode;
   /** Names of the generator's output channels, in channel order (imageChannels entries), when the server has them. */
   modalities?: string[];
+  /**
+   * What mask values the server accepts: 'one-hot' (each pixel's maskChannels values are 0 or 1
+   * and sum to 1) or 'binary' (each value is 0 or 1). Absent: 'one-hot' when maskChannels >= 2,
+   * 'binary' for a single channel.
+   */
+  maskEncoding?: MaskEncoding;
 }
+
+/** How masks encode their classes; see SessionConfig.maskEncoding. */
+export type MaskEncoding = 'one-hot' | 'binary';
+export const MASK_ENCODINGS: readonly MaskEncoding[] = ['one-hot', 'binary'];
 
 /** How the server draws masks each round. */
 export type SamplingMode = 'balance' | 'uniform';

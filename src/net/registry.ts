@@ -12,6 +12,8 @@ export interface NodeStats {
   repliesOnTime: number;
   repliesLate: number;
   repliesDropped: number;
+  /** Replies scaled down to their norm bound (aggregate.ts). */
+  repliesClipped: number;
   framesRejected: number;
   bytesIn: number;
   bytesOut: number;
@@ -37,7 +39,7 @@ export interface NodeRecord {
 
 function emptyStats(): NodeStats {
   return {
-    connects: 0, repliesOnTime: 0, repliesLate: 0, repliesDropped: 0, framesRejected: 0, bytesIn: 0, bytesOut: 0,
+    connects: 0, repliesOnTime: 0, repliesLate: 0, repliesDropped: 0, repliesClipped: 0, framesRejected: 0, bytesIn: 0, bytesOut: 0,
     lastLatencyMs: undefined, avgLatencyMs: undefined, lastLosses: undefined, lastRound: undefined, reported: {},
   };
 }

@@ -11,9 +11,9 @@
  */
 import { decodeTensor, firstNonFinite, shapeSize } from './codec.js';
 import {
-  DTYPE_BYTES, DTYPES, ERROR_CODES, NODE_TO_SERVER_TYPES, PROTOCOL_VERSION, ProtocolError, SERVER_TO_NODE_TYPES,
+  DTYPE_BYTES, DTYPES, ERROR_CODES, MASK_ENCODINGS, NODE_TO_SERVER_TYPES, PROTOCOL_VERSION, ProtocolError, SERVER_TO_NODE_TYPES,
   type AugParams, type Capabilities, type Direction, type Dtype, type ErrorCode, type ErrorMsg, type GoodbyeMsg,
-  type GradientReplyMsg, type HelloMsg, type Losses, type MaskAckMsg, type MaskUploadMsg, type NodeToServer,
+  type GradientReplyMsg, type HelloMsg, type Losses, type MaskAckMsg, type MaskEncoding, type MaskUploadMsg, type NodeToServer,
   type RoundRequestMsg, type ServerToNode, type SessionConfig, type StatusMsg, type ValidationLimits,
   type WelcomeMsg, type WireTensor,
 } from './protocol.js';
@@ -194,7 +194,14 @@ function reqSessionConfig(ctx: Ctx, o: Obj): SessionConfig {
     sampling,
     weighting,
     ...(absent(c, 'modalities') ? {} : { modalities: reqModalityList(ctx, c) }),
+    ...(absent(c, 'maskEncoding') ? {} : { maskEncoding: reqMaskEncoding(ctx, c) }),
   };
+}
+
+function reqMaskEncoding(ctx: Ctx, c: Obj): MaskEncoding {
+  const e = reqString(ctx, c, 'maskEncoding', 'config.maskEncoding', 16);
+  if (!(MASK_ENCODINGS as readonly string[]).includes(e)) fail(ctx, 'invalid_field', 'config.maskEncoding', `unknown mask encoding ${JSON.stringify(e)} (expected ${MASK_ENCODINGS.join(' or ')})`);
+  return e as MaskEncoding;
 }
 
 /** config.modalities: one unique (case-insensitive) name per image channel. */
@@ -352,10 +359,42 @@ export function decodeFinite(type: string, field: string, t: WireTensor): Float3
   return values;
 }
 
-/** Check an upload against the session's mask geometry; returns the decoded masks. */
-export function checkMaskUpload(msg: MaskUploadMsg, cfg: Pick<SessionConfig, 'maskChannels' | 'height' | 'width'>): Float32Array {
+/**
+ * Check an upload against the session's mask geometry and encoding; returns the decoded masks.
+ * Why the encoding matters: masks feed the generator's batch norm, whose running statistics a
+ * value like 1e30 or -1e6 would corrupt for good. Every value must be exactly 0 or 1; with
+ * 'one-hot' (the default for maskChannels >= 2) each pixel's channel values must also sum to 1.
+ * The error names the first bad element as [sample, channel, y, x].
+ */
+export function checkMaskUpload(msg: MaskUploadMsg, cfg: Pick<SessionConfig, 'maskChannels' | 'height' | 'width' | 'maskEncoding'>): Float32Array {
   checkShape('maskUpload', 'masks', msg.masks, [msg.keys.length, cfg.maskChannels, cfg.height, cfg.width]);
-  return decodeFinite('maskUpload', 'masks', msg.masks);
+  const values = decodeFinite('maskUpload', 'masks', msg.masks);
+  const C = cfg.maskChannels;
+  const plane = cfg.height * cfg.width;
+  const where = (i: number): string => {
+    const n = Math.floor(i / (C * plane));
+    const c = Math.floor(i / plane) % C;
+    const p = i % plane;
+    return `[${n}, ${c}, ${Math.floor(p / cfg.width)}, ${p % cfg.width}]`;
+  };
+  for (let i = 0; i < values.length; i++) {
+    const v = values[i]!;
+    if (v !== 0 && v !== 1) fail(ctxOf('maskUpload'), 'invalid_field', 'masks', `element ${i} ${where(i)} is ${v}; mask values must be 0 or 1`);
+  }
+  const encoding = cfg.maskEncoding ?? (C >= 2 ? 'one-hot' : 'binary');
+  if (encoding === 'one-hot') {
+    for (let n = 0; n < msg.keys.length; n++) {
+      for (let p = 0; p < plane; p++) {
+        let sum = 0;
+        for (let c = 0; c < C; c++) sum += values[(n * C + c) * plane + p]!;
+        if (sum !== 1) {
+          const i = n * C * plane + p;
+          fail(ctxOf('maskUpload'), 'invalid_field', 'masks', `pixel ${where(i).replace(/, \d+, /, ', *, ')} has ${sum} classes set; a one-hot mask has exactly one per pixel`);
+        }
+      }
+    }
+  }
+  return values;
 }
 
 /** What a gradientReply must match: the roundRequest that was sent. */
