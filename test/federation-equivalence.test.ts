@@ -85,6 +85,7 @@ t.test(`${ROUNDS} federated rounds equal ${ROUNDS} in-process rounds`, async (t)
       backend: nodeBackend(k, ds),
       masks: { keys: ds.slices.map((s) => s.key), data: conditionTensor(ds.slices, C), shape: [ds.slices.length, C, SIZE, SIZE] },
       log: silentLogger,
+      privacy: 'off', // compared bit for bit with in-process training
     }),
   );
   for (const n of nodes) t.teardown(() => n.stop());

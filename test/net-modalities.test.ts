@@ -65,6 +65,7 @@ function node(url: string, id: string, o: { n: number; grad: number[]; modalitie
   return new DiscriminatorNode({
     url, nodeId: id, token: TOKENS[id]!, backend: new ConstantDiscriminator(o.grad), masks: masksOf(id, o.n),
     reconnect: { initialDelayMs: 20, maxDelayMs: 50, jitter: 0 },
+    privacy: 'off', // exact gradients are asserted
     ...(o.modalities ? { modalities: o.modalities } : {}),
     ...(o.modalityChannels ? { modalityChannels: o.modalityChannels } : {}),
     ...(o.onFailed ? { onFailed: o.onFailed } : {}),

@@ -10,6 +10,7 @@ import { EngineDiscriminator } from '../federation/discriminator-backend.js';
 import { makeDiscriminatorUnits, modalityChannels, modalityNames } from '../train/modalities.js';
 import { loadDataSource } from './data-source.js';
 import { GAN_OPTIONS, ganConfig, int, parseOptions, UsageError } from './options.js';
+import { describePrivacy, PRIVACY_OPTIONS, privacyFromOptions } from './privacy-options.js';
 
 export async function nodeCommand(argv: string[]): Promise<void> {
   const v = parseOptions('node', '--server URL --id ID --token TOKEN --index K [options]', {
@@ -26,8 +27,10 @@ export async function nodeCommand(argv: string[]): Promise<void> {
     'checkpoint-every': { type: 'string', default: '25', help: 'steps between local checkpoints' },
     'ca-file': { type: 'string', help: 'PEM CA certificate for a wss:// server' },
     quiet: { type: 'boolean', default: false, help: 'no per-event log lines' },
+    ...PRIVACY_OPTIONS,
     ...GAN_OPTIONS,
   }, argv);
+  const privacy = privacyFromOptions(v);
   const token = (v.token as string | undefined) ?? process.env.ASYNDGAN_TOKEN;
   if (!v.server || !v.id || !token || v.index === undefined) throw new UsageError('node needs --server, --id, --token and --index (see --help)');
   const cfg = ganConfig(v);
@@ -67,9 +70,11 @@ export async function nodeCommand(argv: string[]): Promise<void> {
     modalities: heldNames,
     // The backend reads these channels of the fakes: the server's order must agree with the data's.
     modalityChannels: held,
+    privacy,
     onFailed: (why) => {
       console.error(`asyndgan node ${v.id}: refused: ${why}`);
-      process.exit(1);
+      // Let the error frame telling the server why reach the socket first.
+      setTimeout(() => process.exit(1), 200);
     },
     ...(v['checkpoint-dir'] ? { checkpointDir: String(v['checkpoint-dir']) } : {}),
     checkpointEvery: int(v, 'checkpoint-every'),
@@ -77,6 +82,7 @@ export async function nodeCommand(argv: string[]): Promise<void> {
     ...(ca ? { wsOptions: { ca } } : {}),
   });
   console.error(`asyndgan node ${v.id}: ${own.slices.length} slices of ${data.name} [${heldNames.join(', ')}], ${units.length} discriminator(s), connecting to ${v.server}`);
+  console.error(`asyndgan node ${v.id}: ${describePrivacy(privacy)}`);
   const stop = () => void node.stop().then(() => process.exit(0));
   process.once('SIGINT', stop);
   process.once('SIGTERM', stop);

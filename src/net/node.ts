@@ -19,6 +19,7 @@ import {
 } from './protocol.js';
 import { checkRoundRequest, validateMessage } from './validate.js';
 import { modalityChannelsOnWire } from './modalities.js';
+import { NodePrivacy, type PrivacyOverrides, type PrivacyPreset, type PrivacySettings } from '../privacy/index.js';
 
 export interface NodeOptions {
   /** Server WebSocket URL, e.g. ws://10.0.0.5:8080/ws; a function is re-read on every reconnect. */
@@ -66,6 +67,21 @@ export interface NodeOptions {
   log?: Logger;
   /** Extra `ws` client options (TLS: ca, rejectUnauthorized, ...). */
   wsOptions?: WebSocket.ClientOptions;
+  /**
+   * What a reply may reveal (src/privacy, docs/PRIVACY.md): a preset name, full settings, or a
+   * NodePrivacy (tests inject one with seeded noise). Default: the 'guarded' preset.
+   */
+  privacy?: PrivacyPreset | PrivacySettings | NodePrivacy;
+  /** Overrides of single settings of a preset given by name. */
+  privacyOverrides?: PrivacyOverrides;
+  /**
+   * Where the privacy ledger (accountant + query guard) is written before every reply leaves,
+   * so a crash or restart never resets the budget. Default with `checkpointDir`:
+   * `<dir>/node-<id>-privacy.msgpack`. The node checkpoint carries a copy too.
+   */
+  privacyLedger?: CheckpointStore;
+  /** An info log line with epsilon every this many replies. Default 25; 0: never. */
+  privacyLogEvery?: number;
 }
 
 export type NodeState = 'idle' | 'connecting' | 'authenticating' | 'ready' | 'stopped' | 'failed';
@@ -92,6 +108,8 @@ export interface NodeStats {
   steps: number;
   repliesSent: number;
   requestsDropped: number;
+  /** Requests declined by the privacy settings (query guard, range, budget). */
+  requestsRefused: number;
   errorsSent: number;
   errorsReceived: number;
   lastRound: number | undefined;
@@ -113,7 +131,7 @@ const GIVE_UP_CODES = new Set(['auth_failed', 'unsupported_version', 'replaced']
 export class DiscriminatorNode {
   readonly nodeId: string;
   readonly stats: NodeStats = {
-    connects: 0, steps: 0, repliesSent: 0, requestsDropped: 0, errorsSent: 0, errorsReceived: 0, lastRound: undefined, lastError: undefined,
+    connects: 0, steps: 0, repliesSent: 0, requestsDropped: 0, requestsRefused: 0, errorsSent: 0, errorsReceived: 0, lastRound: undefined, lastError: undefined,
   };
   private readonly opts: NodeOptions;
   private readonly log: Logger;
@@ -131,6 +149,9 @@ export class DiscriminatorNode {
   private working: Promise<void> | undefined;
   private stopped = false;
   private readyWaiters: { resolve: () => void; reject: (e: Error) => void }[] = [];
+  /** Clip, noise, accountant, query guard and limits applied to every reply. */
+  readonly privacy: NodePrivacy;
+  private readonly privacyLedger: CheckpointStore | undefined;
 
   constructor(opts: NodeOptions) {
     this.opts = opts.checkpoint || opts.checkpointDir === undefined
@@ -143,6 +164,10 @@ export class DiscriminatorNode {
     this.maskShape = [c, h, w];
     this.addMaskData(opts.masks.keys, opts.masks.data, opts.masks.shape);
     this.sampleCount = opts.sampleCount ?? this.masks.size;
+    const p = opts.privacy;
+    this.privacy = p instanceof NodePrivacy ? p : new NodePrivacy(p, opts.privacyOverrides);
+    this.privacyLedger = opts.privacyLedger ??
+      (opts.checkpointDir !== undefined ? new FileCheckpointStore(opts.checkpointDir, `node-${encodeURIComponent(opts.nodeId)}-privacy.msgpack`) : undefined);
   }
 
   get state(): NodeState {
@@ -160,6 +185,10 @@ export class DiscriminatorNode {
     if (this.stateValue !== 'idle') throw new Error(`node ${this.nodeId} already started`);
     const bytes = await this.opts.checkpoint?.load();
     if (bytes) await this.restore(bytes);
+    // The ledger is written before every reply, so it is never older than the checkpoint's copy.
+    const ledger = await this.privacyLedger?.load();
+    if (ledger) this.privacy.restore(decodeFrame(ledger, Number.MAX_SAFE_INTEGER));
+    if (this.privacy.repliesReleased > 0) safeLog(this.log, 'info', 'privacy ledger restored', { nodeId: this.nodeId, ...this.privacyLogData() });
     this.connect();
   }
 
@@ -395,12 +424,24 @@ export class DiscriminatorNode {
       this.closeSession(s);
       return 'closed';
     }
+    // The node bounds every server parameter that changes what a reply reveals.
+    const breach = this.privacy.checkConfig(c);
+    if (breach) {
+      const why = `config refused: ${breach.message}`;
+      this.send(s, errorMessageFor(new ProtocolError('config_refused', why, { field: `config.${breach.parameter}`, offendingType: 'welcome' }), { fatal: true }));
+      safeLog(this.log, 'error', 'session config refused', { nodeId: this.nodeId, parameter: breach.parameter, asked: breach.asked, limit: breach.limit });
+      this.fail(why);
+      s.transport.close(1000, 'config refused');
+      this.closeSession(s);
+      return 'closed';
+    }
     s.welcome = msg;
     clearTimeout(this.welcomeTimer);
     this.attempt = 0;
     safeLog(this.log, 'info', 'welcomed', { nodeId: this.nodeId, round: msg.round, serverKnows: msg.knownKeys.length });
     void Promise.resolve()
-      .then(() => this.opts.backend.configure?.(c))
+      // GAN-only replies: the backend differentiates no L1 term, whatever the server asks.
+      .then(() => this.opts.backend.configure?.({ ...c, lambdaL1: this.privacy.effectiveLambdaL1(c.lambdaL1) }))
       .catch((e) => safeLog(this.log, 'error', 'backend.configure failed', { nodeId: this.nodeId, error: String(e) }));
     const known = new Set(msg.knownKeys);
     this.uploadMasks(s, [...this.masks.keys()].filter((k) => !known.has(k)));
@@ -451,6 +492,12 @@ export class DiscriminatorNode {
   }
 
   private async runJob(job: Job): Promise<void> {
+    // Refused before the discriminator sees the fakes: a crafted request teaches D nothing either.
+    const refusal = this.privacy.admit(job.keys, job.fakes);
+    if (refusal) {
+      this.refuse(job, refusal);
+      return;
+    }
     const [c, h, w] = this.maskShape;
     const per = c * h * w;
     const raw = new Float32Array(job.keys.length * per);
@@ -467,10 +514,16 @@ export class DiscriminatorNode {
       }
       this.stats.steps++;
       this.stats.lastRound = job.round;
+      // Clip each sample and add the noise here, the last point before the reply leaves the node.
+      const grad = Float32Array.from(out.gradFakes);
+      this.privacy.sanitize(grad, job.shape[1] * job.shape[2] * job.shape[3]);
       reply = {
         type: 'gradientReply', round: job.round, keys: job.keys,
-        grad: encodeTensor(out.gradFakes, job.shape, this.opts.replyDtype ?? 'f32'),
-        losses: { dReal: out.losses.dReal, dFake: out.losses.dFake, gGan: out.losses.gGan, gL1: out.losses.gL1 },
+        grad: encodeTensor(grad, job.shape, this.opts.replyDtype ?? 'f32'),
+        // Exact functions of the real images that no noise covers: withheld (zeros) unless the settings send them.
+        losses: this.privacy.settings.sendLosses
+          ? { dReal: out.losses.dReal, dFake: out.losses.dFake, gGan: out.losses.gGan, gL1: out.losses.gL1 }
+          : { dReal: 0, dFake: 0, gGan: 0, gL1: 0 },
       };
     } catch (e) {
       this.stats.lastError = String(e);
@@ -479,10 +532,66 @@ export class DiscriminatorNode {
       if (reply.code !== 'non_finite') reply.code = 'internal';
     }
     // Reply on whatever connection is current: the server accepts a reconnected node's reply.
+    if (reply.type === 'gradientReply') {
+      if (!(this.session?.welcome && !this.session.closed)) return;
+      // Write-ahead: the release is in the ledger before it leaves (a lost connection in between
+      // over-counts one reply, never under-counts).
+      this.privacy.recordRelease(job.keys);
+      if (!(await this.saveLedger())) return;
+    }
     const s = this.session;
-    if (s?.welcome && !s.closed && this.send(s, reply) && reply.type === 'gradientReply') this.stats.repliesSent++;
+    if (s?.welcome && !s.closed && this.send(s, reply) && reply.type === 'gradientReply') {
+      this.stats.repliesSent++;
+      this.reportPrivacy(s);
+    }
     const every = this.opts.checkpointEvery ?? 10;
     if (reply.type === 'gradientReply' && every > 0 && this.stats.steps % every === 0) await this.saveCheckpoint();
+  }
+
+  /** Decline `job`: a non-fatal query_refused, or the fatal privacy_budget_spent that stops the node. */
+  private refuse(job: Job, r: { code: 'query_refused' | 'privacy_budget_spent'; message: string; fatal: boolean }): void {
+    this.stats.requestsRefused++;
+    const s = this.session;
+    safeLog(this.log, r.fatal ? 'error' : 'warn', r.fatal ? 'privacy budget spent; stopping' : 'request refused', {
+      nodeId: this.nodeId, round: job.round, code: r.code, reason: r.message, ...this.privacyLogData(),
+    });
+    if (s?.welcome && !s.closed) {
+      if (r.fatal) this.send(s, { type: 'status', round: this.stats.lastRound ?? 0, metrics: this.privacy.statusMetrics() });
+      this.send(s, errorMessageFor(new ProtocolError(r.code, r.message, { offendingType: 'roundRequest' }), { round: job.round, fatal: r.fatal }));
+    }
+    if (!r.fatal) return;
+    this.pendingJob = undefined;
+    this.fail(r.message);
+    if (s && !s.closed) {
+      s.transport.close(1000, r.code);
+      this.closeSession(s);
+    }
+    this.closeSocket();
+  }
+
+  /** Status metrics (epsilon, delta, ...) after each reply, and an info line every privacyLogEvery replies. */
+  private reportPrivacy(s: NodeSession): void {
+    if (this.privacy.settings.preset !== 'off') this.send(s, { type: 'status', round: this.stats.lastRound ?? 0, metrics: this.privacy.statusMetrics() });
+    const every = this.opts.privacyLogEvery ?? 25;
+    if (every > 0 && this.privacy.repliesReleased % every === 0) safeLog(this.log, 'info', 'privacy', { nodeId: this.nodeId, ...this.privacyLogData() });
+  }
+
+  private privacyLogData(): Record<string, unknown> {
+    const m = this.privacy.summary();
+    return { preset: m.preset, epsilon: Number.isFinite(m.epsilon) ? Number(m.epsilon.toFixed(4)) : 'unbounded', delta: m.delta, replies: m.repliesReleased, ...(Number.isFinite(m.epsilonBudget) ? { budget: m.epsilonBudget } : {}) };
+  }
+
+  /** Persist the privacy ledger; false (reply withheld) when it cannot be written. */
+  private async saveLedger(): Promise<boolean> {
+    if (!this.privacyLedger) return true;
+    try {
+      await this.privacyLedger.save(encodeFrame(this.privacy.toState() as unknown as Record<string, unknown>));
+      return true;
+    } catch (e) {
+      this.stats.lastError = String(e);
+      safeLog(this.log, 'error', 'privacy ledger could not be written; reply withheld', { nodeId: this.nodeId, error: String(e) });
+      return false;
+    }
   }
 
   private reject(s: NodeSession, e: unknown, type?: string): FrameOutcome {
@@ -585,19 +694,23 @@ export class DiscriminatorNode {
     if (!store) return;
     try {
       const discriminator = await this.opts.backend.saveState();
-      await store.save(encodeFrame({ format: CHECKPOINT_FORMAT, version: 1, nodeId: this.nodeId, steps: this.stats.steps, lastRound: this.stats.lastRound ?? 0, discriminator }));
+      await store.save(encodeFrame({
+        format: CHECKPOINT_FORMAT, version: 1, nodeId: this.nodeId, steps: this.stats.steps, lastRound: this.stats.lastRound ?? 0, discriminator,
+        privacy: this.privacy.toState(),
+      }));
     } catch (e) {
       safeLog(this.log, 'error', 'node checkpoint failed', { nodeId: this.nodeId, error: String(e) });
     }
   }
 
   private async restore(bytes: Uint8Array): Promise<void> {
-    const c = decodeFrame(bytes, Number.MAX_SAFE_INTEGER) as { format?: unknown; version?: unknown; nodeId?: unknown; steps?: unknown; lastRound?: unknown; discriminator?: unknown };
+    const c = decodeFrame(bytes, Number.MAX_SAFE_INTEGER) as { format?: unknown; version?: unknown; nodeId?: unknown; steps?: unknown; lastRound?: unknown; discriminator?: unknown; privacy?: unknown };
     if (c.format !== CHECKPOINT_FORMAT || c.version !== 1 || !(c.discriminator instanceof Uint8Array)) throw new Error('not an asyndgan node checkpoint (version 1)');
     if (c.nodeId !== this.nodeId) throw new Error(`checkpoint belongs to node ${String(c.nodeId)}, not ${this.nodeId}`);
     await this.opts.backend.loadState(c.discriminator);
     this.stats.steps = typeof c.steps === 'number' ? c.steps : 0;
     this.stats.lastRound = typeof c.lastRound === 'number' && c.lastRound > 0 ? c.lastRound : undefined;
+    if (c.privacy !== undefined) this.privacy.restore(c.privacy);
     safeLog(this.log, 'info', 'discriminator restored', { nodeId: this.nodeId, steps: this.stats.steps });
   }
 }

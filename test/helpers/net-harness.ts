@@ -68,6 +68,8 @@ export function makeTestNode(
     backend: disc,
     masks: { keys: data.keys, data: data.masks, shape: data.shape },
     reconnect: { initialDelayMs: 50, maxDelayMs: 400, jitter: 0.5 },
+    // These tests check the federation's arithmetic on exact gradients; privacy tests pass their own preset.
+    privacy: 'off',
     ...opts,
   });
   return { node, disc, data };
