@@ -188,9 +188,11 @@ t.test('server: 100k+ invalid frames, direct and over sockets; state untouched',
     else sock.note(e.msg.code as string);
     if (e.kind === 'close') break;
   }
-  // 4. Over fresh sockets, unauthenticated: error + close, or (over the hard limit) close.
+  // 4. Over fresh sockets before hello (the upgrade authenticated them as gamma): error + close,
+  // or (over the hard limit) close. One connection per id: wait for the server to see each close.
   for (let i = 0; i < SOCKET_UNAUTHED; i++) {
-    const c = await RawClient.connect(server.url);
+    await waitFor(() => server.metrics().connections.open <= 1, 3000, 'the previous socket closing');
+    const c = await RawClient.connect(server.url, { nodeId: 'gamma' });
     const huge = i % 40 === 0;
     c.send(huge ? f.bytes(2 * MAX_FRAME + 1 + f.int(1000)) : next());
     sock.frames++;

@@ -1,6 +1,7 @@
 /**
- * What the server refuses, over real sockets: bad tokens, other protocol versions, frames
- * before hello, oversize frames, NaN gradients (and a node that withholds NaN itself), TLS.
+ * What the server refuses, over real sockets: bad credentials (at the HTTP upgrade), other
+ * protocol versions, frames before hello, oversize frames, NaN gradients (and a node that
+ * withholds NaN itself), TLS.
  */
 import { execFileSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
@@ -12,22 +13,55 @@ import type { LogLevel } from '../src/net/log.js';
 import { PROTOCOL_VERSION } from '../src/net/protocol.js';
 import { startServer } from '../src/net/server.js';
 import { LinearGenerator } from './helpers/net-backends.js';
-import { H, RawClient, TOKENS, W, makeTestNode, startTestServer, waitFor } from './helpers/net-harness.js';
+import { upgradeHeaders } from '../src/net/admission.js';
+import { H, RawClient, TOKENS, W, makeTestNode, startTestServer, upgradeStatus, waitFor } from './helpers/net-harness.js';
 
 const hello = (nodeId: string, token: string | undefined, protocolVersion = PROTOCOL_VERSION): Record<string, unknown> => ({
   type: 'hello', protocolVersion, nodeId, token, capabilities: { dtypes: ['f32'] },
 });
 
-t.test('authentication and version refusals close the connection after an error frame', async (t) => {
+t.test('bad credentials are refused at the HTTP upgrade, before any frame', async (t) => {
+  const server = await startTestServer(new LinearGenerator());
+  t.teardown(() => server.stop());
+  const cases: [string, Record<string, string>][] = [
+    ['wrong token', upgradeHeaders('alpha', TOKENS.beta!)],
+    ['unknown node', upgradeHeaders('mallory', 'x')],
+    ['no credentials', {}],
+    ['token without node id', { authorization: `Bearer ${TOKENS.alpha}` }],
+    ['not a bearer token', { authorization: `Basic ${TOKENS.alpha}`, 'x-asyndgan-node': 'alpha' }],
+    ['malformed percent-encoding', { authorization: 'Bearer %E0%A4%A', 'x-asyndgan-node': 'alpha' }],
+  ];
+  for (const [name, headers] of cases) {
+    const r = await upgradeStatus(server.url, headers);
+    t.equal(r.status, 401, `${name}: HTTP 401`);
+    t.equal(r.code, 'auth_failed', `${name}: names auth_failed`);
+  }
+  t.equal((await upgradeStatus(server.url, upgradeHeaders('alpha', TOKENS.alpha!))).status, 101, 'the right credentials upgrade');
+  await waitFor(() => server.metrics().connections.open === 0, 3000, 'the probe closing');
+  t.equal(server.metrics().connections.refused.auth_failed, cases.length, '/metrics counts the refusals');
+  t.equal(server.metrics().nodes.length, 0, 'refused ids left no trace in the registry');
+
+  // A real node with a bad token gives up instead of hammering the server.
+  const bad = makeTestNode(server.url, 'alpha', { token: 'wrong' });
+  await bad.node.start();
+  await t.rejects(bad.node.waitUntilReady(3000), /auth_failed.*HTTP 401/);
+  t.equal(bad.node.state, 'failed');
+  await new Promise((r) => setTimeout(r, 300));
+  t.equal(bad.node.stats.connects, 0, 'never got a socket, and did not retry');
+  await bad.node.stop();
+});
+
+t.test('frame-level refusals on an authenticated socket close the connection after an error frame', async (t) => {
   const server = await startTestServer(new LinearGenerator());
   t.teardown(() => server.stop());
   const cases: [string, Record<string, unknown> | Uint8Array, string, string | undefined][] = [
-    ['wrong token', hello('alpha', 'tok-beta-0123456789'), 'auth_failed', undefined],
-    ['unknown node', hello('mallory', 'x'), 'auth_failed', undefined],
-    ['missing token', hello('alpha', undefined), 'invalid_field', 'token'],
-    ['protocol version 1 (before the privacy and hostile-node fields)', hello('alpha', TOKENS.alpha, 1), 'unsupported_version', 'protocolVersion'],
-    ['protocol version 3', hello('alpha', TOKENS.alpha, 3), 'unsupported_version', 'protocolVersion'],
-    ['protocol version 0', hello('alpha', TOKENS.alpha, 0), 'unsupported_version', 'protocolVersion'],
+    // The coordinator checks hello's token too (and that it names the upgrade's node).
+    ['wrong token in hello', hello('raw', 'tok-beta-0123456789'), 'auth_failed', undefined],
+    ['hello for another node than the upgrade', hello('alpha', TOKENS.alpha), 'auth_failed', 'nodeId'],
+    ['missing token', hello('raw', undefined), 'invalid_field', 'token'],
+    ['protocol version 1 (before the privacy and hostile-node fields)', hello('raw', TOKENS.raw, 1), 'unsupported_version', 'protocolVersion'],
+    ['protocol version 3', hello('raw', TOKENS.raw, 3), 'unsupported_version', 'protocolVersion'],
+    ['protocol version 0', hello('raw', TOKENS.raw, 0), 'unsupported_version', 'protocolVersion'],
     ['gradientReply before hello', { type: 'gradientReply', round: 1, keys: [], grad: encodeTensor(new Float32Array(0), [0]), losses: {} }, 'not_authenticated', undefined],
     ['garbage before hello', new Uint8Array([0xc1, 0x00]), 'bad_frame', undefined],
   ];
@@ -44,6 +78,7 @@ t.test('authentication and version refusals close the connection after an error 
     }
     const closed = await c.next();
     t.equal(closed.kind, 'close', `${name}: connection closed`);
+    await waitFor(() => server.metrics().connections.open === 0, 3000, 'the server seeing the close');
   }
   // Text frames are not protocol.
   const c = await RawClient.connect(server.url);
@@ -51,16 +86,7 @@ t.test('authentication and version refusals close the connection after an error 
   const e = await c.next();
   t.ok(e.kind === 'frame' && e.msg.code === 'bad_frame', 'text frame refused');
   t.equal(server.metrics().nodesConnected, 0, 'nobody got in');
-  t.equal(server.metrics().nodes.length, 0, 'refused ids left no trace in the registry');
-
-  // A real node with a bad token gives up instead of hammering the server.
-  const bad = makeTestNode(server.url, 'alpha', { token: 'wrong' });
-  await bad.node.start();
-  await t.rejects(bad.node.waitUntilReady(3000), /auth_failed/);
-  t.equal(bad.node.state, 'failed');
-  await new Promise((r) => setTimeout(r, 300));
-  t.equal(bad.node.stats.connects, 1, 'no reconnect after auth_failed');
-  await bad.node.stop();
+  t.equal(server.metrics().nodes.length, 0, 'refused hellos left no trace in the registry');
 });
 
 t.test('oversize frames: refused politely up to the hard limit, connection cut beyond', async (t) => {

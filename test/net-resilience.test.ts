@@ -6,7 +6,7 @@
 import { readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import t from 'tap';
-import { FileCheckpointStore, MemoryCheckpointStore } from '../src/net/checkpoint.js';
+import { FileCheckpointStore, MemoryCheckpointStore, nodeCheckpointName } from '../src/net/checkpoint.js';
 import { decodeFrame } from '../src/net/codec.js';
 import type { RoundSummary } from '../src/net/coordinator.js';
 import { LinearGenerator, LogisticDiscriminator } from './helpers/net-backends.js';
@@ -187,7 +187,7 @@ t.test('config conveniences: token file and checkpoint directories', async (t) =
   await tn.node.stop();
   await server.stop();
   t.same(readdirSync(join(dir, 'server')), ['server-checkpoint.msgpack']);
-  t.same(readdirSync(join(dir, 'node')), ['node-alpha-checkpoint.msgpack']);
+  t.same(readdirSync(join(dir, 'node')), [nodeCheckpointName('alpha')]);
   // Both resume from those directories.
   const gen2 = new LinearGenerator();
   const server2 = await startTestServer(gen2, { tokens: join(dir, 'tokens.json'), checkpointDir: join(dir, 'server') });

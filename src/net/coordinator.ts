@@ -13,6 +13,7 @@ import { applyAugmentation, type AugmentationPolicy } from './augment.js';
 import { GeneratorStepSkipped, type GeneratorBackend, type GeneratorBatch, type GeneratorStep, type Shape4 } from './backend.js';
 import type { CheckpointStore } from './checkpoint.js';
 import { decodeFrame, encodeFrame, encodeTensor } from './codec.js';
+import { StartupError, oneLine } from './errors.js';
 import { safeLog, silentLogger, type Logger } from './log.js';
 import {
   DEFAULT_LIMITS, PROTOCOL_VERSION, ProtocolError, errorMessageFor,
@@ -95,6 +96,16 @@ export interface CoordinatorOptions {
   limits?: Partial<Omit<ValidationLimits, 'maxFrameBytes'>>;
   /** Most masks held per node. Default 1,000,000 (must stay <= MAX_KNOWN_KEYS, as welcome lists them all). */
   maxMasksPerNode?: number;
+  /** Bytes of masks (f32 data plus keys) held per node; beyond: quota_exceeded. Default 256 MiB. */
+  maxMaskBytesPerNode?: number;
+  /** Bytes of masks held over all nodes together. Default 1 GiB. */
+  maxMaskBytesTotal?: number;
+  /**
+   * A hello for a node id that already has an authenticated connection: 'refuse' answers the
+   * newcomer with a fatal identity_in_use (the connected node keeps its place); 'replace' closes
+   * the old connection with a fatal `replaced`. Default 'refuse'.
+   */
+  onDuplicateId?: 'refuse' | 'replace';
   /** Rejected frames tolerated per connection before it is closed. Default 50. */
   maxErrorsPerConnection?: number;
   /** A connection must authenticate within this time (ms). Default 10000. */
@@ -152,6 +163,19 @@ export interface ServerMetrics {
   totals: { bytesIn: number; bytesOut: number; framesIn: number; framesRejected: number; steps: number };
   lastRound: RoundSummary | undefined;
   recentRounds: RoundSummary[];
+  checkpoint: CheckpointHealth;
+}
+
+/** Checkpoint writing as /metrics shows it: failures are visible without reading logs. */
+export interface CheckpointHealth {
+  saves: number;
+  failures: number;
+  /** Failures since the last successful save (0: healthy). */
+  consecutiveFailures: number;
+  lastSavedRound: number | undefined;
+  lastSavedAt: string | undefined;
+  lastError: string | undefined;
+  lastErrorAt: string | undefined;
 }
 
 /** Per-connection state. Opaque to transports. */
@@ -162,7 +186,8 @@ export class ConnHandle {
   errors = 0;
   dtype: Dtype = 'f32';
   helloTimer: NodeJS.Timeout | undefined;
-  constructor(readonly conn: Connection, readonly remote: string) {}
+  /** `identity`: the node id the transport already authenticated (server.ts: in the HTTP upgrade). */
+  constructor(readonly conn: Connection, readonly remote: string, readonly identity?: string) {}
 }
 
 interface Part {
@@ -227,6 +252,9 @@ export class Coordinator {
   private roundWaiters: { n: number; resolve: () => void }[] = [];
   private readonly totals = { bytesIn: 0, bytesOut: 0, framesIn: 0, framesRejected: 0, steps: 0 };
   private recent: RoundSummary[] = [];
+  private readonly checkpointHealth: CheckpointHealth = {
+    saves: 0, failures: 0, consecutiveFailures: 0, lastSavedRound: undefined, lastSavedAt: undefined, lastError: undefined, lastErrorAt: undefined,
+  };
   private readonly replyBounds: ReplyBounds;
   /** Per-sample reply norms of the last few steps, for the median norm bound (not checkpointed: it refills in a few rounds). */
   private normHistory: number[][] = [];
@@ -267,8 +295,16 @@ export class Coordinator {
   async start(): Promise<void> {
     if (this.started) throw new Error('coordinator already started');
     this.started = true;
-    const bytes = await this.opts.checkpoint?.load();
-    if (bytes) await this.restore(bytes);
+    const store = this.opts.checkpoint;
+    const bytes = await store?.load();
+    if (bytes) {
+      try {
+        await this.restore(bytes);
+      } catch (e) {
+        if (e instanceof StartupError) throw e;
+        throw new StartupError(`checkpoint ${store?.location ?? '(store)'}: cannot resume from it: ${oneLine(e)}`);
+      }
+    }
     this.collectingRound = this.roundValue + 1;
     this.loopDone = this.loop().catch((e) => safeLog(this.log, 'error', 'round loop crashed', { error: String(e) }));
   }
@@ -319,9 +355,12 @@ export class Coordinator {
 
   // ---- transport entry points --------------------------------------------------------------
 
-  /** A connection opened. */
-  attach(conn: Connection, remote = ''): ConnHandle {
-    const h = new ConnHandle(conn, remote);
+  /**
+   * A connection opened. `identity`: the node id the transport authenticated; the hello must then
+   * name it (its token is still checked).
+   */
+  attach(conn: Connection, remote = '', identity?: string): ConnHandle {
+    const h = new ConnHandle(conn, remote, identity);
     this.handles.add(h);
     if (this.stopping) {
       this.send(h, { type: 'goodbye', reason: 'server shutting down' });
@@ -410,9 +449,20 @@ export class Coordinator {
   }
 
   private onHello(h: ConnHandle, msg: HelloMsg): FrameOutcome {
+    if (h.identity !== undefined && msg.nodeId !== h.identity) {
+      safeLog(this.log, 'warn', 'hello names another node than the connection authenticated', { nodeId: h.identity, hello: msg.nodeId, remote: h.remote });
+      throw new ProtocolError('auth_failed', 'hello nodeId differs from the node id this connection authenticated as', { field: 'nodeId', offendingType: 'hello', fatal: true });
+    }
     if (!this.tokens.verify(msg.nodeId, msg.token)) {
       safeLog(this.log, 'warn', 'authentication failed', { nodeId: msg.nodeId, remote: h.remote });
       throw new ProtocolError('auth_failed', 'unknown node id or wrong token', { offendingType: 'hello', fatal: true });
+    }
+    const previous = this.byNode.get(msg.nodeId);
+    const replacing = previous !== undefined && previous !== h && !previous.closed;
+    if (replacing && (this.opts.onDuplicateId ?? 'refuse') === 'refuse') {
+      // A leaked token must not evict the real node; the newcomer may retry once the id is free.
+      safeLog(this.log, 'warn', 'second connection for a connected node refused', { nodeId: msg.nodeId, remote: h.remote, connected: previous.remote });
+      throw new ProtocolError('identity_in_use', `node ${JSON.stringify(msg.nodeId)} is already connected; retry once that connection has closed`, { offendingType: 'hello', fatal: true });
     }
     // The node's modalities decide where its gradient counts: unknown names cannot be weighted.
     const names = msg.capabilities.modalities;
@@ -427,8 +477,8 @@ export class Coordinator {
     }
     if (held && held.length < this.config.imageChannels) this.heldChannels.set(msg.nodeId, held);
     else this.heldChannels.delete(msg.nodeId);
-    const previous = this.byNode.get(msg.nodeId);
-    if (previous && previous !== h) {
+    if (replacing) {
+      safeLog(this.log, 'warn', 'node replaced by a new connection (onDuplicateId: replace)', { nodeId: msg.nodeId, remote: h.remote, old: previous.remote });
       this.send(previous, errorMessageFor(new ProtocolError('replaced', 'another connection authenticated as this node'), { fatal: true }));
       this.closeHandle(previous, 1008, 'replaced');
       this.detach(previous);
@@ -450,17 +500,52 @@ export class Coordinator {
     return 'accepted';
   }
 
+  /** Bytes of masks held per node (see maskBytes), filled on a node's first upload. */
+  private readonly maskBytesByNode = new Map<string, number>();
+
+  /** Memory one held mask costs: its f32 data plus its key (a JS string, 2 bytes a character). */
+  private maskBytes(key: string): number {
+    return this.config.maskChannels * this.config.height * this.config.width * 4 + 2 * key.length;
+  }
+
+  private heldMaskBytes(nodeId: string): number {
+    let b = this.maskBytesByNode.get(nodeId);
+    if (b === undefined) {
+      b = 0;
+      for (const k of this.registry.get(nodeId)?.masks.keys() ?? []) b += this.maskBytes(k);
+      this.maskBytesByNode.set(nodeId, b);
+    }
+    return b;
+  }
+
   private onMaskUpload(h: ConnHandle, nodeId: string, msg: MaskUploadMsg): FrameOutcome {
     const data = checkMaskUpload(msg, this.config);
     const rec = this.registry.ensure(nodeId);
-    const newKeys = msg.keys.filter((k) => !rec.masks.has(k)).length;
+    const fresh = msg.keys.filter((k) => !rec.masks.has(k));
     const max = Math.min(this.opts.maxMasksPerNode ?? 1_000_000, MAX_KNOWN_KEYS);
-    if (rec.masks.size + newKeys > max) {
-      throw new ProtocolError('invalid_field', `maskUpload: keys: would hold ${rec.masks.size + newKeys} masks, limit is ${max}`, { field: 'keys', offendingType: 'maskUpload' });
+    if (rec.masks.size + fresh.length > max) {
+      throw new ProtocolError('quota_exceeded', `maskUpload: keys: would hold ${rec.masks.size + fresh.length} masks, limit is ${max}`, { field: 'keys', offendingType: 'maskUpload' });
     }
-    const total = this.registry.addMasks(nodeId, msg.keys, data, msg.sampleCount);
-    this.send(h, { type: 'maskAck', accepted: msg.keys.length, total });
-    safeLog(this.log, 'debug', 'masks uploaded', { nodeId, accepted: msg.keys.length, total });
+    // Byte budgets: a replaced mask costs nothing more, a new one its data and key.
+    let added = 0;
+    for (const k of fresh) added += this.maskBytes(k);
+    const mine = this.heldMaskBytes(nodeId);
+    const perNode = this.opts.maxMaskBytesPerNode ?? 256 * 2 ** 20;
+    if (mine + added > perNode) {
+      safeLog(this.log, 'warn', 'mask upload over the per-node byte budget', { nodeId, heldBytes: mine, addedBytes: added, limit: perNode });
+      throw new ProtocolError('quota_exceeded', `maskUpload: would hold ${mine + added} bytes of masks for this node, limit is ${perNode}`, { field: 'masks', offendingType: 'maskUpload' });
+    }
+    let all = 0;
+    for (const r of this.registry.all()) all += this.heldMaskBytes(r.id);
+    const total = this.opts.maxMaskBytesTotal ?? 2 ** 30;
+    if (all + added > total) {
+      safeLog(this.log, 'warn', 'mask upload over the server-wide byte budget', { nodeId, heldBytes: all, addedBytes: added, limit: total });
+      throw new ProtocolError('quota_exceeded', `maskUpload: the server would hold ${all + added} bytes of masks, limit is ${total}`, { field: 'masks', offendingType: 'maskUpload' });
+    }
+    this.maskBytesByNode.set(nodeId, mine + added);
+    const held = this.registry.addMasks(nodeId, msg.keys, data, msg.sampleCount);
+    this.send(h, { type: 'maskAck', accepted: msg.keys.length, total: held });
+    safeLog(this.log, 'debug', 'masks uploaded', { nodeId, accepted: msg.keys.length, total: held });
     this.notifyChange();
     return 'accepted';
   }
@@ -785,14 +870,27 @@ export class Coordinator {
     return encodeFrame({ ...head, geometry: [this.config.maskChannels, this.config.height, this.config.width], generator, nodes });
   }
 
+  /** Training goes on when a checkpoint cannot be written, but every failure is an error log line and shows in /metrics. */
   private async saveCheckpoint(): Promise<void> {
     const store = this.opts.checkpoint;
     if (!store) return;
+    const c = this.checkpointHealth;
     try {
       await store.save(await this.checkpointBytes());
+      c.saves++;
+      c.consecutiveFailures = 0;
+      c.lastSavedRound = this.roundValue;
+      c.lastSavedAt = new Date().toISOString();
       safeLog(this.log, 'info', 'checkpoint saved', { round: this.roundValue });
     } catch (e) {
-      safeLog(this.log, 'error', 'checkpoint failed', { round: this.roundValue, error: String(e) });
+      c.failures++;
+      c.consecutiveFailures++;
+      c.lastError = oneLine(e);
+      c.lastErrorAt = new Date().toISOString();
+      const msg = c.consecutiveFailures > 1
+        ? `checkpoint failed ${c.consecutiveFailures} times in a row: a crash now loses everything since round ${c.lastSavedRound ?? 0}`
+        : 'checkpoint failed';
+      safeLog(this.log, 'error', msg, { round: this.roundValue, location: store.location, error: c.lastError, lastSavedRound: c.lastSavedRound });
     }
   }
 
@@ -821,6 +919,7 @@ export class Coordinator {
     return {
       sessionId: this.sessionIdValue, round: this.roundValue, nodesConnected: nodes.filter((n) => n.connected).length, nodes,
       totals: { ...this.totals }, lastRound: this.recent[this.recent.length - 1], recentRounds: [...this.recent],
+      checkpoint: { ...this.checkpointHealth },
     };
   }
 }

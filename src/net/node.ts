@@ -9,7 +9,9 @@ import WebSocket from 'ws';
 import { applyAugmentation } from './augment.js';
 import type { DiscriminatorBackend, Shape4 } from './backend.js';
 import { backoffDelay, type BackoffOptions } from './backoff.js';
-import { FileCheckpointStore, type CheckpointStore } from './checkpoint.js';
+import { REFUSAL_HEADER, upgradeHeaders } from './admission.js';
+import { FileCheckpointStore, legacyNodeCheckpointNames, nodeCheckpointName, type CheckpointStore } from './checkpoint.js';
+import { StartupError, oneLine } from './errors.js';
 import { decodeFrame, encodeFrame, encodeTensor, firstNonFinite } from './codec.js';
 import type { FrameOutcome, FrameRecorder } from './coordinator.js';
 import { safeLog, silentLogger, type Logger } from './log.js';
@@ -59,7 +61,7 @@ export interface NodeOptions {
   welcomeTimeoutMs?: number;
   /** Local checkpoint of the discriminator (loaded on start, saved every K steps and on stop). */
   checkpoint?: CheckpointStore;
-  /** Shorthand for `checkpoint: new FileCheckpointStore(checkpointDir, 'node-<id>-checkpoint.msgpack')`. */
+  /** Shorthand for `checkpoint: new FileCheckpointStore(checkpointDir, nodeCheckpointName(nodeId))` (a name that fits any id). */
   checkpointDir?: string;
   /** Default 10 steps; 0: only on stop. */
   checkpointEvery?: number;
@@ -126,7 +128,12 @@ interface Job {
 
 const CHECKPOINT_FORMAT = 'asyndgan-node-checkpoint';
 /** Codes after which reconnecting cannot help. */
-const GIVE_UP_CODES = new Set(['auth_failed', 'unsupported_version', 'replaced']);
+const GIVE_UP_CODES = new Set(['auth_failed', 'unsupported_version']);
+/**
+ * Fatal codes after which the node retries, slowly: another connection holds (identity_in_use) or
+ * took (replaced) this id. Giving up would let a leaked token lock the real node out for good.
+ */
+const RETRY_SLOWLY_CODES = new Set(['identity_in_use', 'replaced']);
 
 export class DiscriminatorNode {
   readonly nodeId: string;
@@ -143,6 +150,9 @@ export class DiscriminatorNode {
   private session: NodeSession | undefined;
   private ws: WebSocket | undefined;
   private attempt = 0;
+  /** Set by a fatal identity_in_use / replaced: the next reconnect waits the backoff's cap. */
+  private slowRetryMs = 0;
+  private checkpointFailures = 0;
   private reconnectTimer: NodeJS.Timeout | undefined;
   private welcomeTimer: NodeJS.Timeout | undefined;
   private pendingJob: Job | undefined;
@@ -156,7 +166,12 @@ export class DiscriminatorNode {
   constructor(opts: NodeOptions) {
     this.opts = opts.checkpoint || opts.checkpointDir === undefined
       ? opts
-      : { ...opts, checkpoint: new FileCheckpointStore(opts.checkpointDir, `node-${encodeURIComponent(opts.nodeId)}-checkpoint.msgpack`) };
+      : {
+        ...opts,
+        checkpoint: new FileCheckpointStore(opts.checkpointDir, nodeCheckpointName(opts.nodeId), {
+          legacyNames: legacyNodeCheckpointNames(opts.nodeId), ...(opts.log ? { log: opts.log } : {}),
+        }),
+      };
     this.nodeId = opts.nodeId;
     this.log = opts.log ?? silentLogger;
     this.limits = { ...DEFAULT_LIMITS, ...opts.limits, maxFrameBytes: opts.maxFrameBytes ?? DEFAULT_LIMITS.maxFrameBytes };
@@ -184,7 +199,14 @@ export class DiscriminatorNode {
   async start(): Promise<void> {
     if (this.stateValue !== 'idle') throw new Error(`node ${this.nodeId} already started`);
     const bytes = await this.opts.checkpoint?.load();
-    if (bytes) await this.restore(bytes);
+    if (bytes) {
+      try {
+        await this.restore(bytes);
+      } catch (e) {
+        if (e instanceof StartupError) throw e;
+        throw new StartupError(`checkpoint ${this.opts.checkpoint?.location ?? '(store)'}: cannot restore the discriminator from it: ${oneLine(e)}`);
+      }
+    }
     // The ledger is written before every reply, so it is never older than the checkpoint's copy.
     const ledger = await this.privacyLedger?.load();
     if (ledger) this.privacy.restore(decodeFrame(ledger, Number.MAX_SAFE_INTEGER));
@@ -281,6 +303,8 @@ export class DiscriminatorNode {
         maxPayload: 2 * this.limits.maxFrameBytes, // beyond this ws closes (1009); between, we answer politely
         handshakeTimeout: 10000,
         ...this.opts.wsOptions,
+        // Credentials travel in the upgrade request: the server refuses a wrong one before any frame.
+        headers: { ...this.opts.wsOptions?.headers, ...upgradeHeaders(this.nodeId, this.opts.token) },
       });
     } catch (e) {
       this.stats.lastError = String(e);
@@ -291,6 +315,19 @@ export class DiscriminatorNode {
     this.ws = ws;
     ws.binaryType = 'nodebuffer';
     let session: NodeSession | undefined;
+    /** Why this attempt failed (socket error, TLS, HTTP refusal), for the warn line at close. */
+    let cause: string | undefined;
+    let refusal: { status: number; retryAfterMs: number } | undefined;
+    ws.on('unexpected-response', (_req, res) => {
+      // The server refused the upgrade: 401 credentials, 409 id in use, 429 locked out, 503 full.
+      const code = String(res.headers[REFUSAL_HEADER] ?? '');
+      const retryAfter = Number(res.headers['retry-after']);
+      refusal = { status: res.statusCode ?? 0, retryAfterMs: Number.isFinite(retryAfter) ? Math.min(retryAfter, 600) * 1000 : 0 };
+      cause = `HTTP ${res.statusCode}${code ? ` ${code}` : ''}`;
+      this.stats.lastError = cause;
+      res.resume();
+      ws.terminate();
+    });
     ws.on('open', () => {
       this.stats.connects++;
       session = this.openSession({
@@ -319,28 +356,42 @@ export class DiscriminatorNode {
       this.handleFrame(session, bytes, isBinary);
     });
     ws.on('error', (e: Error) => {
-      this.stats.lastError = e.message;
-      safeLog(this.log, 'debug', 'socket error', { nodeId: this.nodeId, error: e.message });
+      if (refusal) return; // the refusal is the cause, not the abort that followed it
+      // e.g. "unable to verify the first certificate", "connect ECONNREFUSED 10.0.0.5:8787"
+      cause = oneLine(e);
+      this.stats.lastError = cause;
+      if (session) safeLog(this.log, 'warn', 'socket error', { nodeId: this.nodeId, error: cause });
     });
     ws.on('close', (code: number) => {
       clearTimeout(this.welcomeTimer);
       if (session) this.closeSession(session);
       if (this.ws === ws) this.ws = undefined;
-      safeLog(this.log, 'info', 'disconnected', { nodeId: this.nodeId, code });
-      this.scheduleReconnect();
+      if (refusal && (refusal.status === 401 || refusal.status === 403)) {
+        // Wrong id or token: every retry would be refused alike (and count toward a lockout).
+        const why = `auth_failed: the server refused this node's credentials (${cause}); check the node id and token`;
+        safeLog(this.log, 'error', 'authentication refused; giving up', { nodeId: this.nodeId, cause });
+        this.fail(why);
+        return;
+      }
+      const delay = this.scheduleReconnect(refusal?.retryAfterMs ?? 0);
+      if (!session) safeLog(this.log, 'warn', 'cannot connect to the server', { nodeId: this.nodeId, cause: cause ?? `closed (${code})`, retryInMs: delay });
+      else safeLog(this.log, 'info', 'disconnected', { nodeId: this.nodeId, code, ...(cause ? { cause } : {}), retryInMs: delay });
     });
   }
 
-  private scheduleReconnect(): void {
-    if (this.stopped || this.stateValue === 'failed') return;
+  /** Reconnect after max(backoff, `minDelayMs`). Returns the delay, or undefined when not reconnecting. */
+  private scheduleReconnect(minDelayMs = 0): number | undefined {
+    if (this.stopped || this.stateValue === 'failed') return undefined;
     if (this.opts.reconnect?.enabled === false) {
       this.fail('disconnected and reconnect is disabled');
-      return;
+      return undefined;
     }
-    const delay = backoffDelay(this.attempt++, this.opts.reconnect);
+    const delay = Math.max(minDelayMs, this.slowRetryMs, backoffDelay(this.attempt++, this.opts.reconnect));
+    this.slowRetryMs = 0;
     this.setState('connecting');
     clearTimeout(this.reconnectTimer);
     this.reconnectTimer = setTimeout(() => this.connect(), delay);
+    return delay;
   }
 
   private closeSocket(): void {
@@ -383,7 +434,11 @@ export class DiscriminatorNode {
         // A valid error frame is never answered with an error frame (no ping-pong).
         this.stats.errorsReceived++;
         this.stats.lastError = `${msg.code}: ${msg.message}`;
-        safeLog(this.log, msg.fatal ? 'error' : 'warn', 'server reported an error', { nodeId: this.nodeId, code: msg.code, field: msg.field, message: msg.message, round: msg.round });
+        safeLog(this.log, msg.fatal && !RETRY_SLOWLY_CODES.has(msg.code) ? 'error' : 'warn', 'server reported an error', { nodeId: this.nodeId, code: msg.code, field: msg.field, message: msg.message, round: msg.round });
+        if (msg.fatal && RETRY_SLOWLY_CODES.has(msg.code)) {
+          this.slowRetryMs = this.opts.reconnect?.maxDelayMs ?? 5000;
+          safeLog(this.log, 'warn', msg.code === 'replaced' ? 'another connection took this node id; retrying with backoff' : 'this node id is connected elsewhere; retrying with backoff', { nodeId: this.nodeId, retryInMs: this.slowRetryMs });
+        }
         // The server refusing our modality names will refuse them again on every reconnect.
         if (msg.fatal && (GIVE_UP_CODES.has(msg.code) || (!s.welcome && msg.field === 'capabilities.modalities'))) {
           this.fail(`${msg.code}: ${msg.message}`);
@@ -698,8 +753,13 @@ export class DiscriminatorNode {
         format: CHECKPOINT_FORMAT, version: 1, nodeId: this.nodeId, steps: this.stats.steps, lastRound: this.stats.lastRound ?? 0, discriminator,
         privacy: this.privacy.toState(),
       }));
+      this.checkpointFailures = 0;
     } catch (e) {
-      safeLog(this.log, 'error', 'node checkpoint failed', { nodeId: this.nodeId, error: String(e) });
+      // Training goes on, but each failure is an error line: the node is not crash-safe until one succeeds.
+      this.checkpointFailures++;
+      safeLog(this.log, 'error', this.checkpointFailures > 1 ? `node checkpoint failed ${this.checkpointFailures} times in a row` : 'node checkpoint failed', {
+        nodeId: this.nodeId, location: store.location, error: oneLine(e),
+      });
     }
   }
 

@@ -1,15 +1,27 @@
 /**
  * The generator server's transport: uWebSockets.js WebSocket endpoint (plain or TLS) plus
  * GET /health and GET /metrics on the same port. All protocol logic lives in Coordinator.
+ * Nodes authenticate in the HTTP upgrade (admission.ts): a peer without valid credentials
+ * never becomes a WebSocket, so nothing it sends is buffered.
  */
+import { accessSync, constants as fsConstants } from 'node:fs';
+import { createServer } from 'node:net';
 import uWS from 'uWebSockets.js';
+import { Admission, AUTHORIZATION_HEADER, NODE_ID_HEADER, REFUSAL_HEADER, statusLine, type AdmissionOptions } from './admission.js';
 import { Coordinator, type ConnHandle, type CoordinatorOptions, type ServerMetrics } from './coordinator.js';
 import { FileCheckpointStore } from './checkpoint.js';
+import { StartupError, oneLine } from './errors.js';
 import { safeLog, silentLogger } from './log.js';
 import { TokenTable } from './tokens.js';
 import { DEFAULT_MAX_FRAME_BYTES } from './protocol.js';
 
-export interface ServerOptions extends Omit<CoordinatorOptions, 'tokens'> {
+/** /metrics: the coordinator's metrics plus the transport's admission counters. */
+export interface TransportMetrics extends ServerMetrics {
+  connections: { open: number; refused: AdmissionCounts };
+}
+export type AdmissionCounts = Admission['refused'];
+
+export interface ServerOptions extends Omit<CoordinatorOptions, 'tokens'>, Omit<AdmissionOptions, 'onDuplicateId'> {
   /** Node id -> token, a loaded TokenTable, or the path of a token file {"nodes": {"<id>": "<token>"}}. */
   tokens: CoordinatorOptions['tokens'] | string;
   /** Shorthand for `checkpoint: new FileCheckpointStore(checkpointDir, 'server-checkpoint.msgpack')`. */
@@ -45,6 +57,11 @@ interface UserData {
   h: ConnHandle | undefined;
   /** False once closed: a uWS socket must not be touched after its close event. */
   open: boolean;
+  /** Identity authenticated in the upgrade. */
+  nodeId: string;
+  /** Admission bucket of the peer's address; remote: the address itself. */
+  address: string;
+  remote: string;
 }
 
 export class GeneratorServer {
@@ -55,10 +72,12 @@ export class GeneratorServer {
   private listenSocket: uWS.us_listen_socket | undefined;
   private portValue = 0;
   private stopping: Promise<void> | undefined;
+  readonly admission: Admission;
 
-  private constructor(private readonly opts: ServerOptions, tokens: TokenTable | Record<string, string>) {
-    const checkpoint = opts.checkpoint ?? (opts.checkpointDir !== undefined ? new FileCheckpointStore(opts.checkpointDir, 'server-checkpoint.msgpack') : undefined);
+  private constructor(private readonly opts: ServerOptions, tokens: TokenTable) {
+    const checkpoint = opts.checkpoint ?? (opts.checkpointDir !== undefined ? new FileCheckpointStore(opts.checkpointDir, 'server-checkpoint.msgpack', opts.log ? { log: opts.log } : {}) : undefined);
     this.coordinator = new Coordinator({ ...opts, tokens, ...(checkpoint ? { checkpoint } : {}) });
+    this.admission = new Admission(tokens, { ...opts, onDuplicateId: opts.onDuplicateId ?? 'refuse' });
     this.host = opts.host ?? '127.0.0.1';
     this.path = opts.path ?? '/ws';
     this.secure = opts.tls !== undefined;
@@ -66,7 +85,9 @@ export class GeneratorServer {
 
   /** Create, resume from the checkpoint if any, listen, and start training. */
   static async start(opts: ServerOptions): Promise<GeneratorServer> {
-    const tokens = typeof opts.tokens === 'string' ? await TokenTable.load(opts.tokens) : opts.tokens;
+    const tokens = typeof opts.tokens === 'string' ? await TokenTable.load(opts.tokens) : opts.tokens instanceof TokenTable ? opts.tokens : new TokenTable(opts.tokens);
+    if (tokens.size === 0) throw new StartupError('the token table lists no nodes: nobody could ever connect');
+    if (opts.tls) checkTlsFiles(opts.tls);
     const s = new GeneratorServer(opts, tokens);
     await s.coordinator.start();
     try {
@@ -93,8 +114,8 @@ export class GeneratorServer {
   get round(): number {
     return this.coordinator.round;
   }
-  metrics(): ServerMetrics {
-    return this.coordinator.metrics();
+  metrics(): TransportMetrics {
+    return { ...this.coordinator.metrics(), connections: { open: this.admission.connections, refused: { ...this.admission.refused } } };
   }
 
   /** Stop listening, finish the current round, checkpoint, say goodbye, close. Idempotent. */
@@ -109,9 +130,18 @@ export class GeneratorServer {
 
   private buildApp(): uWS.TemplatedApp {
     const o = this.opts;
-    const app = o.tls
-      ? uWS.SSLApp({ cert_file_name: o.tls.certFile, key_file_name: o.tls.keyFile, ...(o.tls.passphrase ? { passphrase: o.tls.passphrase } : {}) })
-      : uWS.App();
+    let app: uWS.TemplatedApp;
+    try {
+      app = o.tls
+        ? uWS.SSLApp({ cert_file_name: o.tls.certFile, key_file_name: o.tls.keyFile, ...(o.tls.passphrase ? { passphrase: o.tls.passphrase } : {}) })
+        : uWS.App();
+    } catch (e) {
+      // uWS says only "App construction failed"; the files were readable (checkTlsFiles), so their content is wrong.
+      throw new StartupError(o.tls
+        ? `TLS: cannot use certificate ${o.tls.certFile} with key ${o.tls.keyFile} (not PEM, wrong passphrase, or the key does not belong to the certificate)`
+        : `cannot create the HTTP server (${oneLine(e)})`);
+    }
+    const admission = this.admission;
     const maxFrame = o.maxFrameBytes ?? DEFAULT_MAX_FRAME_BYTES;
     const coord = this.coordinator;
     const log = o.log ?? silentLogger;
@@ -122,11 +152,22 @@ export class GeneratorServer {
       idleTimeout: o.idleTimeoutSec ?? 120,
       sendPingsAutomatically: true,
       upgrade: (res, req, context) => {
-        res.upgrade<UserData>({ h: undefined, open: true }, req.getHeader('sec-websocket-key'), req.getHeader('sec-websocket-protocol'), req.getHeader('sec-websocket-extensions'), context);
+        // Synchronous on purpose: `req` is only valid until this returns.
+        const remote = Buffer.from(res.getRemoteAddressAsText()).toString();
+        const verdict = admission.check(remote, req.getHeader(NODE_ID_HEADER), req.getHeader(AUTHORIZATION_HEADER), Date.now());
+        if (!verdict.ok) {
+          if (verdict.code !== 'rate_limited') safeLog(log, 'warn', 'connection refused', { remote, status: verdict.status, code: verdict.code, message: verdict.message });
+          res.writeStatus(statusLine(verdict.status)).writeHeader(REFUSAL_HEADER, verdict.code).writeHeader('Content-Type', 'application/json');
+          if (verdict.retryAfterSec !== undefined) res.writeHeader('Retry-After', String(verdict.retryAfterSec));
+          res.end(JSON.stringify({ error: verdict.code, message: verdict.message }), true);
+          return;
+        }
+        const ud: UserData = { h: undefined, open: true, nodeId: verdict.nodeId, address: verdict.address, remote };
+        res.upgrade<UserData>(ud, req.getHeader('sec-websocket-key'), req.getHeader('sec-websocket-protocol'), req.getHeader('sec-websocket-extensions'), context);
       },
       open: (ws) => {
         const ud = ws.getUserData();
-        const remote = Buffer.from(ws.getRemoteAddressAsText()).toString();
+        admission.opened(ud.address, ud.nodeId);
         ud.h = coord.attach({
           // uWS throws on a closed socket, hence the flag; 2 means dropped at the backpressure limit.
           send: (bytes) => ud.open && ws.send(bytes, true) !== 2,
@@ -135,7 +176,7 @@ export class GeneratorServer {
             ud.open = false;
             ws.end(code, reason.slice(0, 120)); // runs the close handler synchronously
           },
-        }, remote);
+        }, ud.remote, ud.nodeId);
       },
       message: (ws, message, isBinary) => {
         const h = ws.getUserData().h;
@@ -145,6 +186,7 @@ export class GeneratorServer {
       close: (ws) => {
         const ud = ws.getUserData();
         ud.open = false;
+        admission.closed(ud.address, ud.nodeId);
         if (ud.h) coord.detach(ud.h);
       },
     });
@@ -155,7 +197,7 @@ export class GeneratorServer {
       const m = coord.metrics();
       json(res, { ok: true, sessionId: m.sessionId, round: m.round, nodesConnected: m.nodesConnected });
     });
-    app.get('/metrics', (res) => json(res, coord.metrics()));
+    app.get('/metrics', (res) => json(res, this.metrics()));
     app.any('/*', (res) => {
       res.writeStatus('404 Not Found').writeHeader('Content-Type', 'application/json').end('{"error":"not found"}');
     });
@@ -180,7 +222,7 @@ export class GeneratorServer {
         safeLog(this.opts.log ?? silentLogger, 'info', 'listening', { url: this.url });
         return;
       }
-      if (Date.now() >= deadline) throw new Error(`cannot listen on ${this.host}:${wanted}`);
+      if (Date.now() >= deadline) throw new StartupError(`cannot listen on ${this.host}:${wanted}: ${await whyCannotListen(this.host, wanted)}`);
       await new Promise((r) => setTimeout(r, 200));
     }
   }
@@ -189,6 +231,30 @@ export class GeneratorServer {
 /** Start a generator server (see GeneratorServer.start). */
 export function startServer(opts: ServerOptions): Promise<GeneratorServer> {
   return GeneratorServer.start(opts);
+}
+
+/** TLS files must exist and be readable: uWS would only say "App construction failed". */
+function checkTlsFiles(tls: NonNullable<ServerOptions['tls']>): void {
+  for (const [what, file] of [['certificate', tls.certFile], ['private key', tls.keyFile]] as const) {
+    if (!file) throw new StartupError(`TLS: no ${what} file given`);
+    try {
+      accessSync(file, fsConstants.R_OK);
+    } catch (e) {
+      throw new StartupError(`TLS ${what} ${file}: cannot read it (${oneLine(e)})`);
+    }
+  }
+}
+
+/** Ask the OS why a port cannot be bound (uWS only reports failure). */
+async function whyCannotListen(host: string, port: number): Promise<string> {
+  if (port === 0) return 'no ephemeral port available';
+  return new Promise((resolve) => {
+    const probe = createServer();
+    probe.once('error', (e: NodeJS.ErrnoException) => {
+      resolve(e.code === 'EADDRINUSE' ? 'the port is in use (another server running?)' : e.code === 'EACCES' ? 'permission denied (ports below 1024 need privileges)' : e.code === 'EADDRNOTAVAIL' ? 'no such local address' : oneLine(e));
+    });
+    probe.listen({ host, port, exclusive: true }, () => probe.close(() => resolve('the port was busy and is free now; retry')));
+  });
 }
 
 function urlHost(host: string): string {

@@ -5,6 +5,7 @@
  */
 import { createHash, timingSafeEqual } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
+import { StartupError, oneLine } from './errors.js';
 
 export class TokenTable {
   private readonly digests = new Map<string, Buffer>();
@@ -25,9 +26,31 @@ export class TokenTable {
     return new TokenTable(nodes as Record<string, string>);
   }
 
-  /** Read and parse a token file. */
+  /**
+   * Read and parse a token file. Every problem (unreadable, not JSON, wrong shape, no nodes) is a
+   * StartupError whose one-line message names the file.
+   */
   static async load(path: string): Promise<TokenTable> {
-    return TokenTable.parse(await readFile(path, 'utf8'));
+    let text: string;
+    try {
+      text = await readFile(path, 'utf8');
+    } catch (e) {
+      throw new StartupError(`token file ${path}: cannot read it (${oneLine(e)})`);
+    }
+    let table: TokenTable;
+    try {
+      table = TokenTable.parse(text);
+    } catch (e) {
+      const what = e instanceof SyntaxError ? `not valid JSON (${oneLine(e)})` : oneLine(e);
+      throw new StartupError(`token file ${path}: ${what}`);
+    }
+    if (table.size === 0) throw new StartupError(`token file ${path}: lists no nodes; add them as {"nodes": {"<id>": "<token>"}}`);
+    return table;
+  }
+
+  /** Number of known node ids. */
+  get size(): number {
+    return this.digests.size;
   }
 
   /** True when `nodeId` is known and `token` is its token. */

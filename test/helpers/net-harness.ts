@@ -3,6 +3,7 @@
  * a raw WebSocket client that sees every frame, and bounded waiting.
  */
 import WebSocket from 'ws';
+import { REFUSAL_HEADER, upgradeHeaders } from '../../src/net/admission.js';
 import { decodeFrame, encodeFrame } from '../../src/net/codec.js';
 import { DiscriminatorNode, type NodeOptions } from '../../src/net/node.js';
 import { PROTOCOL_VERSION } from '../../src/net/protocol.js';
@@ -75,6 +76,26 @@ export function makeTestNode(
   return { node, disc, data };
 }
 
+/** Try an upgrade with these headers; the HTTP status and refusal code the server answered (101 when admitted). */
+export async function upgradeStatus(url: string, headers: Record<string, string>): Promise<{ status: number; code: string; retryAfter: string | undefined }> {
+  const ws = new WebSocket(url, { perMessageDeflate: false, headers });
+  return new Promise((resolve, reject) => {
+    ws.on('unexpected-response', (_req, res) => {
+      resolve({ status: res.statusCode ?? 0, code: String(res.headers[REFUSAL_HEADER] ?? ''), retryAfter: res.headers['retry-after'] as string | undefined });
+      res.resume();
+      ws.terminate();
+    });
+    ws.on('open', () => {
+      resolve({ status: 101, code: '', retryAfter: undefined });
+      ws.terminate();
+    });
+    ws.on('error', (e) => reject(e));
+  }).catch((e: Error) => {
+    if (/closed before the connection/.test(e.message)) return { status: 0, code: '', retryAfter: undefined };
+    throw e;
+  }) as Promise<{ status: number; code: string; retryAfter: string | undefined }>;
+}
+
 export type RawEvent = { kind: 'frame'; msg: Record<string, unknown>; bytes: Uint8Array } | { kind: 'close'; code: number };
 
 /** A bare WebSocket peer: sends whatever it is told, queues every frame it receives. */
@@ -106,8 +127,14 @@ export class RawClient {
     return new RawClient(ws);
   }
 
-  static async connect(url: string, maxPayload = 1 << 30): Promise<RawClient> {
-    const ws = new WebSocket(url, { perMessageDeflate: false, maxPayload });
+  /**
+   * Open an authenticated socket: the upgrade carries `nodeId`'s credentials (default 'raw'; the
+   * hello sent later must name the same id). Rejects when the server refuses the upgrade.
+   */
+  static async connect(url: string, auth: { nodeId?: string; token?: string } = {}, maxPayload = 1 << 30): Promise<RawClient> {
+    const nodeId = auth.nodeId ?? 'raw';
+    const headers = upgradeHeaders(nodeId, auth.token ?? TOKENS[nodeId] ?? 'nope');
+    const ws = new WebSocket(url, { perMessageDeflate: false, maxPayload, headers });
     const c = new RawClient(ws);
     await new Promise<void>((resolve, reject) => {
       ws.once('open', () => resolve());
