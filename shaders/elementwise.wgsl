@@ -2,7 +2,7 @@
 // in-place accumulation. One thread per element; the grid may be 2-D for large tensors.
 
 override WG: u32 = 256u;
-// Unary op id, see UNARY in src/engine/ops/elementwise.ts.
+// Op id: UNARY_* or BINARY_* (generated from src/engine/primitives.ts, included below).
 override OP: u32 = 0u;
 // Binary ops on operands of the output's own shape skip the broadcast index arithmetic.
 override SAME_SHAPE: bool = false;
@@ -42,19 +42,21 @@ fn stable_sigmoid(v: f32) -> f32 {
   return e / (1.0 + e);
 }
 
+// The op ids (UNARY_*, BINARY_*) are generated from the tables in src/engine/primitives.ts.
+// #include "elementwise_ops.wgsl"
+
 fn unary(v: f32) -> f32 {
   switch OP {
-    case 0u: { return max(v, 0.0); }                          // relu
-    case 1u: { return select(up.alpha * v, v, v > 0.0); }     // leaky_relu
-    case 2u: { return stable_tanh(v); }                       // tanh
-    case 3u: { return stable_sigmoid(v); }                    // sigmoid
-    case 4u: { return exp(v); }                               // exp
-    case 5u: { return log(v); }                               // log
-    case 6u: { return abs(v); }                               // abs
-    case 7u: { return sqrt(v); }                              // sqrt
-    case 8u: { return up.alpha * v + up.beta; }               // affine (scalar mul/add)
-    case 9u: { return v * v; }                                // square
-    default: { return v; }
+    case UNARY_RELU: { return max(v, 0.0); }
+    case UNARY_LEAKY_RELU: { return select(up.alpha * v, v, v > 0.0); }
+    case UNARY_TANH: { return stable_tanh(v); }
+    case UNARY_SIGMOID: { return stable_sigmoid(v); }
+    case UNARY_EXP: { return exp(v); }
+    case UNARY_LOG: { return log(v); }
+    case UNARY_ABS: { return abs(v); }
+    case UNARY_SQRT: { return sqrt(v); }
+    case UNARY_AFFINE: { return up.alpha * v + up.beta; }   // scalar mul/add
+    case UNARY_SQUARE, default: { return v * v; }
   }
 }
 
@@ -62,17 +64,16 @@ fn unary(v: f32) -> f32 {
 // tanh, sigmoid, exp and sqrt (cheaper and more accurate).
 fn unary_deriv(s: f32) -> f32 {
   switch OP {
-    case 0u: { return select(0.0, 1.0, s > 0.0); }
-    case 1u: { return select(up.alpha, 1.0, s > 0.0); }
-    case 2u: { return 1.0 - s * s; }
-    case 3u: { return s * (1.0 - s); }
-    case 4u: { return s; }
-    case 5u: { return 1.0 / s; }
-    case 6u: { return sign(s); }
-    case 7u: { return 0.5 / s; }
-    case 8u: { return up.alpha; }
-    case 9u: { return 2.0 * s; }
-    default: { return 1.0; }
+    case UNARY_RELU: { return select(0.0, 1.0, s > 0.0); }
+    case UNARY_LEAKY_RELU: { return select(up.alpha, 1.0, s > 0.0); }
+    case UNARY_TANH: { return 1.0 - s * s; }
+    case UNARY_SIGMOID: { return s * (1.0 - s); }
+    case UNARY_EXP: { return s; }
+    case UNARY_LOG: { return 1.0 / s; }
+    case UNARY_ABS: { return sign(s); }
+    case UNARY_SQRT: { return 0.5 / s; }
+    case UNARY_AFFINE: { return up.alpha; }
+    case UNARY_SQUARE, default: { return 2.0 * s; }
   }
 }
 
@@ -124,12 +125,10 @@ fn binary(@builtin(global_invocation_id) gid: vec3u, @builtin(num_workgroups) gr
   }
   var r: f32;
   switch OP {
-    case 0u: { r = av + bv; }
-    case 1u: { r = av - bv; }
-    case 2u: { r = av * bv; }
-    case 3u: { r = av / bv; }
-    case 4u: { r = max(av, bv); }
-    default: { r = min(av, bv); }
+    case BINARY_ADD: { r = av + bv; }
+    case BINARY_SUB: { r = av - bv; }
+    case BINARY_MUL: { r = av * bv; }
+    case BINARY_DIV, default: { r = av / bv; }
   }
   out3[i] = r;
 }

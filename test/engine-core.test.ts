@@ -7,7 +7,8 @@ import * as E from '../src/engine/index.js';
 import { axpby } from '../src/engine/internal.js';
 import { defaultPollInterval, waitGently } from '../src/engine/polling.js';
 import { sizeClass } from '../src/engine/pool.js';
-import { expandIncludes } from '../src/engine/wgsl-include.js';
+import { defineInclude, expandIncludes, opIdConstants } from '../src/engine/wgsl-include.js';
+import { BINARY, UNARY } from '../src/engine/primitives.js';
 import { gpu } from './helpers/engine.js';
 
 const engine = await gpu();
@@ -210,6 +211,25 @@ t.test('WGSL includes: expanded once, compiler messages point at the line a pers
   const ok = expandIncludes('k.wgsl', 'one\n// #include "c.wgsl"\nthree', (writeFileSync(join(dir, 'c.wgsl'), 'inc1\ninc2'), dir));
   t.same(ok.code.split('\n'), ['one', 'inc1', 'inc2', 'three']);
   t.same(ok.origins[3], { file: 'k.wgsl', line: 3 }, 'origin of a line after the include');
+});
+
+t.test('op ids: the WGSL names every op of the TS tables, through the generated include', async (t) => {
+  t.equal(opIdConstants('UNARY', { relu: 0, leakyRelu: 1 }), 'const UNARY_RELU: u32 = 0u;\nconst UNARY_LEAKY_RELU: u32 = 1u;');
+  const engine = await gpu();
+  const code = engine.kernels.source('elementwise.wgsl').code;
+  t.match(code, /const BINARY_DIV: u32 = 3u;/, 'the generated constants are included');
+  for (const fn of ['unary', 'unary_deriv']) {
+    const body = code.slice(code.indexOf(`fn ${fn}(`), code.indexOf('\n}\n', code.indexOf(`fn ${fn}(`)));
+    for (const op of Object.keys(UNARY)) {
+      const name = `UNARY_${op.replace(/([a-z])([A-Z])/g, '$1_$2').toUpperCase()}`;
+      t.match(body, new RegExp(`case ${name}\\b`), `${fn} has a case for ${op}`);
+    }
+    t.notMatch(body, /case \d+u/, `${fn} has no numbered case left`);
+  }
+  const binary = code.slice(code.indexOf('fn binary('), code.indexOf('\n}\n', code.indexOf('fn binary(')));
+  for (const op of Object.keys(BINARY)) t.match(binary, new RegExp(`case BINARY_${op.toUpperCase()}\\b`), `binary has a case for ${op}`);
+  t.notMatch(binary, /max\(|min\(/, 'no case that no TS entry can reach');
+  t.throws(() => defineInclude('elementwise_ops.wgsl', 'const X: u32 = 1u;'), /defined twice/, 'a generated include cannot be silently replaced');
 });
 
 t.test('no adapter: clear message saying what to install', async (t) => {

@@ -9,14 +9,22 @@ import { ShapeError } from './errors.js';
 import { Params } from './params.js';
 import { Tensor } from './tensor.js';
 import { fmtShape, launch1d, WG } from './ops/launch.js';
+import { defineInclude, opIdConstants } from './wgsl-include.js';
 
 const ELEMENTWISE = 'elementwise.wgsl';
 const REDUCE = 'reduce.wgsl';
 /** Below this many elements per output, one thread per output beats one workgroup per output. */
 const SHORT_REDUCTION = 512;
 
-/** Binary op ids: the OP override of elementwise.wgsl's `binary` entry. */
+/**
+ * Op ids: the OP override of elementwise.wgsl's unary and binary entries. The shader's named
+ * cases (UNARY_RELU, BINARY_ADD, ...) are generated from these tables, so the two cannot drift.
+ */
+export const UNARY = {
+  relu: 0, leakyRelu: 1, tanh: 2, sigmoid: 3, exp: 4, log: 5, abs: 6, sqrt: 7, affine: 8, square: 9,
+} as const;
 export const BINARY = { add: 0, sub: 1, mul: 2, div: 3 } as const;
+defineInclude('elementwise_ops.wgsl', `${opIdConstants('UNARY', UNARY)}\n${opIdConstants('BINARY', BINARY)}`);
 
 /** Broadcast shape of a and b (numpy rules, right-aligned), at most 4 dimensions. */
 export function broadcastShape(op: string, a: readonly number[], b: readonly number[]): number[] {

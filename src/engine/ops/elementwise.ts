@@ -5,28 +5,20 @@
 import { record } from '../autograd.js';
 import { Params } from '../params.js';
 import { Tensor } from '../tensor.js';
-import { binaryRaw, expandScaled, sumTo } from '../primitives.js';
+import { UNARY, binaryRaw, expandScaled, sumTo } from '../primitives.js';
 import { launch1d } from './launch.js';
 
 const FILE = 'elementwise.wgsl';
 
-/** Unary op ids (the OP override of elementwise.wgsl) and which value their derivative reads. */
-const UNARY = {
-  relu: { id: 0, saves: 'x' },
-  leakyRelu: { id: 1, saves: 'x' },
-  tanh: { id: 2, saves: 'y' },
-  sigmoid: { id: 3, saves: 'y' },
-  exp: { id: 4, saves: 'y' },
-  log: { id: 5, saves: 'x' },
-  abs: { id: 6, saves: 'x' },
-  sqrt: { id: 7, saves: 'y' },
-  affine: { id: 8, saves: 'x' },
-  square: { id: 9, saves: 'x' },
-} as const;
+/** Which value each unary op's derivative reads: its input x or its output y. */
+const SAVES: Readonly<Record<keyof typeof UNARY, 'x' | 'y'>> = {
+  relu: 'x', leakyRelu: 'x', tanh: 'y', sigmoid: 'y', exp: 'y', log: 'x', abs: 'x', sqrt: 'y', affine: 'x', square: 'x',
+};
 type UnaryName = keyof typeof UNARY;
 
 function unary(name: UnaryName, x: Tensor, alpha = 0, beta = 0): Tensor {
-  const { id, saves } = UNARY[name];
+  const id = UNARY[name];
+  const saves = SAVES[name];
   const y = Tensor.empty(x.shape);
   const params = new Params().u32(x.size).f32(alpha, beta).data();
   launch1d(x.size, {
