@@ -6,9 +6,8 @@
 import t, { type Test } from 'tap';
 import * as E from '../src/engine/index.js';
 import type { Engine } from '../src/engine/engine.js';
-import {
-  CHUNK_DISPATCHES, formatTable, Profiler, toChromeTrace, type ProfileReport,
-} from '../src/engine/profiler.js';
+import { CHUNK_DISPATCHES, Profiler, type ProfileReport } from '../src/engine/profiler.js';
+import { formatTable, toChromeTrace } from '../src/engine/profile-render.js';
 import { Params } from '../src/engine/internal.js';
 import { closeness, gpu, randomArray } from './helpers/engine.js';
 

@@ -17,9 +17,8 @@ import { dirname } from 'node:path';
 import { parseArgs } from 'node:util';
 import { init } from '../src/engine/engine.js';
 import type { ConvKernels } from '../src/engine/device.js';
-import {
-  formatTable, Profiler, PROFILER_DAWN_FLAGS, toChromeTrace, type ProfileReport, type TraceEvent,
-} from '../src/engine/profiler.js';
+import { Profiler, PROFILER_DAWN_FLAGS, type ProfileReport } from '../src/engine/profiler.js';
+import { formatTable, toChromeTrace, type TraceEvent } from '../src/engine/profile-render.js';
 import type { NormKind } from '../src/models/resnet-generator.js';
 import { DEFAULT_GAN, discriminatorStep, generatorStep, makeFake, makeGan, stepFlops, type GanShape } from './bench/gan-step.js';
 

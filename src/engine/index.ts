@@ -21,4 +21,5 @@ export {
   normal_, uniform_, constant_, zeros_, ones_, xavierUniform_, kaimingNormal_, calculateGain, fans,
   type KaimingOptions, type Nonlinearity,
 } from './init.js';
-export { Profiler, formatTable, toChromeTrace, type ProfileReport } from './profiler.js';
+export { Profiler, PROFILER_DAWN_FLAGS, type ProfileReport, type KernelRow, type ProfileEvent } from './profiler.js';
+export { formatTable, toChromeTrace, type ChromeTrace, type TraceEvent } from './profile-render.js';
