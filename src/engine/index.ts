@@ -8,7 +8,6 @@
  */
 export { init, engine, Engine, type Launch } from './engine.js';
 export type { ConvKernels, DeviceOptions, GpuContext } from './device.js';
-export { INSTALL_HINT } from './device.js';
 export { NoAdapterError, KernelError, ShapeError, DisposedError } from './errors.js';
 export { Tensor, type DType } from './tensor.js';
 export type { PoolStats } from './pool.js';

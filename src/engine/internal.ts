@@ -8,3 +8,5 @@ export { fill, fillInPlace, axpby, accumulate, sumTo, broadcastShape, expandScal
 export { Params } from './params.js';
 export { numel } from './tensor.js';
 export { fmtShape } from './ops/launch.js';
+export { dropoutMask } from './ops/dropout.js';
+export { INSTALL_HINT } from './device.js';

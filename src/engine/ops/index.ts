@@ -15,6 +15,6 @@ export { maxPool2d } from './pool.js';
 export { upsampleNearest2x, upsampleBilinear2x } from './resample.js';
 export { pad2d } from './pad.js';
 export { concat, slice } from './concat.js';
-export { dropout, dropoutMask } from './dropout.js';
+export { dropout } from './dropout.js';
 export { conv2d, convTranspose2d, type Conv2dOptions, type ConvTranspose2dOptions } from './conv.js';
 export { matmul, type MatmulOptions } from './matmul.js';
