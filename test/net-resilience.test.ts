@@ -187,7 +187,10 @@ t.test('config conveniences: token file and checkpoint directories', async (t) =
   await tn.node.stop();
   await server.stop();
   t.same(readdirSync(join(dir, 'server')), ['server-checkpoint.msgpack']);
-  t.same(readdirSync(join(dir, 'node')), [nodeCheckpointName('alpha')]);
+  // The discriminator checkpoint and the privacy ledger (written before every reply).
+  const nodeFiles = readdirSync(join(dir, 'node'));
+  t.same(nodeFiles.filter((f) => !f.endsWith('-privacy.msgpack')), [nodeCheckpointName('alpha')]);
+  t.equal(nodeFiles.filter((f) => f.endsWith('-privacy.msgpack')).length, 1, 'one privacy ledger');
   // Both resume from those directories.
   const gen2 = new LinearGenerator();
   const server2 = await startTestServer(gen2, { tokens: join(dir, 'tokens.json'), checkpointDir: join(dir, 'server') });

@@ -19,6 +19,7 @@ import { modalityChannels, modalityNames } from '../train/modalities.js';
 import { loadDataSource } from './data-source.js';
 import { ganConfig, GAN_OPTIONS, int, parseOptions, UsageError } from './options.js';
 import { Progress } from './progress.js';
+import { DEFAULT_PRIVACY_PRESET, PRIVACY_PRESETS, describeReportedPrivacy, type ReportedPrivacy } from '../privacy/index.js';
 import { writeSampleGrid } from './samples.js';
 
 const CLI = fileURLToPath(new URL('../../bin/asyndgan.js', import.meta.url));
@@ -38,7 +39,10 @@ export async function demoCommand(argv: string[]): Promise<void> {
     'decay-iters': { type: 'string', default: '50', help: 'final rounds with linear lr decay' },
     'node-modalities': { type: 'string', help: 'modalities each node holds, \';\' between nodes, e.g. "t1,t2;t1;flair,t2" (default: all)' },
     'per-modality-d': { type: 'boolean', default: false, help: 'nodes use one discriminator per held modality (with --node-modalities)' },
+    privacy: { type: 'string', default: DEFAULT_PRIVACY_PRESET, help: `every node's privacy preset: ${PRIVACY_PRESETS.join(' | ')} (docs/PRIVACY.md)` },
   }, argv);
+  const privacy = String(v.privacy);
+  if (!(PRIVACY_PRESETS as readonly string[]).includes(privacy)) throw new UsageError(`--privacy must be one of ${PRIVACY_PRESETS.join(', ')}, got "${privacy}"`);
   const out = resolve(String(v.out));
   mkdirSync(out, { recursive: true });
   const cfg = ganConfig({ ...v, iters: v.rounds });
@@ -67,7 +71,7 @@ export async function demoCommand(argv: string[]): Promise<void> {
   });
   const logFile = (name: string) => join(out, `${name}.log`);
   const started = Date.now();
-  console.error(`asyndgan demo: 1 server + ${nodes} nodes on loopback, ${rounds} rounds at ${size}x${size}; logs in ${out}`);
+  console.error(`asyndgan demo: 1 server + ${nodes} nodes on loopback, ${rounds} rounds at ${size}x${size}, node privacy ${privacy}; logs in ${out}`);
   if (nodeModalities) {
     console.error(`node modalities: ${ids.map((id, i) => `${id} [${nodeModalities[i]!.join(', ')}]`).join(', ')}${perModalityD ? ', one discriminator per modality' : ''}`);
   }
@@ -91,7 +95,7 @@ export async function demoCommand(argv: string[]): Promise<void> {
     const httpUrl = url.replace(/^ws/, 'http').replace(/\/ws$/, '');
     ids.forEach((id, i) => {
       const child = spawn(process.execPath, [CLI, 'node', '--server', url, '--id', id, '--index', String(i), '--nodes', String(nodes),
-        '--data', String(v.data), '--size', String(size), '--quiet', '--checkpoint-dir', join(out, 'checkpoints'), ...model,
+        '--data', String(v.data), '--size', String(size), '--quiet', '--checkpoint-dir', join(out, 'checkpoints'), '--privacy', privacy, ...model,
         ...(nodeModalities ? ['--modalities', nodeModalities[i]!.join(',')] : []), ...(perModalityD ? ['--per-modality-d'] : [])],
       { stdio: ['ignore', 'ignore', 'pipe'], env: { ...process.env, ASYNDGAN_TOKEN: tokens[id] } });
       const chunks: string[] = [];
@@ -142,6 +146,7 @@ export async function demoCommand(argv: string[]): Promise<void> {
 
   const serverReport = JSON.parse(readFileSync(join(out, 'server-report.json'), 'utf8')) as {
     history: { round: number; bytesIn: number; bytesOut: number; losses: Record<string, number>; onTime: string[] }[];
+    privacy?: Record<string, ReportedPrivacy>;
   };
   const paramsG = g.numParameters();
   // Each node's discriminator(s): joint on mask + its held channels, or one per held modality.
@@ -174,12 +179,17 @@ export async function demoCommand(argv: string[]): Promise<void> {
     ...(nodeModalities ? { nodeModalities: Object.fromEntries(ids.map((id, i) => [id, nodeModalities[i]!])) } : {}),
     perModalityD,
     parameters: { generator: paramsG, discriminatorPerNode: Math.max(...paramsPerNode), discriminatorsByNode: Object.fromEntries(ids.map((id, i) => [id, paramsPerNode[i]!])) },
+    privacy: { preset: privacy, nodes: serverReport.privacy ?? {} },
     bytesPerRound: { asyndgan: meanBytes, fedAvgSameModels: fedAvgBytes, ratio: fedAvgBytes / Math.max(meanBytes, 1) },
     losses: history.map((h) => ({ round: h.round, ...h.losses, nodes: h.onTime.length })),
     bytes: history.map((h) => ({ round: h.round, in: h.bytesIn, out: h.bytesOut })),
     files: { grid, generator: join(out, 'generator.safetensors'), serverReport: join(out, 'server-report.json') },
   });
   console.log(`bytes per round: AsynDGAN ${(meanBytes / 1024).toFixed(1)} KiB, FedAvg on the same models ${(fedAvgBytes / 1024).toFixed(1)} KiB (${(fedAvgBytes / Math.max(meanBytes, 1)).toFixed(1)}x)`);
+  for (const id of ids) {
+    const p = serverReport.privacy?.[id];
+    console.log(`privacy ${id}: ${p ? describeReportedPrivacy(p) : 'did not answer'}`);
+  }
   console.log(`grid: ${grid}`);
   console.log(`report: ${report}`);
 }

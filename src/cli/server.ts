@@ -12,9 +12,16 @@ import { saveModule } from '../models/index.js';
 import { GeneratorServer, consoleLogger, silentLogger, type RoundSummary, type ServerMetrics } from '../net/index.js';
 import { EngineGenerator } from '../federation/generator-backend.js';
 import { makeGenerator } from '../train/pix2pix.js';
+import { privacyFromStatus, type ReportedPrivacy } from '../privacy/index.js';
 import { GAN_OPTIONS, ganConfig, int, num, parseOptions, UsageError } from './options.js';
 import { Progress } from './progress.js';
 import type { FederationInfo, GeneratorInfo } from './train.js';
+
+/** What each node that answered reported about its privacy (epsilon, delta, preset). */
+function nodePrivacy(m: ServerMetrics): Record<string, ReportedPrivacy> {
+  const answered = new Set(federationInfo(m).nodeIds);
+  return Object.fromEntries(m.nodes.filter((n) => answered.has(n.id)).map((n) => [n.id, privacyFromStatus(n.stats.reported)]));
+}
 
 /** Rounds finished and the nodes that answered at least one of them. */
 function federationInfo(m: ServerMetrics): FederationInfo {
@@ -116,9 +123,11 @@ export async function serverCommand(argv: string[]): Promise<void> {
     trainer: 'federated',
     federation: federationInfo(server.metrics()),
   };
-  await saveModule(join(out, 'generator.safetensors'), g, { asyndgan_generator: JSON.stringify(info) });
+  // Each contributing node's own account of its privacy (its status.metrics), for whoever gets the generator.
+  const privacy = nodePrivacy(server.metrics());
+  await saveModule(join(out, 'generator.safetensors'), g, { asyndgan_generator: JSON.stringify({ ...info, privacy }) });
   const report = join(out, 'server-report.json');
-  await writeJsonAtomic(report, { rounds, config: cfg, metrics: server.metrics(), history });
+  await writeJsonAtomic(report, { rounds, config: cfg, metrics: server.metrics(), privacy, history });
   console.log(`server report: ${report}`);
   if (v['exit-when-done']) {
     await server.stop();

@@ -7,3 +7,4 @@ export * from './query-guard.js';
 export * from './limits.js';
 export * from './presets.js';
 export * from './node-privacy.js';
+export * from './status.js';
