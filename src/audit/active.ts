@@ -7,6 +7,7 @@
 import { randomBytes } from 'node:crypto';
 import { GeneratorServer, silentLogger, type ServerMetrics } from '../net/index.js';
 import { BisectionGenerator } from './bisection-generator.js';
+import { ESTIMATORS } from './sign-estimators.js';
 import { startNodeProcess } from './node-process.js';
 
 export interface ActiveAttackOptions {
@@ -29,7 +30,8 @@ export interface ActiveAttackOptions {
 }
 
 export interface ActiveAttackResult {
-  estimates: Map<string, Float32Array>;
+  /** Per estimator name (ESTIMATORS), per key: the reconstruction. */
+  estimates: Map<string, Map<string, Float32Array>>;
   answers: Record<string, number>;
   rounds: number;
   answeredReplies: number;
@@ -79,12 +81,8 @@ export async function runActiveAttack(o: ActiveAttackOptions): Promise<ActiveAtt
     await victim.stop();
   }
   const metrics = server.metrics();
-  const estimates = new Map<string, Float32Array>();
-  const answers: Record<string, number> = {};
-  for (const key of attacker.keys()) {
-    estimates.set(key, attacker.estimate(key, o.prior));
-    answers[key] = attacker.answers(key);
-  }
+  const estimates = new Map(ESTIMATORS.map((e) => [e.name, new Map(attacker.keys().map((k) => [k, attacker.estimate(k, o.prior, e.priorWeight)]))]));
+  const answers: Record<string, number> = Object.fromEntries(attacker.keys().map((k) => [k, attacker.answers(k)]));
   return {
     estimates, answers, rounds: metrics.round, answeredReplies: attacker.answeredReplies, emptyReplies: attacker.emptyReplies,
     reported: metrics.nodes.find((n) => n.id === id)?.stats.reported ?? {}, nodeExitCode: exitCode, nodeLog: victim.log(), metrics,

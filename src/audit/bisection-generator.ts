@@ -133,10 +133,10 @@ export class BisectionGenerator implements GeneratorBackend {
    * The attacker's reconstruction of `key`: the threshold violating the fewest logged sign
    * constraints per pixel, nearest to `prior` (what it would guess with no replies).
    */
-  estimate(key: string, prior: Float32Array): Float32Array {
+  estimate(key: string, prior: Float32Array, priorWeight = 0): Float32Array {
     const t = this.targets.get(key);
     if (!t) return Float32Array.from(prior);
-    return estimateFromConstraints(t.queries, t.grads, prior);
+    return estimateFromConstraints(t.queries, t.grads, prior, priorWeight);
   }
 
   // The attacker keeps no state worth resuming.

@@ -90,6 +90,6 @@ export async function renderMasks(g: ResnetGenerator, masks: readonly Float32Arr
 }
 
 /** The curious server's reconstruction of one logged image, starting from `prior` (its G(mask)). */
-export function passiveEstimate(logged: { fakes: Float32Array[]; grads: Float32Array[] }, prior: Float32Array): Float32Array {
-  return estimateFromConstraints(logged.fakes, logged.grads, prior);
+export function passiveEstimate(logged: { fakes: Float32Array[]; grads: Float32Array[] }, prior: Float32Array, priorWeight = 0): Float32Array {
+  return estimateFromConstraints(logged.fakes, logged.grads, prior, priorWeight);
 }

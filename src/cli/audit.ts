@@ -15,6 +15,7 @@ import { join, resolve } from 'node:path';
 import { conditionTensor, type Slice } from '../data/index.js';
 import { meanImage, mae, psnr, scoreReconstruction, type ReconstructionScores } from '../audit/scores.js';
 import { writeAuditGrid, writeAuditJson } from '../audit/report.js';
+import { ESTIMATORS } from '../audit/sign-estimators.js';
 import { loadDataSource, type FederatedData } from './data-source.js';
 import { GAN_OPTIONS, ganConfig, int, num, parseOptions, UsageError } from './options.js';
 import type { GeneratorInfo } from './train.js';
@@ -64,6 +65,24 @@ function populationMean(data: FederatedData): Float32Array {
   return meanImage(data.test.slices.map((s) => s.image));
 }
 
+/**
+ * Score every estimator's reconstructions; the headline is the strongest (chosen here, with the
+ * real images: an upper bound on this attacker, never an understatement).
+ */
+function scoreEstimators(
+  byEstimator: ReadonlyMap<string, Float32Array[]>, real: Float32Array[],
+  baselines: Parameters<typeof scoreReconstruction>[2], geometry: Parameters<typeof scoreReconstruction>[3],
+): { best: string; scores: ReconstructionScores; all: Record<string, { psnr: number; ssim: number; gain: number }> } {
+  let best: { name: string; s: ReconstructionScores } | undefined;
+  const all: Record<string, { psnr: number; ssim: number; gain: number }> = {};
+  for (const [name, est] of byEstimator) {
+    const s = scoreReconstruction(est, real, baselines, geometry);
+    all[name] = { psnr: s.psnr, ssim: s.ssim, gain: s.gain };
+    if (!best || s.psnr > best.s.psnr) best = { name, s };
+  }
+  return { best: best!.name, scores: best!.s, all };
+}
+
 function summaryLine(name: string, s: ReconstructionScores, extra: string): string {
   return `${name}: PSNR ${s.psnr.toFixed(1)} dB, SSIM ${s.ssim.toFixed(3)}, best legitimate baseline ${s.bestBaseline.name} ${s.bestBaseline.psnr.toFixed(1)} dB, gain ${s.gain.toFixed(1)} dB${extra}`;
 }
@@ -107,18 +126,20 @@ async function activeCommand(argv: string[]): Promise<void> {
   });
   process.stderr.write('\n');
   // --- scoring: the victim's real images, used only from here on ---
-  const keys = victimShare.slices.filter((s) => attack.estimates.has(s.key));
+  const first = attack.estimates.values().next().value!;
+  const keys = victimShare.slices.filter((s) => first.has(s.key));
   if (keys.length === 0) throw new Error(`the attack got no reply from the victim (node exit code ${attack.nodeExitCode}):\n${attack.nodeLog.slice(-2000)}`);
   const real = keys.map((s) => s.image);
-  const estimates = keys.map((s) => attack.estimates.get(s.key)!);
-  const scores = scoreReconstruction(estimates, real, { 'population mean': prior }, { channels: data.test.modalities.length, height: size, width: size });
+  const byEstimator = new Map([...attack.estimates].map(([name, m]) => [name, keys.map((s) => m.get(s.key)!)]));
+  const { best, scores, all } = scoreEstimators(byEstimator, real, { 'population mean': prior }, { channels: data.test.modalities.length, height: size, width: size });
+  const estimates = byEstimator.get(best)!;
   const nodeMean = meanImage(victimShare.slices.map((s) => s.image));
   const nodeMeanPsnr = real.reduce((s, r) => s + psnr(nodeMean, r), 0) / real.length;
-  const line = summaryLine('audit active', scores, ` (victim's mean image, an oracle reference: ${nodeMeanPsnr.toFixed(1)} dB; ${keys.length} images, ${attack.rounds} rounds x repeats ${v.repeats}, lambdaL1 ${v['lambda-l1']}, ${attack.answeredReplies} replies with signal, ${attack.emptyReplies} without${attack.reported.epsilon !== undefined ? `, node epsilon ${attack.reported.epsilon}` : ''})`);
+  const line = summaryLine('audit active', scores, ` (estimator ${best}; victim's mean image, an oracle reference: ${nodeMeanPsnr.toFixed(1)} dB; ${keys.length} images, ${attack.rounds} rounds x repeats ${v.repeats}, lambdaL1 ${v['lambda-l1']}, ${attack.answeredReplies} replies with signal, ${attack.emptyReplies} without${attack.reported.epsilon !== undefined ? `, node epsilon ${attack.reported.epsilon}` : ''})`);
   await writeOutputs(out, 'active', {
     attack: 'active', data: data.name, size, index, rounds: attack.rounds, roundsAsked: rounds, repeats: int(v, 'repeats'), lambdaL1: num(v, 'lambda-l1'),
     nodeFlags: String(v['node-flags']), dataRange: '[-1, 1] (PSNR/SSIM data range 2)',
-    psnr: scores.psnr, ssim: scores.ssim, gain: scores.gain, baselines: scores.baselines, bestBaseline: scores.bestBaseline, nodeMeanPsnr,
+    psnr: scores.psnr, ssim: scores.ssim, gain: scores.gain, estimator: best, estimators: all, baselines: scores.baselines, bestBaseline: scores.bestBaseline, nodeMeanPsnr,
     images: keys.length, answeredReplies: attack.answeredReplies, emptyReplies: attack.emptyReplies, nodeReported: attack.reported, nodeExitCode: attack.nodeExitCode,
     nodeLogTail: attack.nodeLog.slice(-3000), perImage: Object.fromEntries(keys.map((s, i) => [s.key, { ...scores.perImage[i]!, answers: attack.answers[s.key] }])),
     seconds: (Date.now() - t0) / 1000, summary: line,
@@ -169,7 +190,7 @@ async function passiveCommand(argv: string[]): Promise<void> {
   if (keys.length === 0) throw new Error(`no reply was logged:\n${Object.values(run.nodeLogs).join('\n').slice(-3000)}`);
   const renders = await renderMasks(run.generator, keys.map((k) => run.masks.get(k)!), maskShape);
   // The attacker's estimates: from the log and its own generator only.
-  const estimates = keys.map((k, i) => passiveEstimate(run.logged.get(k)!, renders[i]!));
+  const byEstimator = new Map(ESTIMATORS.map((e) => [e.name, keys.map((k, i) => passiveEstimate(run.logged.get(k)!, renders[i]!, e.priorWeight))]));
   const lastFakes = keys.map((k) => run.logged.get(k)!.fakes.at(-1)!);
   const info: GeneratorInfo = {
     config: cfg, conditionChannels: data.test.numClasses, imageChannels: data.test.modalities.length, size,
@@ -182,17 +203,18 @@ async function passiveCommand(argv: string[]): Promise<void> {
   const realByKey = new Map(data.nodes.flatMap((d) => d.slices.map((s) => [s.key, s.image] as const)));
   const real = keys.map((k) => realByKey.get(k)!);
   const prior = populationMean(data);
-  const scores = scoreReconstruction(estimates, real, { 'G(mask)': renders, 'last fake': lastFakes, 'population mean': prior }, { channels: data.test.modalities.length, height: size, width: size });
+  const { best, scores, all } = scoreEstimators(byEstimator, real, { 'G(mask)': renders, 'last fake': lastFakes, 'population mean': prior }, { channels: data.test.modalities.length, height: size, width: size });
+  const estimates = byEstimator.get(best)!;
   const testRenders = await renderMasks(run.generator, data.test.slices.map((s) => maskOf(s, data.test.numClasses)), maskShape);
   const generatorL1 = data.test.slices.reduce((s, sl, i) => s + mae(testRenders[i]!, sl.image), 0) / data.test.slices.length;
   const reported = Object.fromEntries(run.metrics.nodes.map((n) => [n.id, n.stats.reported]));
   const eps = run.metrics.nodes.map((n) => n.stats.reported.epsilon).filter((e): e is number => e !== undefined);
   const epsText = eps.length ? `, node epsilon max ${Math.max(...eps).toFixed(2)}` : '';
   const constraints = keys.reduce((s, k) => s + run.logged.get(k)!.grads.length, 0);
-  const line = summaryLine('audit passive', scores, ` (${keys.length} images, ${constraints} logged replies over ${run.metrics.round} rounds; generator L1 on held-out ${generatorL1.toFixed(3)}${epsText})`);
+  const line = summaryLine('audit passive', scores, ` (estimator ${best}; ${keys.length} images, ${constraints} logged replies over ${run.metrics.round} rounds; generator L1 on held-out ${generatorL1.toFixed(3)}${epsText})`);
   await writeOutputs(out, 'passive', {
     attack: 'passive', data: data.name, size, rounds: run.metrics.round, roundsAsked: rounds, config: cfg, nodeFlags: String(v['node-flags']),
-    dataRange: '[-1, 1] (PSNR/SSIM data range 2)', psnr: scores.psnr, ssim: scores.ssim, gain: scores.gain, baselines: scores.baselines, bestBaseline: scores.bestBaseline,
+    dataRange: '[-1, 1] (PSNR/SSIM data range 2)', psnr: scores.psnr, ssim: scores.ssim, gain: scores.gain, estimator: best, estimators: all, baselines: scores.baselines, bestBaseline: scores.bestBaseline,
     generatorL1, generator: generatorPath, nodeReported: reported, images: keys.length, loggedReplies: constraints, seconds,
     nodeLogTails: Object.fromEntries(Object.entries(run.nodeLogs).map(([id, l]) => [id, l.slice(-1500)])),
     perImage: Object.fromEntries(keys.map((k, i) => [k, { ...scores.perImage[i]!, replies: run.logged.get(k)!.grads.length }])), summary: line,
