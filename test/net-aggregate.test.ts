@@ -10,8 +10,10 @@ import {
 } from '../src/net/aggregate.js';
 
 const PLANE = 4; // 2x2 images
+/** 'mean' aggregation (bound 3x the median), unless a test says otherwise. */
+const MEAN = { ...DEFAULT_REPLY_BOUNDS, aggregation: 'mean' as const };
 const policy = (over: Partial<AggregationPolicy> = {}): AggregationPolicy => ({
-  weighting: 'samples', sampling: 'balance', imageChannels: 1, plane: PLANE, bounds: { ...DEFAULT_REPLY_BOUNDS }, defences: true, ...over,
+  weighting: 'samples', sampling: 'balance', imageChannels: 1, plane: PLANE, bounds: MEAN, defences: true, ...over,
 });
 const losses = { dReal: 1, dFake: 1, gGan: 1, gL1: 1 };
 
@@ -97,8 +99,12 @@ t.test('x10 reply: bounded to 3x (mean) or 1x (clipped-median) the median', asyn
   const honest = l2Norm(rs[0]!.grad);
   const mean = aggregateReplies(rs, policy());
   t.ok(Math.abs(mean.scales[2]! * mean.norms[2]! - 3 * honest) < 1e-6, 'mean: 3x');
-  const med = aggregateReplies(rs, policy({ bounds: { ...DEFAULT_REPLY_BOUNDS, aggregation: 'clipped-median' } }));
+  const med = aggregateReplies(rs, policy({ bounds: DEFAULT_REPLY_BOUNDS }));
+  t.equal(DEFAULT_REPLY_BOUNDS.aggregation, 'clipped-median', 'the default');
   t.ok(Math.abs(med.scales[2]! * med.norms[2]! - honest) < 1e-6, 'clipped-median: 1x');
+  const mixed = aggregateReplies(three([0.1, 0.12, 0.2]), policy({ bounds: DEFAULT_REPLY_BOUNDS }));
+  t.same(mixed.scales.slice(0, 2), [1, 1], 'clipped-median: replies at or below the median untouched');
+  t.ok(Math.abs(mixed.scales[2]! - 0.6) < 1e-6, 'the one above is scaled to the median');
   t.same(aggregateReplies(rs, policy({ defences: false })).scales, [1, 1, 1], 'defences off: unbounded');
 });
 

@@ -57,6 +57,7 @@ function masksOf(id: string, n: number) {
 async function server(gen: GeneratorBackend, modalities: string[] | null = MODALITIES): Promise<GeneratorServer> {
   return startServer({
     generator: gen, tokens: TOKENS, host: '127.0.0.1', port: 0, roundTimeoutMs: 5000, checkpointEvery: 0, seed: 7, shutdownGraceMs: 500,
+    replyBounds: { aggregation: 'mean' }, // exact weighted sums are asserted; beta's norm is above alpha's
     session: { maskChannels: 1, imageChannels: MODALITIES.length, height: H, width: W, batchSize: 2, lambdaL1: 100, ...(modalities ? { modalities } : {}) },
   });
 }
