@@ -4,8 +4,8 @@
  * Filter with `--op name` (repeatable).
  */
 import { init } from '../src/engine/index.js';
-import { allCases } from './gradcheck/cases.js';
-import { checkCase } from './gradcheck/harness.js';
+import { allCases } from '../test/specs/cases.js';
+import { checkCase } from '../test/specs/harness.js';
 
 const wanted = process.argv.flatMap((a, i, all) => (all[i - 1] === '--op' ? [a] : []));
 await init();

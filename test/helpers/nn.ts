@@ -11,36 +11,8 @@ export function prod(shape: readonly number[]): number {
   return shape.reduce((a, b) => a * b, 1);
 }
 
-/**
- * Gradient of L = sum(r * f(inputs)) with respect to inputs[which], by central differences in
- * float64 on a CPU reference `f` (h small: float64 keeps the truncation and rounding error tiny).
- */
-export function numericGrad(
-  f: (inputs: Float64Array[]) => ArrayLike<number>,
-  inputs: Float64Array[],
-  r: ArrayLike<number>,
-  which: number,
-  h = 1e-6,
-): Float64Array {
-  const loss = () => {
-    const y = f(inputs);
-    let l = 0;
-    for (let i = 0; i < y.length; i++) l += y[i]! * r[i]!;
-    return l;
-  };
-  const x = inputs[which]!;
-  const g = new Float64Array(x.length);
-  for (let i = 0; i < x.length; i++) {
-    const v = x[i]!;
-    x[i] = v + h;
-    const plus = loss();
-    x[i] = v - h;
-    const minus = loss();
-    x[i] = v;
-    g[i] = (plus - minus) / (2 * h);
-  }
-  return g;
-}
+/** Central differences of a CPU reference in float64: the op specs' routine (test/specs/harness.ts). */
+export { referenceGradient as numericGrad } from '../specs/harness.js';
 
 /**
  * Runs `fn` on GPU tensors made from `values` (all requiring grad where `grads[k]`), back-propagates

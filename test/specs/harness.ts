@@ -1,7 +1,14 @@
 /**
- * Finite-difference gradient checking. For a case y = f(x1..xk), the scalar L = sum(y * R) with a
- * fixed random R is differentiated two ways: autograd (backward(y, R)) and central differences
- * (L(x + eps) - L(x - eps)) / 2 eps in float64 on the CPU side. Elements are sampled per input.
+ * The op specs' checker: one table of cases (cases-*.ts: the op, its inputs' shapes and ranges, and
+ * where written a CPU reference), run by both `npm test` (test/gradcheck.test.ts) and
+ * `npm run gradcheck` (tools/gradcheck.ts), in the spirit of tinygrad's helper_test_op.
+ *
+ * For a case y = f(x1..xk), the scalar L = sum(y * R) with a fixed random R is differentiated two
+ * ways: autograd (backward(y, R)) and central differences. With a CPU `reference`, the forward is
+ * compared with it and the differences are taken of the reference in float64 (precise); without
+ * one, of the GPU op itself, (L(x + eps) - L(x - eps)) / 2 eps accumulated in float64. Elements are
+ * sampled per input. `referenceGradient` is the same float64 differencing for the op tests that
+ * keep their own references (norm, loss).
  */
 import * as E from '../../src/engine/index.js';
 import { Rng } from '../../src/engine/random.js';
@@ -30,6 +37,69 @@ export interface GradCase {
   atol?: number;
   /** Elements checked per input (all if smaller). */
   samples?: number;
+  /** CPU float64 reference of `fn`: the forward must match it, and gradients are checked against its differences. */
+  reference?: (inputs: Float64Array[], shapes: number[][]) => ArrayLike<number>;
+  /** Tolerance of the forward against the reference. Default 1e-4 relative, 1e-5 absolute. */
+  forwardRtol?: number;
+}
+
+/**
+ * Gradient of L = sum(r * f(inputs)) with respect to inputs[which], by central differences in
+ * float64 on a CPU reference `f` (h small: float64 keeps the truncation and rounding error tiny).
+ * `only` restricts it to some elements (the others are left 0).
+ */
+export function referenceGradient(
+  f: (inputs: Float64Array[]) => ArrayLike<number>,
+  inputs: Float64Array[],
+  r: ArrayLike<number>,
+  which: number,
+  h = 1e-6,
+  only?: readonly number[],
+): Float64Array {
+  const loss = (): number => {
+    const y = f(inputs);
+    let l = 0;
+    for (let i = 0; i < y.length; i++) l += y[i]! * r[i]!;
+    return l;
+  };
+  const x = inputs[which]!;
+  const g = new Float64Array(x.length);
+  for (const i of only ?? x.keys()) {
+    const v = x[i]!;
+    x[i] = v + h;
+    const plus = loss();
+    x[i] = v - h;
+    const minus = loss();
+    x[i] = v;
+    g[i] = (plus - minus) / (2 * h);
+  }
+  return g;
+}
+
+/** y = f(a, b) elementwise with numpy broadcasting (right-aligned), in float64: for binary-op references. */
+export function broadcastBinary(f: (a: number, b: number) => number) {
+  return ([a, b]: Float64Array[], [sa, sb]: number[][]): Float64Array => {
+    const r = Math.max(sa!.length, sb!.length);
+    const pa = [...Array(r - sa!.length).fill(1), ...sa!];
+    const pb = [...Array(r - sb!.length).fill(1), ...sb!];
+    const out = pa.map((d, i) => Math.max(d, pb[i]!));
+    const n = out.reduce((x, y) => x * y, 1);
+    const y = new Float64Array(n);
+    const index = (p: number[], flat: number): number => {
+      let idx = 0;
+      let rest = flat;
+      let pstride = 1;
+      for (let d = r - 1; d >= 0; d--) {
+        const c = rest % out[d]!;
+        rest = Math.floor(rest / out[d]!);
+        idx += (p[d] === 1 ? 0 : c) * pstride;
+        pstride *= p[d]!;
+      }
+      return idx;
+    };
+    for (let i = 0; i < n; i++) y[i] = f(a![index(pa, i)]!, b![index(pb, i)]!);
+    return y;
+  };
 }
 
 export interface CaseResult {
@@ -93,24 +163,41 @@ export async function checkCase(c: GradCase, seed = 1): Promise<CaseResult> {
   const rng = new Rng(seed + 13);
   let worst = 0;
   let worstMsg = '';
+  const shapes = c.inputs.map((s) => s.shape);
+  const ref = c.reference;
+  const refInputs = values.map((v) => Float64Array.from(v));
+  if (ref) {
+    const expected = ref(refInputs, shapes);
+    const fr = c.forwardRtol ?? 1e-4;
+    if (expected.length !== y.length) return { ok: false, message: `forward: ${y.length} values, the reference gives ${expected.length}` };
+    for (let i = 0; i < y.length; i++) {
+      const err = Math.abs(y[i]! - expected[i]!) / (1e-5 + fr * Math.abs(expected[i]!));
+      if (!(err <= 1)) return { ok: false, message: `forward element ${i}: ${y[i]}, reference ${expected[i]}` };
+    }
+  }
   for (let k = 0; k < values.length; k++) {
     const g = analytic[k];
     if (!g) continue;
     const n = values[k]!.length;
     const count = Math.min(n, c.samples ?? 24);
     const picks = count === n ? [...Array(n).keys()] : [...Array(count)].map(() => rng.nextU32() % n);
+    const fromReference = ref ? referenceGradient((xs) => ref(xs, shapes), refInputs, r, k, 1e-6, picks) : null;
     for (const i of picks) {
-      const orig = values[k]![i]!;
-      values[k]![i] = orig + eps;
-      const plus = (await lossOf(c, values, r)).l;
-      values[k]![i] = orig - eps;
-      const minus = (await lossOf(c, values, r)).l;
-      values[k]![i] = orig;
-      const numeric = (plus - minus) / (2 * eps);
+      let numeric: number;
+      if (fromReference) numeric = fromReference[i]!;
+      else {
+        const orig = values[k]![i]!;
+        values[k]![i] = orig + eps;
+        const plus = (await lossOf(c, values, r)).l;
+        values[k]![i] = orig - eps;
+        const minus = (await lossOf(c, values, r)).l;
+        values[k]![i] = orig;
+        numeric = (plus - minus) / (2 * eps);
+      }
       const err = Math.abs(g[i]! - numeric) / (atol + rtol * Math.abs(numeric));
       if (!(err <= worst) || Number.isNaN(err)) {
         worst = Number.isNaN(err) ? Infinity : err;
-        worstMsg = `input ${k} element ${i}: autograd ${g[i]}, finite difference ${numeric}`;
+        worstMsg = `input ${k} element ${i}: autograd ${g[i]}, finite difference ${numeric}${fromReference ? ' (of the CPU reference)' : ''}`;
       }
     }
   }
