@@ -2,11 +2,10 @@
 // column is not repeated; requires pad < size). Backward gathers, one thread per input element:
 // for reflection an input element collects its own output position and up to one mirrored one
 // per side and dimension (pad < size means at most one reflection).
-// Grid (src/engine/ops/rowgrid.ts): an invocation owns column wid.x * WG + lid and walks ROWS
-// consecutive rows (output rows for forward, input rows for backward) of all planes stacked.
+// Grid and row walk: shaders/include/rowwalk.wgsl.
 
 override WG: u32 = 256u;
-override ROWS: u32 = 8u;
+// #include "rowwalk.wgsl"
 
 struct Params {
   rows: u32,     // planes * (oh for forward, h for backward)
@@ -25,9 +24,6 @@ struct Params {
 @group(0) @binding(1) var<storage, read> x: array<f32>;
 @group(0) @binding(2) var<storage, read_write> y: array<f32>;
 
-fn first_row(wid: vec3u, ng: vec3u) -> u32 {
-  return (wid.y + wid.z * ng.y) * ROWS;
-}
 
 // Source index of output coordinate o along a dimension of `size` with `before` padding;
 // -1 for a zero-padded position.
@@ -45,18 +41,16 @@ fn source(o: u32, size: u32, before: u32) -> i32 {
 fn forward(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) ng: vec3u,
            @builtin(local_invocation_index) lid: u32) {
   let ox = wid.x * WG + lid;
-  let r0 = first_row(wid, ng);
-  if (ox >= p.ow || r0 >= p.rows) { return; }
+  if (ox >= p.ow) { return; }
   let sx = source(ox, p.w, p.left);
-  var plane = r0 / p.oh;
-  var oy = r0 % p.oh;
-  for (var r = r0; r < min(r0 + ROWS, p.rows); r++) {
+  for (var w = row_walk(wid, ng, p.rows, p.oh); w.r < w.end; row_next(&w, p.oh)) {
+    let r = w.r;
+    let plane = w.plane;
+    let oy = w.row;
     let sy = source(oy, p.h, p.top);
     var v = 0.0;
     if (sy >= 0 && sx >= 0) { v = x[(plane * p.h + u32(sy)) * p.w + u32(sx)]; }
     y[r * p.ow + ox] = v;
-    oy++;
-    if (oy == p.oh) { oy = 0u; plane++; }
   }
 }
 
@@ -77,12 +71,12 @@ fn targets(k: u32, size: u32, before: u32, after: u32) -> vec3i {
 fn backward(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) ng: vec3u,
             @builtin(local_invocation_index) lid: u32) {
   let ix = wid.x * WG + lid;
-  let r0 = first_row(wid, ng);
-  if (ix >= p.w || r0 >= p.rows) { return; }
+  if (ix >= p.w) { return; }
   let tx = targets(ix, p.w, p.left, p.right);
-  var plane = r0 / p.h;
-  var iy = r0 % p.h;
-  for (var r = r0; r < min(r0 + ROWS, p.rows); r++) {
+  for (var w = row_walk(wid, ng, p.rows, p.h); w.r < w.end; row_next(&w, p.h)) {
+    let r = w.r;
+    let plane = w.plane;
+    let iy = w.row;
     let ty = targets(iy, p.h, p.top, p.bottom);
     var acc = 0.0;
     for (var a = 0u; a < 3u; a++) {
@@ -95,7 +89,5 @@ fn backward(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) ng: vec3
       }
     }
     y[r * p.w + ix] = acc;
-    iy++;
-    if (iy == p.h) { iy = 0u; plane++; }
   }
 }

@@ -2,11 +2,10 @@
 // dimension is dropped, as in PyTorch). The backward sends each output gradient to its window's
 // first maximum in row-major order (PyTorch's tie rule); it recomputes the argmax from x instead
 // of storing indices, one thread per input element, so no scatter is needed.
-// Grid (src/engine/ops/rowgrid.ts): an invocation owns column wid.x * WG + lid and walks ROWS
-// consecutive rows (output rows for forward, input rows for backward) of all planes stacked.
+// Grid and row walk: shaders/include/rowwalk.wgsl.
 
 override WG: u32 = 256u;
-override ROWS: u32 = 8u;
+// #include "rowwalk.wgsl"
 
 struct Params {
   rows: u32,  // planes * (oh for forward, h for backward)
@@ -22,9 +21,6 @@ struct Params {
 @group(0) @binding(2) var<storage, read> gy: array<f32>;
 @group(0) @binding(3) var<storage, read_write> gx: array<f32>;
 
-fn first_row(wid: vec3u, ng: vec3u) -> u32 {
-  return (wid.y + wid.z * ng.y) * ROWS;
-}
 
 // Flat input index of the first maximum of window (oy, ox) of a plane.
 fn window_argmax(plane: u32, oy: u32, ox: u32) -> u32 {
@@ -42,14 +38,12 @@ fn window_argmax(plane: u32, oy: u32, ox: u32) -> u32 {
 fn forward(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) ng: vec3u,
            @builtin(local_invocation_index) lid: u32) {
   let ox = wid.x * WG + lid;
-  let r0 = first_row(wid, ng);
-  if (ox >= p.ow || r0 >= p.rows) { return; }
-  var plane = r0 / p.oh;
-  var oy = r0 % p.oh;
-  for (var r = r0; r < min(r0 + ROWS, p.rows); r++) {
+  if (ox >= p.ow) { return; }
+  for (var w = row_walk(wid, ng, p.rows, p.oh); w.r < w.end; row_next(&w, p.oh)) {
+    let r = w.r;
+    let plane = w.plane;
+    let oy = w.row;
     y[r * p.ow + ox] = x[window_argmax(plane, oy, ox)];
-    oy++;
-    if (oy == p.oh) { oy = 0u; plane++; }
   }
 }
 
@@ -57,12 +51,12 @@ fn forward(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) ng: vec3u
 fn backward(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) ng: vec3u,
             @builtin(local_invocation_index) lid: u32) {
   let ix = wid.x * WG + lid;
-  let r0 = first_row(wid, ng);
-  if (ix >= p.w || r0 >= p.rows) { return; }
+  if (ix >= p.w) { return; }
   let ox = ix / 2u;
-  var plane = r0 / p.h;
-  var iy = r0 % p.h;
-  for (var r = r0; r < min(r0 + ROWS, p.rows); r++) {
+  for (var w = row_walk(wid, ng, p.rows, p.h); w.r < w.end; row_next(&w, p.h)) {
+    let r = w.r;
+    let plane = w.plane;
+    let iy = w.row;
     let i = r * p.w + ix;
     let oy = iy / 2u;
     var g = 0.0;
@@ -70,7 +64,5 @@ fn backward(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) ng: vec3
       g = gy[(plane * p.oh + oy) * p.ow + ox];
     }
     gx[i] = g;
-    iy++;
-    if (iy == p.h) { iy = 0u; plane++; }
   }
 }

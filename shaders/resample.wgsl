@@ -1,11 +1,10 @@
 // 2x upsampling of NCHW planes: nearest and bilinear (PyTorch semantics, align_corners false or
 // true), forward and backward. Backward kernels gather (one thread per input element) instead of
 // scattering, so no atomics are needed.
-// Grid (src/engine/ops/rowgrid.ts): an invocation owns column wid.x * WG + lid and walks ROWS
-// consecutive rows (output rows for forward, input rows for backward) of all planes stacked.
+// Grid and row walk: shaders/include/rowwalk.wgsl.
 
 override WG: u32 = 256u;
-override ROWS: u32 = 8u;
+// #include "rowwalk.wgsl"
 
 struct Params {
   rows: u32,   // planes * (oh for forward, h for backward)
@@ -23,22 +22,17 @@ struct Params {
 @group(0) @binding(2) var<storage, read_write> y: array<f32>;
 @group(0) @binding(1) var<storage, read> gy: array<f32>;
 
-fn first_row(wid: vec3u, ng: vec3u) -> u32 {
-  return (wid.y + wid.z * ng.y) * ROWS;
-}
 
 @compute @workgroup_size(WG)
 fn nearest_forward(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) ng: vec3u,
                    @builtin(local_invocation_index) lid: u32) {
   let ox = wid.x * WG + lid;
-  let r0 = first_row(wid, ng);
-  if (ox >= p.ow || r0 >= p.rows) { return; }
-  var plane = r0 / p.oh;
-  var oy = r0 % p.oh;
-  for (var r = r0; r < min(r0 + ROWS, p.rows); r++) {
+  if (ox >= p.ow) { return; }
+  for (var w = row_walk(wid, ng, p.rows, p.oh); w.r < w.end; row_next(&w, p.oh)) {
+    let r = w.r;
+    let plane = w.plane;
+    let oy = w.row;
     y[r * p.ow + ox] = x[(plane * p.h + oy / 2u) * p.w + ox / 2u];
-    oy++;
-    if (oy == p.oh) { oy = 0u; plane++; }
   }
 }
 
@@ -47,15 +41,13 @@ fn nearest_forward(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) n
 fn nearest_backward(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) ng: vec3u,
                     @builtin(local_invocation_index) lid: u32) {
   let ix = wid.x * WG + lid;
-  let r0 = first_row(wid, ng);
-  if (ix >= p.w || r0 >= p.rows) { return; }
-  var plane = r0 / p.h;
-  var iy = r0 % p.h;
-  for (var r = r0; r < min(r0 + ROWS, p.rows); r++) {
+  if (ix >= p.w) { return; }
+  for (var w = row_walk(wid, ng, p.rows, p.h); w.r < w.end; row_next(&w, p.h)) {
+    let r = w.r;
+    let plane = w.plane;
+    let iy = w.row;
     let o = (plane * p.oh + 2u * iy) * p.ow + 2u * ix;
     y[r * p.w + ix] = (gy[o] + gy[o + 1u]) + (gy[o + p.ow] + gy[o + p.ow + 1u]);
-    iy++;
-    if (iy == p.h) { iy = 0u; plane++; }
   }
 }
 
@@ -79,12 +71,12 @@ fn src_coord(o: u32, size: u32, r: f32) -> Taps {
 fn bilinear_forward(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) ng: vec3u,
                     @builtin(local_invocation_index) lid: u32) {
   let ox = wid.x * WG + lid;
-  let r0 = first_row(wid, ng);
-  if (ox >= p.ow || r0 >= p.rows) { return; }
+  if (ox >= p.ow) { return; }
   let tx = src_coord(ox, p.w, p.rw);
-  var plane = r0 / p.oh;
-  var oy = r0 % p.oh;
-  for (var r = r0; r < min(r0 + ROWS, p.rows); r++) {
+  for (var w = row_walk(wid, ng, p.rows, p.oh); w.r < w.end; row_next(&w, p.oh)) {
+    let r = w.r;
+    let plane = w.plane;
+    let oy = w.row;
     let ty = src_coord(oy, p.h, p.rh);
     let base = plane * p.h * p.w;
     let a = base + ty.i0 * p.w;
@@ -92,8 +84,6 @@ fn bilinear_forward(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) 
     let top = (1.0 - tx.lambda) * x[a + tx.i0] + tx.lambda * x[a + tx.i1];
     let bottom = (1.0 - tx.lambda) * x[b + tx.i0] + tx.lambda * x[b + tx.i1];
     y[r * p.ow + ox] = (1.0 - ty.lambda) * top + ty.lambda * bottom;
-    oy++;
-    if (oy == p.oh) { oy = 0u; plane++; }
   }
 }
 
@@ -113,16 +103,16 @@ fn out_lo(k: u32) -> u32 {
 fn bilinear_backward(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) ng: vec3u,
                      @builtin(local_invocation_index) lid: u32) {
   let ix = wid.x * WG + lid;
-  let r0 = first_row(wid, ng);
-  if (ix >= p.w || r0 >= p.rows) { return; }
+  if (ix >= p.w) { return; }
   // The column taps are the same for every row: compute them once.
   let x_lo = out_lo(ix);
   let x_hi = min(2u * ix + 3u, p.ow - 1u);
   var wx: array<f32, 6>;
   for (var ox = x_lo; ox <= x_hi; ox++) { wx[ox - x_lo] = tap_weight(ox, ix, p.w, p.rw); }
-  var plane = r0 / p.h;
-  var iy = r0 % p.h;
-  for (var r = r0; r < min(r0 + ROWS, p.rows); r++) {
+  for (var w = row_walk(wid, ng, p.rows, p.h); w.r < w.end; row_next(&w, p.h)) {
+    let r = w.r;
+    let plane = w.plane;
+    let iy = w.row;
     let base = plane * p.oh * p.ow;
     let y_hi = min(2u * iy + 3u, p.oh - 1u);
     var acc = 0.0;
@@ -136,7 +126,5 @@ fn bilinear_backward(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups)
       acc += wy * row;
     }
     y[r * p.w + ix] = acc;
-    iy++;
-    if (iy == p.h) { iy = 0u; plane++; }
   }
 }
