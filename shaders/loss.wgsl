@@ -21,30 +21,7 @@ override NORM_W: bool = false;
 // ---------------------------------------------------------------------------------------------
 // Shared workgroup reduction.
 
-var<workgroup> red: array<f32, WG>;
-
-// Sum of `v` over the workgroup; every invocation gets the total. Call in uniform control flow.
-// Two serial levels (WG/8 sums of 8, then one sum of WG/8) instead of a log2(WG)-level tree:
-// on llvmpipe every barrier is costly, and the partial passes use few workgroups anyway.
-// WG must be a multiple of 8.
-fn wg_sum(lid: u32, v: f32) -> f32 {
-  workgroupBarrier();  // `red` may still be read by a previous call
-  red[lid] = v;
-  workgroupBarrier();
-  if (lid < WG / 8u) {
-    var s = 0.0;
-    for (var k = 0u; k < 8u; k++) { s += red[lid * 8u + k]; }
-    red[lid * 8u] = s;
-  }
-  workgroupBarrier();
-  if (lid == 0u) {
-    var s = 0.0;
-    for (var k = 0u; k < WG / 8u; k++) { s += red[k * 8u]; }
-    red[0] = s;
-  }
-  workgroupBarrier();
-  return red[0];
-}
+// #include "wg_sum.wgsl"
 
 // ---------------------------------------------------------------------------------------------
 // Per-element losses.
@@ -192,8 +169,9 @@ fn finish_ratio(@builtin(local_invocation_index) lid: u32) {
     s0 += parts[k * fp.stride];
     s1 += parts[k * fp.stride + 1u];
   }
-  let t0 = wg_sum(lid, s0);
-  let t1 = wg_sum(lid, s1);
+  let t = wg_sum2(lid, vec2f(s0, s1));
+  let t0 = t.x;
+  let t1 = t.y;
   if (lid == 0u) {
     result[0] = t0 / t1 * fp.scale;
     denom[0] = t1;
@@ -259,8 +237,9 @@ fn ce_partial(@builtin(global_invocation_id) gid: vec3u, @builtin(num_workgroups
     s += w * ((m - logits[base + y * cp.hw]) + log1p_pos(r));
     d += select(1.0, w, NORM_W);
   }
-  let t0 = wg_sum(lid, s);
-  let t1 = wg_sum(lid, d);
+  let t = wg_sum2(lid, vec2f(s, d));
+  let t0 = t.x;
+  let t1 = t.y;
   if (lid == 0u) {
     ce_parts[2u * wid.x] = t0;
     ce_parts[2u * wid.x + 1u] = t1;

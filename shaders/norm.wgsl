@@ -61,25 +61,7 @@ struct Params {
 @group(0) @binding(4) var<storage, read> gsum: array<f32>;
 @group(0) @binding(5) var<storage, read_write> dx: array<f32>;
 
-var<workgroup> red: array<vec2f, WG>;
-
-// Sums v over the workgroup; every invocation gets the result. Call in uniform control flow.
-// Two levels (8 partial sums of WG / 8 values, then their total) keep the number of barriers
-// small, which matters on CPU implementations where each barrier is a coroutine switch.
-fn wg_sum(lid: u32, v: vec2f) -> vec2f {
-  red[lid] = v;
-  workgroupBarrier();
-  if (lid < 8u) {
-    var s = vec2f(0.0);
-    for (var k = lid; k < WG; k += 8u) { s += red[k]; }
-    red[lid] = s;
-  }
-  workgroupBarrier();
-  var total = vec2f(0.0);
-  for (var k = 0u; k < 8u; k++) { total += red[k]; }
-  workgroupBarrier();
-  return total;
-}
+// #include "wg_sum.wgsl"
 
 fn groups() -> u32 {
   return select(p.c, p.n * p.c, p.per_instance == 1u);
@@ -113,13 +95,13 @@ fn stats_partial(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) ng:
   if (valid) { pivot = x[base]; }
   var a = 0.0;
   for (var j = lid; j < cnt; j += WG) { a += x[base + j] - pivot; }
-  let mean = pivot + wg_sum(lid, vec2f(a, 0.0)).x / f32(max(cnt, 1u));
+  let mean = pivot + wg_sum(lid, a) / f32(max(cnt, 1u));
   var b = 0.0;
   for (var j = lid; j < cnt; j += WG) {
     let d = x[base + j] - mean;
     b += d * d;
   }
-  let m2 = wg_sum(lid, vec2f(b, 0.0)).x;
+  let m2 = wg_sum(lid, b);
   if (lid == 0u && valid) {
     part_out[2u * w] = mean;
     part_out[2u * w + 1u] = m2;
@@ -241,7 +223,7 @@ fn grad_partial(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) ng: 
     let d = dy[base + j];
     acc += vec2f(d, d * (x[base + j] - mean) * invstd);
   }
-  let r = wg_sum(lid, acc);
+  let r = wg_sum2(lid, acc);
   if (lid == 0u && valid) {
     gpart_out[2u * w] = r.x;
     gpart_out[2u * w + 1u] = r.y;
