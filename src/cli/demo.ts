@@ -114,7 +114,8 @@ export async function demoCommand(argv: string[]): Promise<void> {
       try {
         const m = (await (await fetch(`${httpUrl}/metrics`)).json()) as { round: number; nodesConnected: number; lastRound?: { losses?: { gL1: number; gGan: number } } };
         const l = m.lastRound?.losses;
-        progress.update(m.round, { nodes: m.nodesConnected, ...(l ? { L1: l.gL1.toFixed(3), G: l.gGan.toFixed(3) } : {}) });
+        // Nodes under a privacy preset withhold their losses (they are exact functions of the images).
+        progress.update(m.round, { nodes: m.nodesConnected, ...(l && privacy === 'off' ? { L1: l.gL1.toFixed(3), G: l.gGan.toFixed(3) } : {}) });
       } catch {
         // The server may be finishing; its exit ends the loop.
       }
