@@ -8,7 +8,7 @@ import { engine, MAX_GROUPS } from '../engine.js';
 import { ShapeError } from '../errors.js';
 import { Params } from '../params.js';
 import { Tensor } from '../tensor.js';
-import type { ConvGeometry } from './conv.js';
+import { convFlops, type ConvGeometry } from './conv-geometry.js';
 import { sum } from './reduce.js';
 
 const FILE = 'conv2d_tiled.wgsl';
@@ -45,9 +45,6 @@ interface Phase {
 
 const NO_PHASE: Phase = { rh: 0, rw: 0, kh0: 0, khs: 1, nkh: 0, kw0: 0, kws: 1, nkw: 0, pa: 0, pc: 0 };
 
-function flops(g: ConvGeometry): number {
-  return 2 * g.nb * g.co * g.oh * g.ow * g.ci * g.kh * g.kw;
-}
 
 /** The largest tile whose grid still reaches `targetGroups` workgroups (else the smallest). */
 function tileFor(m: number, n: number, z = 1): [number, number] {
@@ -107,7 +104,7 @@ export function tiledForward(x: Tensor, w: Tensor, bias: Tensor | null, g: ConvG
     params: params(g, gemm, kPerSplit, NO_PHASE),
     buffers: [w.binding(), x.binding(), (bias ?? w).binding(), y.binding()],
     workgroups: grid(gemm, tmr, tnr, nsplit),
-    cost: { flops: flops(g), bytes: 4 * (x.size + w.size + y.size) },
+    cost: { flops: convFlops(g), bytes: 4 * (x.size + w.size + y.size) },
     tag: 'fwd',
   });
   return nsplit === 1 ? y : sumSplits(y, shape);
@@ -179,7 +176,7 @@ export function tiledWeightGrad(x: Tensor, dy: Tensor, g: ConvGeometry): Tensor 
     params: params(g, gemm, kPerSplit, NO_PHASE),
     buffers: [dy.binding(), x.binding(), x.binding(), out.binding()],
     workgroups: grid(gemm, tmr, tnr, nsplit),
-    cost: { flops: flops(g), bytes: 4 * (x.size + dy.size + out.size) },
+    cost: { flops: convFlops(g), bytes: 4 * (x.size + dy.size + out.size) },
     tag: 'wgrad',
   });
   return nsplit === 1 ? out : sumSplits(out, shape);

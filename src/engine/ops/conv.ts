@@ -26,6 +26,8 @@ import { Params } from '../params.js';
 import type { Binding } from '../recorder.js';
 import { Tensor } from '../tensor.js';
 import { sumSplits, tiledDataGrad, tiledDataGradSupported, tiledForward, tiledWeightGrad } from './conv-tiled.js';
+import { conv2dGeometry, convFlops, pair, type Conv2dOptions, type ConvGeometry, type ConvTranspose2dOptions } from './conv-geometry.js';
+export { conv2dGeometry, type Conv2dOptions, type ConvGeometry, type ConvTranspose2dOptions, type Pair } from './conv-geometry.js';
 import { fill } from '../primitives.js';
 import { fmtShape, rank } from './launch.js';
 import { sum } from './reduce.js';
@@ -44,52 +46,6 @@ const KW_MAX = 7;
  * and the 128x128 conv3x3 weight gradient no slower (34.4 -> 33.1 ms).
  */
 const WGRAD_TARGET_GROUPS = 4 * availableParallelism();
-
-export type Pair = number | [number, number];
-
-export interface Conv2dOptions {
-  stride?: Pair;
-  padding?: Pair;
-  dilation?: Pair;
-}
-
-export interface ConvTranspose2dOptions extends Conv2dOptions {
-  outputPadding?: Pair;
-}
-
-/**
- * @internal Geometry of a convolution X [nb, ci, h, w] -> Y [nb, co, oh, ow] with weights
- * [co, ci, kh, kw]. (Transposed convolutions use the geometry of the convolution they invert.)
- */
-export interface ConvGeometry {
-  nb: number;
-  ci: number;
-  h: number;
-  w: number;
-  co: number;
-  oh: number;
-  ow: number;
-  kh: number;
-  kw: number;
-  sh: number;
-  sw: number;
-  ph: number;
-  pw: number;
-  dh: number;
-  dw: number;
-}
-
-function pair(op: string, name: string, v: Pair | undefined, dflt: number, min: number): [number, number] {
-  const p: [number, number] = v === undefined ? [dflt, dflt] : typeof v === 'number' ? [v, v] : [v[0], v[1]];
-  if (!p.every((x) => Number.isInteger(x) && x >= min)) {
-    throw new ShapeError(`${op}: ${name} must be integers >= ${min}, got ${JSON.stringify(v)}`);
-  }
-  return p;
-}
-
-function flops(g: ConvGeometry): number {
-  return 2 * g.nb * g.co * g.oh * g.ow * g.ci * g.kh * g.kw;
-}
 
 function checkSubgroups(): void {
   const gpu = engine().gpu;
@@ -258,7 +214,7 @@ export function convForwardRaw(x: Tensor, w: Tensor, bias: Tensor | null, g: Con
     params: fastParams(g, d),
     buffers: [x.binding(), w.binding(), (bias ?? w).binding(), y.binding(), vec4Binding(packed), vec4Binding(x)],
     workgroups: groups3(Math.ceil(ncols / WG), Math.ceil(g.co / tm), 1),
-    cost: { flops: flops(g), bytes: 4 * (x.size + w.size + y.size) },
+    cost: { flops: convFlops(g), bytes: 4 * (x.size + w.size + y.size) },
     tag: 'fwd',
   });
   packed.dispose();
@@ -293,7 +249,7 @@ export function convDataGradRaw(dy: Tensor, w: Tensor, bias: Tensor | null, g: C
   }
   checkSubgroups();
   const tm = rowsPerInvocation(g.ci);
-  const f = flops(g) / phases.length;
+  const f = convFlops(g) / phases.length;
   const base: FastDims = {
     mrows: g.ci, ncols: 0, kloop: g.co, ylen: 0, qlen: 0, srcC: g.co, srcH: g.oh, srcW: g.ow, dstH: g.h,
     dstW: g.w, rh: 0, wRow: g.kh * g.kw, wLoop: g.ci * g.kh * g.kw, rowsPerSplit: 0, tm,
@@ -358,7 +314,7 @@ export function convWeightGradRaw(x: Tensor, dy: Tensor, g: ConvGeometry): Tenso
     }),
     buffers: [x.binding(), dy.binding(), x.binding(), out.binding(), vec4Binding(dy), vec4Binding(x)],
     workgroups: groups3(gx, gy, nsplit),
-    cost: { flops: flops(g), bytes: 4 * (x.size + dy.size + out.size) },
+    cost: { flops: convFlops(g), bytes: 4 * (x.size + dy.size + out.size) },
     tag: 'wgrad',
   });
   return nsplit === 1 ? out : sumSplits(out, shape);
@@ -383,7 +339,7 @@ export function naive(mode: 0 | 1 | 2, g: ConvGeometry, a: Tensor, b: Tensor, bi
       .data(),
     buffers: [a.binding(), b.binding(), (bias ?? b).binding(), out.binding()],
     workgroups: [gx, Math.ceil(groups / gx), 1],
-    cost: { flops: flops(g), bytes: 4 * (a.size + b.size + out.size) },
+    cost: { flops: convFlops(g), bytes: 4 * (a.size + b.size + out.size) },
     tag: ['fwd', 'dgrad', 'wgrad'][mode],
   });
 }
@@ -395,27 +351,6 @@ function checkBias(op: string, bias: Tensor | null, channels: number): void {
   if (bias && (bias.shape.length !== 1 || bias.shape[0] !== channels)) {
     throw new ShapeError(`${op}: bias must have shape [${channels}], got ${fmtShape(bias.shape)}`);
   }
-}
-
-/** @internal Geometry of conv2d(x, w) with PyTorch output size. */
-export function conv2dGeometry(op: string, xs: readonly number[], ws: readonly number[], opts: Conv2dOptions): ConvGeometry {
-  const [sh, sw] = pair(op, 'stride', opts.stride, 1, 1);
-  const [ph, pw] = pair(op, 'padding', opts.padding, 0, 0);
-  const [dh, dw] = pair(op, 'dilation', opts.dilation, 1, 1);
-  const [nb, ci, h, w] = xs as [number, number, number, number];
-  const [co, wci, kh, kw] = ws as [number, number, number, number];
-  if (wci !== ci) {
-    throw new ShapeError(`${op}: input ${fmtShape(xs)} has ${ci} channels but weight ${fmtShape(ws)} expects ${wci}`);
-  }
-  const oh = Math.floor((h + 2 * ph - dh * (kh - 1) - 1) / sh) + 1;
-  const ow = Math.floor((w + 2 * pw - dw * (kw - 1) - 1) / sw) + 1;
-  if (oh < 1 || ow < 1 || kh < 1 || kw < 1) {
-    throw new ShapeError(
-      `${op}: input ${fmtShape(xs)} with weight ${fmtShape(ws)}, stride ${sh}x${sw}, padding ${ph}x${pw}, ` +
-        `dilation ${dh}x${dw} gives an empty output (${oh}x${ow})`,
-    );
-  }
-  return { nb, ci, h, w, co, oh, ow, kh, kw, sh, sw, ph, pw, dh, dw };
 }
 
 /**
