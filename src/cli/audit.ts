@@ -190,7 +190,12 @@ async function passiveCommand(argv: string[]): Promise<void> {
   if (keys.length === 0) throw new Error(`no reply was logged:\n${Object.values(run.nodeLogs).join('\n').slice(-3000)}`);
   const renders = await renderMasks(run.generator, keys.map((k) => run.masks.get(k)!), maskShape);
   // The attacker's estimates: from the log and its own generator only.
-  const byEstimator = new Map(ESTIMATORS.map((e) => [e.name, keys.map((k, i) => passiveEstimate(run.logged.get(k)!, renders[i]!, e.priorWeight))]));
+  // Each estimator from either legitimate starting point: its generator's output, or the population mean.
+  const populationPrior = populationMean(data);
+  const byEstimator = new Map(ESTIMATORS.flatMap((e) => [
+    [`${e.name}, prior G(mask)`, keys.map((k, i) => passiveEstimate(run.logged.get(k)!, renders[i]!, e.priorWeight))] as const,
+    [`${e.name}, prior population mean`, keys.map((k) => passiveEstimate(run.logged.get(k)!, populationPrior, e.priorWeight))] as const,
+  ]));
   const lastFakes = keys.map((k) => run.logged.get(k)!.fakes.at(-1)!);
   const info: GeneratorInfo = {
     config: cfg, conditionChannels: data.test.numClasses, imageChannels: data.test.modalities.length, size,
@@ -202,8 +207,7 @@ async function passiveCommand(argv: string[]): Promise<void> {
   // --- scoring: real images from here on ---
   const realByKey = new Map(data.nodes.flatMap((d) => d.slices.map((s) => [s.key, s.image] as const)));
   const real = keys.map((k) => realByKey.get(k)!);
-  const prior = populationMean(data);
-  const { best, scores, all } = scoreEstimators(byEstimator, real, { 'G(mask)': renders, 'last fake': lastFakes, 'population mean': prior }, { channels: data.test.modalities.length, height: size, width: size });
+  const { best, scores, all } = scoreEstimators(byEstimator, real, { 'G(mask)': renders, 'last fake': lastFakes, 'population mean': populationPrior }, { channels: data.test.modalities.length, height: size, width: size });
   const estimates = byEstimator.get(best)!;
   const testRenders = await renderMasks(run.generator, data.test.slices.map((s) => maskOf(s, data.test.numClasses)), maskShape);
   const generatorL1 = data.test.slices.reduce((s, sl, i) => s + mae(testRenders[i]!, sl.image), 0) / data.test.slices.length;
