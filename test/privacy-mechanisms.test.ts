@@ -118,7 +118,9 @@ t.test('query guard: the K+1-th query of a key in a window is refused; it answer
   t.match(g.check(['a'], 10), /answered 3/, 'still inside the window at reply 10');
   t.equal(g.check(['a'], 11), undefined, 'reply 11: the first query (reply 1) left the window');
   const restored = new QueryGuard(3, 10);
-  restored.restore(g.toState());
+  restored.restore(g.toState(10));
+  t.same(Object.keys(new QueryGuard(3, 2).toState(0).answered), [], 'empty guard, empty state');
+  t.same(g.toState(20).answered, {}, 'answers older than the window are not saved');
   t.match(restored.check(['b'], 10), /answered 3/, 'state survives a restart');
   // The same through NodePrivacy: K answers, then refusal; with no guard, answered.
   const p = new NodePrivacy('guarded', { maxQueries: 2 });

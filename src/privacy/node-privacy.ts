@@ -162,7 +162,7 @@ export class NodePrivacy {
   }
 
   toState(): NodePrivacyState {
-    return { format: 'asyndgan-node-privacy', version: 1, accountant: this.accountant.toState(), guard: this.guard?.toState(), releases: this.releases, exactReleases: this.exactReleases };
+    return { format: 'asyndgan-node-privacy', version: 1, accountant: this.accountant.toState(), guard: this.guard?.toState(this.releases), releases: this.releases, exactReleases: this.exactReleases };
   }
 
   /** Restore a saved state; keeps whichever of the saved and the current state has more releases. */

@@ -47,8 +47,14 @@ export class QueryGuard {
     }
   }
 
-  toState(): QueryGuardState {
-    return { answered: Object.fromEntries([...this.answered].map(([k, v]) => [k, [...v]])) };
+  /** The answers still inside the window ending at reply `clock` (older ones are dropped: the state stays <= keys x K). */
+  toState(clock: number): QueryGuardState {
+    const answered: Record<string, number[]> = {};
+    for (const [k, v] of this.answered) {
+      const kept = v.filter((c) => c > clock - this.window);
+      if (kept.length > 0) answered[k] = kept;
+    }
+    return { answered };
   }
 
   restore(state: unknown): void {
