@@ -192,7 +192,7 @@ async function passiveCommand(argv: string[]): Promise<void> {
   // The attacker's estimates: from the log and its own generator only.
   // Each estimator from either legitimate starting point: its generator's output, or the population mean.
   const populationPrior = populationMean(data);
-  const byEstimator = new Map(ESTIMATORS.flatMap((e) => [
+  const byEstimator = new Map<string, Float32Array[]>(ESTIMATORS.flatMap((e) => [
     [`${e.name}, prior G(mask)`, keys.map((k, i) => passiveEstimate(run.logged.get(k)!, renders[i]!, e.priorWeight))] as const,
     [`${e.name}, prior population mean`, keys.map((k) => passiveEstimate(run.logged.get(k)!, populationPrior, e.priorWeight))] as const,
   ]));

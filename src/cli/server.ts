@@ -9,7 +9,7 @@ import { join } from 'node:path';
 import { Adam, init } from '../engine/index.js';
 import { writeJsonAtomic } from '../io/index.js';
 import { saveModule } from '../models/index.js';
-import { GeneratorServer, consoleLogger, silentLogger, type RoundSummary, type ServerMetrics } from '../net/index.js';
+import { GeneratorServer, consoleLogger, silentLogger, type AggregationMode, type MaskEncoding, type RoundSummary, type ServerMetrics } from '../net/index.js';
 import { EngineGenerator } from '../federation/generator-backend.js';
 import { makeGenerator } from '../train/pix2pix.js';
 import { privacyFromStatus, type ReportedPrivacy } from '../privacy/index.js';
@@ -43,7 +43,12 @@ export async function serverCommand(argv: string[]): Promise<void> {
     'batch-size': { type: 'string', default: '4', help: 'masks per node per round' },
     rounds: { type: 'string', default: '200', help: 'training rounds' },
     sampling: { type: 'string', default: 'balance', help: 'balance (one batch per node) | uniform (from the union)' },
-    weighting: { type: 'string', default: 'samples', help: 'samples (n_j / sum n) | equal' },
+    weighting: { type: 'string', default: 'samples', help: 'samples (n_j from the masks held / sum n) | equal' },
+    aggregation: { type: 'string', default: 'clipped-median', help: 'clipped-median (every reply clipped to the median norm) | mean (bounded at --norm-bound-factor x the median)' },
+    'max-reply-norm': { type: 'string', default: '1000', help: 'absolute cap on the L2 norm of one reply' },
+    'norm-bound-factor': { type: 'string', default: '3', help: 'with --aggregation mean: a reply may be this multiple of the median norm' },
+    'max-node-share': { type: 'string', default: '0.5', help: 'largest weight of one node in a step (when more than 1/share nodes answer)' },
+    'mask-encoding': { type: 'string', help: 'one-hot | binary: what mask values are accepted (default one-hot for --classes >= 2)' },
     'round-timeout': { type: 'string', default: '30000', help: 'ms a round waits for replies' },
     'max-staleness': { type: 'string', default: '1', help: 'late replies up to this many rounds old are applied' },
     'wire-dtype': { type: 'string', default: 'f32', help: 'f32 | f16 for the fakes sent to nodes' },
@@ -86,9 +91,16 @@ export async function serverCommand(argv: string[]): Promise<void> {
     host: String(v.host),
     port: int(v, 'port'),
     ...(tls ? { tls } : {}),
-    session: { maskChannels: classes, imageChannels: modalities.length, modalities, height: size, width: size, batchSize: int(v, 'batch-size'), lambdaL1: cfg.lambdaL1 },
+    session: {
+      maskChannels: classes, imageChannels: modalities.length, modalities, height: size, width: size, batchSize: int(v, 'batch-size'), lambdaL1: cfg.lambdaL1,
+      ...(v['mask-encoding'] ? { maskEncoding: String(v['mask-encoding']) as MaskEncoding } : {}),
+    },
     sampling: String(v.sampling) as 'balance' | 'uniform',
     weighting: String(v.weighting) as 'samples' | 'equal',
+    replyBounds: {
+      aggregation: String(v.aggregation) as AggregationMode, maxReplyNorm: num(v, 'max-reply-norm'),
+      normBoundFactor: num(v, 'norm-bound-factor'), maxNodeShare: num(v, 'max-node-share'),
+    },
     wireDtype: String(v['wire-dtype']) as 'f32' | 'f16',
     roundTimeoutMs: num(v, 'round-timeout'),
     maxStaleness: int(v, 'max-staleness'),

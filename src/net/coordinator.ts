@@ -16,7 +16,7 @@ import { decodeFrame, encodeFrame, encodeTensor } from './codec.js';
 import { StartupError, oneLine } from './errors.js';
 import { safeLog, silentLogger, type Logger } from './log.js';
 import {
-  DEFAULT_LIMITS, PROTOCOL_VERSION, ProtocolError, errorMessageFor,
+  DEFAULT_LIMITS, MASK_ENCODINGS, PROTOCOL_VERSION, ProtocolError, errorMessageFor,
   type AugParams, type Dtype, type GradientReplyMsg, type HelloMsg, type Losses, type MaskEncoding, type MaskUploadMsg, type Message,
   type NodeToServer, type SamplingMode, type SessionConfig, type ValidationLimits, type WeightingMode,
 } from './protocol.js';
@@ -275,6 +275,7 @@ export class Coordinator {
       ...(s.modalities ? { modalities: [...s.modalities] } : {}),
     };
     this.replyBounds = checkReplyBounds({ ...DEFAULT_REPLY_BOUNDS, ...opts.replyBounds });
+    if (!MASK_ENCODINGS.includes(this.config.maskEncoding!)) throw new RangeError(`session.maskEncoding must be one of ${MASK_ENCODINGS.join(', ')}, got ${JSON.stringify(s.maskEncoding)}`);
     if (s.modalities && s.modalities.length !== s.imageChannels) {
       throw new RangeError(`session.modalities names ${s.modalities.length} channels, imageChannels is ${s.imageChannels}`);
     }
