@@ -105,8 +105,10 @@ t.test('FileCheckpointStore: atomic replace, no temp files, missing -> undefined
   t.same([...(await store.load())!], [4, 5]);
   t.same(readdirSync(join(dir, 'sub')), ['c.bin']);
   // A crash between writing the temp file and renaming leaves the old checkpoint readable.
-  writeFileSync(join(dir, 'sub', '.c.bin.999.1.tmp'), 'partial');
-  t.same([...readFileSync(store.path)], [4, 5]);
+  writeFileSync(join(dir, 'sub', '.c.bin.999999999.1.tmp'), 'partial');
+  t.same([...readFileSync(store.path).subarray(48)], [4, 5], 'the file: 48-byte header (magic + SHA-256), then the payload');
+  t.same([...(await new FileCheckpointStore(join(dir, 'sub'), 'c.bin').load())!], [4, 5], 'a restarted reader gets the old checkpoint');
+  t.same(readdirSync(join(dir, 'sub')), ['c.bin'], 'and removed the leftover temp file');
   const mem = new MemoryCheckpointStore();
   const buf = new Uint8Array([9]);
   await mem.save(buf);

@@ -9,6 +9,7 @@
  *   complete missing-modality completion at one center
  */
 import { NoAdapterError } from '../engine/index.js';
+import { StartupError } from '../net/errors.js';
 import { UsageError } from './options.js';
 
 const COMMANDS: Record<string, () => Promise<(argv: string[]) => Promise<void>>> = {
@@ -44,6 +45,11 @@ try {
   if (err instanceof UsageError) {
     console.error(err.message);
     process.exit(2);
+  }
+  if (err instanceof StartupError) {
+    // A file or port the operator can fix: one line, no stack trace.
+    console.error(`asyndgan ${command}: ${err.message}`);
+    process.exit(1);
   }
   if (err instanceof NoAdapterError) {
     console.error(`asyndgan: ${err.message}`);

@@ -56,7 +56,14 @@ export async function nodeCommand(argv: string[]): Promise<void> {
   const heldData = subset ? selectModalities(own, heldNames) : own;
   const images = new Map(heldData.slices.map((s) => [s.key, s.image]));
   const backend = new EngineDiscriminator(units, { channels: held.length, height: size, width: size, get: (k) => images.get(k) }, cfg, subset ? { heldChannels: held } : {});
-  const ca = v['ca-file'] ? (await import('node:fs')).readFileSync(String(v['ca-file'])) : undefined;
+  let ca: Buffer | undefined;
+  if (v['ca-file']) {
+    try {
+      ca = (await import('node:fs')).readFileSync(String(v['ca-file']));
+    } catch (err) {
+      throw new UsageError(`--ca-file ${v['ca-file']}: cannot read it (${(err as NodeJS.ErrnoException).code ?? (err as Error).message})`);
+    }
+  }
   const node = new DiscriminatorNode({
     url: String(v.server),
     nodeId: String(v.id),

@@ -9,7 +9,9 @@ import { join } from 'node:path';
 import { Adam, init } from '../engine/index.js';
 import { writeJsonAtomic } from '../io/index.js';
 import { saveModule } from '../models/index.js';
-import { GeneratorServer, consoleLogger, silentLogger, type AggregationMode, type MaskEncoding, type RoundSummary, type ServerMetrics } from '../net/index.js';
+import {
+  GeneratorServer, TokenTable, consoleLogger, silentLogger, type AggregationMode, type MaskEncoding, type RoundSummary, type ServerMetrics,
+} from '../net/index.js';
 import { EngineGenerator } from '../federation/generator-backend.js';
 import { makeGenerator } from '../train/pix2pix.js';
 import { privacyFromStatus, type ReportedPrivacy } from '../privacy/index.js';
@@ -57,9 +59,20 @@ export async function serverCommand(argv: string[]): Promise<void> {
     out: { type: 'string', default: 'runs/server', help: 'where generator.safetensors and the report go' },
     'exit-when-done': { type: 'boolean', default: false, help: 'stop the server after the last round' },
     quiet: { type: 'boolean', default: false, help: 'no per-event log lines' },
+    'max-connections': { type: 'string', default: '256', help: 'WebSocket connections open at once (beyond: HTTP 503)' },
+    'max-connections-per-address': { type: 'string', default: '32', help: 'connections open at once from one address (IPv6: one /64)' },
+    'max-login-failures': { type: 'string', default: '10', help: 'failed logins per address and minute before a lockout (HTTP 429)' },
+    lockout: { type: 'string', default: '60', help: 'seconds a locked-out address is refused unchecked' },
+    'on-duplicate-id': { type: 'string', default: 'refuse', help: 'refuse | replace: a second connection for a connected node id' },
+    'max-mask-mib-per-node': { type: 'string', default: '256', help: 'MiB of masks held per node (beyond: quota_exceeded)' },
+    'max-mask-mib-total': { type: 'string', default: '1024', help: 'MiB of masks held for all nodes together' },
     ...GAN_OPTIONS,
   }, argv);
   if (!v.tokens) throw new UsageError('server needs --tokens FILE (see --help)');
+  const onDuplicateId = String(v['on-duplicate-id']);
+  if (onDuplicateId !== 'refuse' && onDuplicateId !== 'replace') throw new UsageError(`--on-duplicate-id must be refuse or replace, got "${onDuplicateId}"`);
+  // Before the engine starts: a bad token file is reported at once.
+  const tokens = await TokenTable.load(String(v.tokens));
   if (!v.classes) throw new UsageError('server needs --classes N (mask channels)');
   const rounds = int(v, 'rounds');
   // The learning-rate schedule runs over rounds (--iters is ignored); a decay longer than the run is clamped.
@@ -87,8 +100,15 @@ export async function serverCommand(argv: string[]): Promise<void> {
   const tls = v['tls-cert'] ? { certFile: String(v['tls-cert']), keyFile: String(v['tls-key'] ?? '') } : undefined;
   const server = await GeneratorServer.start({
     generator: backend,
-    tokens: String(v.tokens),
+    tokens,
     host: String(v.host),
+    maxConnections: int(v, 'max-connections'),
+    maxConnectionsPerAddress: int(v, 'max-connections-per-address'),
+    maxLoginFailures: int(v, 'max-login-failures'),
+    lockoutMs: num(v, 'lockout') * 1000,
+    onDuplicateId,
+    maxMaskBytesPerNode: num(v, 'max-mask-mib-per-node') * 2 ** 20,
+    maxMaskBytesTotal: num(v, 'max-mask-mib-total') * 2 ** 20,
     port: int(v, 'port'),
     ...(tls ? { tls } : {}),
     session: {

@@ -169,19 +169,30 @@ export class FileCheckpointStore implements CheckpointStore {
 }
 
 /**
- * File name of a node's checkpoint: a readable prefix of the id plus a hash of all of it, so
- * any allowed id (256 characters, or non-ASCII) fits the usual 255-byte limit.
+ * File name of a node's file of one `kind` ('checkpoint', 'privacy'): a readable prefix of the
+ * id plus a hash of all of it, so any allowed id (256 characters, or non-ASCII) fits the usual
+ * 255-byte limit, with room for the temp-file suffix.
  */
-export function nodeCheckpointName(nodeId: string): string {
+export function nodeFileName(nodeId: string, kind: string): string {
   const readable = nodeId.replace(/[^A-Za-z0-9_-]/g, '_').slice(0, 40);
   const hash = createHash('sha256').update(nodeId, 'utf8').digest('hex').slice(0, 16);
-  return `node-${readable}-${hash}-checkpoint.msgpack`;
+  return `node-${readable}-${hash}-${kind}.msgpack`;
 }
 
-/** The node checkpoint name used before nodeCheckpointName (still read, when it fits). */
-export function legacyNodeCheckpointNames(nodeId: string): string[] {
-  const old = `node-${encodeURIComponent(nodeId)}-checkpoint.msgpack`;
+/** The node's discriminator checkpoint file name. */
+export function nodeCheckpointName(nodeId: string): string {
+  return nodeFileName(nodeId, 'checkpoint');
+}
+
+/** The names used before nodeFileName (percent-encoded id; still read, when they fit). */
+export function legacyNodeFileNames(nodeId: string, kind = 'checkpoint'): string[] {
+  const old = `node-${encodeURIComponent(nodeId)}-${kind}.msgpack`;
   return Buffer.byteLength(old) <= 200 ? [old] : [];
+}
+
+/** legacyNodeFileNames for the discriminator checkpoint. */
+export function legacyNodeCheckpointNames(nodeId: string): string[] {
+  return legacyNodeFileNames(nodeId, 'checkpoint');
 }
 
 async function readIfExists(path: string): Promise<Uint8Array | undefined> {

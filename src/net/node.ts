@@ -10,7 +10,7 @@ import { applyAugmentation } from './augment.js';
 import type { DiscriminatorBackend, Shape4 } from './backend.js';
 import { backoffDelay, type BackoffOptions } from './backoff.js';
 import { REFUSAL_HEADER, upgradeHeaders } from './admission.js';
-import { FileCheckpointStore, legacyNodeCheckpointNames, nodeCheckpointName, type CheckpointStore } from './checkpoint.js';
+import { FileCheckpointStore, legacyNodeCheckpointNames, legacyNodeFileNames, nodeCheckpointName, nodeFileName, type CheckpointStore } from './checkpoint.js';
 import { StartupError, oneLine } from './errors.js';
 import { decodeFrame, encodeFrame, encodeTensor, firstNonFinite } from './codec.js';
 import type { FrameOutcome, FrameRecorder } from './coordinator.js';
@@ -79,7 +79,7 @@ export interface NodeOptions {
   /**
    * Where the privacy ledger (accountant + query guard) is written before every reply leaves,
    * so a crash or restart never resets the budget. Default with `checkpointDir`:
-   * `<dir>/node-<id>-privacy.msgpack`. The node checkpoint carries a copy too.
+   * `<dir>/` + nodeFileName(id, 'privacy'). The node checkpoint carries a copy too.
    */
   privacyLedger?: CheckpointStore;
   /** An info log line with epsilon every this many replies. Default 25; 0: never. */
@@ -182,7 +182,9 @@ export class DiscriminatorNode {
     const p = opts.privacy;
     this.privacy = p instanceof NodePrivacy ? p : new NodePrivacy(p, opts.privacyOverrides);
     this.privacyLedger = opts.privacyLedger ??
-      (opts.checkpointDir !== undefined ? new FileCheckpointStore(opts.checkpointDir, `node-${encodeURIComponent(opts.nodeId)}-privacy.msgpack`) : undefined);
+      (opts.checkpointDir !== undefined
+        ? new FileCheckpointStore(opts.checkpointDir, nodeFileName(opts.nodeId, 'privacy'), { legacyNames: legacyNodeFileNames(opts.nodeId, 'privacy'), ...(opts.log ? { log: opts.log } : {}) })
+        : undefined);
   }
 
   get state(): NodeState {
