@@ -209,9 +209,27 @@ t.test('TLS (SSLApp) with a self-signed certificate', { skip: haveOpenssl() ? fa
   await server.coordinator.waitForRound(3, 5000);
   t.ok(gen.steps >= 3, 'trained over TLS');
   await tn.node.stop();
-  // A node that does not trust the certificate cannot connect.
-  const untrusting = makeTestNode(server.url, 'beta', { reconnect: { enabled: false } });
+  // A node that does not trust the certificate cannot connect, and says why at warn on every retry.
+  const warns: Record<string, unknown>[] = [];
+  const untrusting = makeTestNode(server.url, 'beta', {
+    reconnect: { initialDelayMs: 50, maxDelayMs: 100 }, log: (level, msg, data) => level === 'warn' && msg === 'cannot connect to the server' && warns.push(data ?? {}),
+  });
   await untrusting.node.start();
-  await t.rejects(untrusting.node.waitUntilReady(3000));
+  await t.rejects(untrusting.node.waitUntilReady(1000));
   await untrusting.node.stop();
+  t.ok(warns.length >= 2, `one warn line per attempt (${warns.length})`);
+  t.ok(warns.every((d) => /self-signed certificate|unable to verify/.test(String(d.cause))), `the TLS cause is named: ${String(warns[0]?.cause)}`);
+  t.ok(warns.every((d) => typeof d.retryInMs === 'number'), 'with the retry delay');
+});
+
+t.test('a node that cannot reach the server names the cause at warn on each retry', async (t) => {
+  const warns: Record<string, unknown>[] = [];
+  const tn = makeTestNode('ws://127.0.0.1:1/ws', 'alpha', {
+    reconnect: { initialDelayMs: 50, maxDelayMs: 100 }, log: (level, msg, data) => level === 'warn' && msg === 'cannot connect to the server' && warns.push(data ?? {}),
+  });
+  await tn.node.start();
+  await waitFor(() => warns.length >= 3, 5000, 'three failed attempts');
+  await tn.node.stop();
+  t.ok(warns.every((d) => /ECONNREFUSED/.test(String(d.cause))), `ECONNREFUSED named: ${String(warns[0]?.cause)}`);
+  t.equal(tn.node.state, 'stopped', 'it kept retrying until stopped');
 });
