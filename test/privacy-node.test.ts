@@ -9,6 +9,7 @@ import t from 'tap';
 import { WebSocketServer, type WebSocket } from 'ws';
 import { encodeTensor } from '../src/net/codec.js';
 import { MemoryCheckpointStore } from '../src/net/checkpoint.js';
+import type { NodeOptions } from '../src/net/node.js';
 import { PROTOCOL_VERSION, type SessionConfig } from '../src/net/protocol.js';
 import { NodePrivacy, RdpAccountant, privacySettings, seededNormalSource } from '../src/privacy/index.js';
 import { LinearGenerator } from './helpers/net-backends.js';
@@ -164,7 +165,7 @@ t.test('range check: fakes outside [-1, 1] are refused; off answers them', async
   }
 });
 
-t.test('replies are clipped and noised on the wire; losses withheld; GAN-only ignores lambdaL1', async (t) => {
+t.test('replies are clipped on the wire; losses withheld; GAN-only ignores lambdaL1', async (t) => {
   const srv = await fakeServer(t, { lambdaL1: 10000 });
   const privacy = new NodePrivacy(privacySettings('guarded', { l1: false, clip: 0.05, noise: 0 }), {}, seededNormalSource(1));
   const n = makeTestNode(srv.url, 'alpha', { privacy });
@@ -182,4 +183,28 @@ t.test('replies are clipped and noised on the wire; losses withheld; GAN-only ig
   }
   t.same(reply.losses, { dReal: 0, dFake: 0, gGan: 0, gL1: 0 }, 'losses withheld');
   peer.terminate();
+});
+
+t.test('the default preset noises every reply on the wire with std sigma C; off sends the exact gradient', async (t) => {
+  for (const preset of [undefined, 'off'] as const) {
+    const srv = await fakeServer(t);
+    // The harness defaults to 'off'; constructing the node with privacy undefined is "no privacy option".
+    const n = makeTestNode(srv.url, 'alpha', { privacy: preset as NodeOptions['privacy'] });
+    if (!preset) t.equal(n.node.privacy.settings.preset, 'guarded', 'no privacy option: guarded');
+    t.teardown(() => n.node.stop());
+    await n.node.start();
+    const peer = await srv.accept('alpha');
+    const reply = await request(peer, 1, n.data.keys.slice(0, 4)) as { grad: { data: Uint8Array }; losses: Record<string, number> };
+    const g = new Float32Array(reply.grad.data.buffer.slice(reply.grad.data.byteOffset, reply.grad.data.byteOffset + reply.grad.data.byteLength));
+    const rms = Math.sqrt(g.reduce((a, v) => a + v * v, 0) / g.length);
+    if (!preset) {
+      // 256 noise draws of std 0.1 (sigma 1 x C 0.1) around a signal of total norm <= 4 x 0.1.
+      t.ok(Math.abs(rms / 0.1 - 1) < 0.2, `guarded: rms ${rms.toFixed(4)} ~ sigma C = 0.1`);
+    } else {
+      // Exact: lambda sign(fake - real) / (n P) = 100 / (4 * 64) on every pixel, plus a tiny GAN term.
+      t.ok(g.every((v) => Math.abs(Math.abs(v) - 100 / 256) < 0.01), `off: every value is +-${(100 / 256).toFixed(4)} (rms ${rms.toFixed(4)})`);
+      t.ok(reply.losses.gL1! > 0, 'off: losses sent');
+    }
+    peer.terminate();
+  }
 });
