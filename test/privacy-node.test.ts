@@ -54,6 +54,7 @@ t.test('a node stops with privacy_budget_spent when its epsilon budget would be 
   const reported = server.metrics().nodes.find((n) => n.id === 'alpha')!.stats.reported as Record<string, number>;
   t.equal(reported.epsilon, limited.node.privacy.epsilon, 'the server holds the node\'s epsilon (status.metrics)');
   t.equal(reported.repliesReleased, allowed);
+  t.match(server.metrics().privacy.alpha, { preset: 'dp', epsilon: limited.node.privacy.epsilon, delta: 1e-5, epsilonBudget: 3 }, '/metrics privacy summary');
   // Defence off (no budget): the same preset answers every round.
   t.ok(free.node.stats.repliesSent >= 28, `without a budget: ${free.node.stats.repliesSent} of 30 rounds answered (it may join after round 1)`);
   t.equal(free.node.stats.requestsRefused, 0);

@@ -14,10 +14,13 @@ import { StartupError, oneLine } from './errors.js';
 import { safeLog, silentLogger } from './log.js';
 import { TokenTable } from './tokens.js';
 import { DEFAULT_MAX_FRAME_BYTES } from './protocol.js';
+import { privacyFromStatus, type ReportedPrivacy } from '../privacy/index.js';
 
 /** /metrics: the coordinator's metrics plus the transport's admission counters. */
 export interface TransportMetrics extends ServerMetrics {
   connections: { open: number; refused: AdmissionCounts };
+  /** Each node's privacy as it reported it in status.metrics (docs/PRIVACY.md); 'unreported': assume none. */
+  privacy: Record<string, ReportedPrivacy>;
 }
 export type AdmissionCounts = Admission['refused'];
 
@@ -115,7 +118,9 @@ export class GeneratorServer {
     return this.coordinator.round;
   }
   metrics(): TransportMetrics {
-    return { ...this.coordinator.metrics(), connections: { open: this.admission.connections, refused: { ...this.admission.refused } } };
+    const m = this.coordinator.metrics();
+    const privacy = Object.fromEntries(m.nodes.map((n) => [n.id, privacyFromStatus(n.stats.reported)]));
+    return { ...m, connections: { open: this.admission.connections, refused: { ...this.admission.refused } }, privacy };
   }
 
   /** Stop listening, finish the current round, checkpoint, say goodbye, close. Idempotent. */
