@@ -12,7 +12,7 @@
  */
 import { mkdirSync } from 'node:fs';
 import { join, resolve } from 'node:path';
-import { conditionTensor, type Slice } from '../data/index.js';
+import { conditionTensor, makePhantom, type PhantomModality, type Slice } from '../data/index.js';
 import { meanImage, mae, psnr, scoreReconstruction, type ReconstructionScores } from '../audit/scores.js';
 import { writeAuditGrid, writeAuditJson } from '../audit/report.js';
 import { ESTIMATORS } from '../audit/sign-estimators.js';
@@ -240,9 +240,15 @@ async function membershipCommand(argv: string[]): Promise<void> {
     generator: { type: 'string', help: 'the released generator.safetensors' },
     data: { type: 'string', default: 'phantom', help: 'the data set it was trained on (members: the nodes\' slices; non-members: the held-out split)' },
     nodes: { type: 'string', default: '3', help: 'centers the data set is split into' },
+    'non-members': { type: 'string', default: 'auto', help: 'test: the held-out split | fresh (phantom only): unseen slices of the same sites | auto: fresh for phantom, else test' },
     out: { type: 'string', default: 'runs/audit', help: 'output folder' },
   }, argv);
   if (!v.generator) throw new UsageError('audit membership needs --generator G.safetensors');
+  const kind = String(v['non-members']);
+  if (!['auto', 'test', 'fresh'].includes(kind)) throw new UsageError(`--non-members must be auto, test or fresh, got "${kind}"`);
+  const phantom = String(v.data).split(':')[0] === 'phantom';
+  if (kind === 'fresh' && !phantom) throw new UsageError('--non-members fresh needs --data phantom');
+  const fresh = kind === 'fresh' || (kind === 'auto' && phantom);
   const [{ loadGenerator }, { init }, { renderMasks }, { membershipAuc }] = await Promise.all([
     import('../eval/generator.js'), import('../engine/index.js'), import('../audit/passive.js'), import('../audit/membership.js'),
   ]);
@@ -254,14 +260,32 @@ async function membershipCommand(argv: string[]): Promise<void> {
   const C = data.test.numClasses;
   const maskShape = [C, info.size, info.size] as const;
   const members = data.nodes.flatMap((d) => d.slices);
-  const nonMembers = data.test.slices;
+  // Non-members from the members' own distribution where we can draw them: the phantom renders
+  // slice i of site k from its own seeded stream, so slices past each node's share are new
+  // patients of the same site (the held-out split mixes sites and tumour sizes, so it differs in
+  // distribution from any one node's share, which an AUC would pick up as well as memorization).
+  const nonMembers = fresh ? freshPhantomSlices(String(v.data), info.size, int(v, 'nodes'), info.config.seed, data.nodes) : data.test.slices;
   const rm = await renderMasks(generator, members.map((s) => maskOf(s, C)), maskShape);
   const rn = await renderMasks(generator, nonMembers.map((s) => maskOf(s, C)), maskShape);
   const r = membershipAuc(members.map((s, i) => ({ render: rm[i]!, real: s.image })), nonMembers.map((s, i) => ({ render: rn[i]!, real: s.image })));
-  const line = `audit membership: AUC ${r.auc.toFixed(3)} (${r.members} members, ${r.nonMembers} held-out; mean |G(mask)-real| members ${r.memberL1.toFixed(4)}, held-out ${r.nonMemberL1.toFixed(4)})`;
-  await writeAuditJson(join(out, 'audit-membership.json'), { attack: 'membership', generator: String(v.generator), data: data.name, ...r, score: '-mean |G(mask) - real| per slice', summary: line });
+  const line = `audit membership: AUC ${r.auc.toFixed(3)} (${r.members} members, ${r.nonMembers} ${fresh ? 'fresh same-site' : 'held-out'} non-members; mean |G(mask)-real| members ${r.memberL1.toFixed(4)}, non-members ${r.nonMemberL1.toFixed(4)})`;
+  await writeAuditJson(join(out, 'audit-membership.json'), { attack: 'membership', generator: String(v.generator), data: data.name, nonMemberSet: fresh ? 'fresh phantom slices of the same sites' : 'held-out split', ...r, score: '-mean |G(mask) - real| per slice', summary: line });
   const rows = [...members.slice(0, 2).map((s, i) => ({ label: `member ${s.key}`, real: s.image, estimate: rm[i]!, baseline: rm[i]! })),
-    ...nonMembers.slice(0, 2).map((s, i) => ({ label: `held-out ${s.key}`, real: s.image, estimate: rn[i]!, baseline: rn[i]! }))];
+    ...nonMembers.slice(0, 2).map((s, i) => ({ label: `non-member ${s.key}`, real: s.image, estimate: rn[i]!, baseline: rn[i]! }))];
   await writeAuditGrid(join(out, 'audit-membership.png'), rows, data.test.modalities, info.size, `membership: real | G(mask) | G(mask), AUC ${r.auc.toFixed(3)}`, 'G');
   console.log(line);
+}
+
+/** Slices 48.. of each phantom site: never in any node's share (checked), same distribution. */
+function freshPhantomSlices(spec: string, size: number, nodes: number, seed: number, shares: readonly { slices: readonly Slice[] }[]): Slice[] {
+  const mods = spec.split(':')[1];
+  const per = shares.map((d) => d.slices.length);
+  const more = makePhantom({ size, numNodes: nodes, seed, slicesPerNode: per.map((n) => 2 * n), ...(mods ? { modalities: mods.split(',') as PhantomModality[] } : {}) });
+  return more.nodes.flatMap((d, k) => {
+    const own = shares[k]!.slices;
+    own.forEach((s, i) => {
+      if (d.slices[i]!.key !== s.key || d.slices[i]!.image.some((x, j) => x !== s.image[j])) throw new Error(`phantom slice ${s.key} is not reproducible: cannot draw fresh non-members`);
+    });
+    return d.slices.slice(own.length);
+  });
 }
