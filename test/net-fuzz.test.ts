@@ -95,11 +95,12 @@ const lossBreakers = fieldBreakers('losses', [{}, 'x', null, [1, 2, 3, 4], { dRe
 
 t.test('server: 100k+ invalid frames, direct and over sockets; state untouched', async (t) => {
   const gen = new LinearGenerator();
-  const server = await startTestServer(gen, { roundTimeoutMs: 60_000, maxFrameBytes: MAX_FRAME, maxErrorsPerConnection: 1e9 });
+  // Round 1 must stay open for the whole run (a deadline mid-fuzz would take a step): 10 min.
+  const server = await startTestServer(gen, { roundTimeoutMs: 600_000, maxFrameBytes: MAX_FRAME, maxErrorsPerConnection: 1e9 });
   t.teardown(() => server.stop());
   const coord = server.coordinator;
 
-  // Node "fuzz" is attached straight to the coordinator and gets round 1 (kept open: 60 s deadline).
+  // Node "fuzz" is attached straight to the coordinator and gets round 1 (kept open by the long deadline).
   const fc = new FakeConn();
   fc.keep = true;
   const fh = coord.attach(fc, 'direct');

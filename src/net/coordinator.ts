@@ -1,8 +1,9 @@
 /**
- * The generator server's brain, independent of any socket library: authenticates nodes,
- * stores their masks, runs rounds (sample -> generate -> scatter fakes -> gather gradients
- * until a deadline -> combine -> one generator step), applies late replies within the
- * staleness bound, and checkpoints. server.ts feeds it frames from uWebSockets.js; tests
+ * The generator server's brain, independent of any socket library: welcomes authenticated
+ * nodes (sessions.ts decides who is connected as which node), stores their masks, runs rounds
+ * (sample -> generate -> scatter fakes -> gather gradients until a deadline -> combine
+ * (aggregate.ts) -> one generator step), applies late replies within the staleness bound, and
+ * checkpoints. server.ts feeds it frames from uWebSockets.js; tests
  * can feed it frames directly.
  *
  * Invariant: a frame is processed synchronously from bytes to state change, and a frame
@@ -23,17 +24,11 @@ import {
 import { NodeRegistry, type NodeSnapshot, type NodeStats } from './registry.js';
 import { DEFAULT_REPLY_BOUNDS, admitLateReplies, aggregateReplies, checkReplyBounds, pushNormHistory, type ReplyBounds } from './aggregate.js';
 import { Rng, sampleRound } from './sampling.js';
+import { ConnHandle, Sessions, type Connection } from './sessions.js';
 import { TokenTable } from './tokens.js';
 import { MAX_KNOWN_KEYS, checkGradientReply, checkMaskUpload, validateMessage } from './validate.js';
-import { modalityChannelsOnWire } from './modalities.js';
 
-/** A transport connection as the coordinator sees it. */
-export interface Connection {
-  /** Send one binary frame; false when it could not be queued (closed, backpressure limit). */
-  send(bytes: Uint8Array): boolean;
-  /** Close (after flushing what was sent). May call Coordinator.detach synchronously. */
-  close(code: number, reason: string): void;
-}
+export { ConnHandle, type Connection } from './sessions.js';
 
 /**
  * Per-frame hook (debugging, audits, tests). `bytes` is only valid during the call: copy it to
@@ -178,18 +173,6 @@ export interface CheckpointHealth {
   lastErrorAt: string | undefined;
 }
 
-/** Per-connection state. Opaque to transports. */
-export class ConnHandle {
-  nodeId: string | undefined;
-  authed = false;
-  closed = false;
-  errors = 0;
-  dtype: Dtype = 'f32';
-  helloTimer: NodeJS.Timeout | undefined;
-  /** `identity`: the node id the transport already authenticated (server.ts: in the HTTP upgrade). */
-  constructor(readonly conn: Connection, readonly remote: string, readonly identity?: string) {}
-}
-
 interface Part {
   keys: string[];
   rowOffset: number;
@@ -229,14 +212,11 @@ export class Coordinator {
   readonly config: SessionConfig;
   readonly registry: NodeRegistry;
   private readonly opts: CoordinatorOptions;
-  private readonly tokens: TokenTable;
   private readonly limits: ValidationLimits;
   private readonly log: Logger;
   private rng: Rng;
-  private readonly handles = new Set<ConnHandle>();
-  private readonly byNode = new Map<string, ConnHandle>();
-  /** Channels each node said it holds (hello), for nodes holding a subset. */
-  private readonly heldChannels = new Map<string, number[]>();
+  /** Connections and which node each speaks for (sessions.ts). */
+  private readonly sessions: Sessions;
   private readonly pending = new Map<number, PendingRound>();
   private late: Reply[] = [];
   private sessionIdValue: string = randomUUID();
@@ -261,7 +241,6 @@ export class Coordinator {
 
   constructor(opts: CoordinatorOptions) {
     this.opts = opts;
-    this.tokens = opts.tokens instanceof TokenTable ? opts.tokens : new TokenTable(opts.tokens);
     this.limits = { ...DEFAULT_LIMITS, ...opts.limits, maxFrameBytes: opts.maxFrameBytes ?? DEFAULT_LIMITS.maxFrameBytes };
     this.log = opts.log ?? silentLogger;
     this.rng = new Rng(opts.seed ?? (Math.random() * 2 ** 32) >>> 0);
@@ -280,6 +259,10 @@ export class Coordinator {
       throw new RangeError(`session.modalities names ${s.modalities.length} channels, imageChannels is ${s.imageChannels}`);
     }
     this.registry = new NodeRegistry([s.maskChannels, s.height, s.width]);
+    this.sessions = new Sessions({
+      tokens: opts.tokens instanceof TokenTable ? opts.tokens : new TokenTable(opts.tokens),
+      onDuplicateId: opts.onDuplicateId ?? 'refuse', modalities: s.modalities, imageChannels: s.imageChannels, log: this.log,
+    });
   }
 
   /** Last finished round. */
@@ -329,10 +312,10 @@ export class Coordinator {
       this.notifyChange();
       await this.loopDone;
       if (this.started && opts.checkpoint !== false) await this.saveCheckpoint();
-      for (const h of this.handles) this.send(h, { type: 'goodbye', reason });
+      for (const h of this.sessions.handles) this.send(h, { type: 'goodbye', reason });
       const deadline = Date.now() + graceMs;
-      while (this.handles.size > 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 10));
-      for (const h of [...this.handles]) {
+      while (this.sessions.handles.size > 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 10));
+      for (const h of [...this.sessions.handles]) {
         this.closeHandle(h, 1001, reason);
         this.detach(h);
       }
@@ -362,7 +345,7 @@ export class Coordinator {
    */
   attach(conn: Connection, remote = '', identity?: string): ConnHandle {
     const h = new ConnHandle(conn, remote, identity);
-    this.handles.add(h);
+    this.sessions.handles.add(h);
     if (this.stopping) {
       this.send(h, { type: 'goodbye', reason: 'server shutting down' });
       this.closeHandle(h, 1001, 'server shutting down');
@@ -379,12 +362,11 @@ export class Coordinator {
 
   /** A connection closed (by either side). */
   detach(h: ConnHandle): void {
-    if (!this.handles.delete(h)) return;
+    if (!this.sessions.handles.has(h)) return;
     h.closed = true;
     clearTimeout(h.helloTimer);
-    const id = h.nodeId;
-    if (id !== undefined && this.byNode.get(id) === h) {
-      this.byNode.delete(id);
+    const id = this.sessions.remove(h);
+    if (id !== undefined) {
       const rec = this.registry.get(id);
       if (rec) rec.connected = false;
       safeLog(this.log, 'info', 'node disconnected', { nodeId: id });
@@ -450,45 +432,13 @@ export class Coordinator {
   }
 
   private onHello(h: ConnHandle, msg: HelloMsg): FrameOutcome {
-    if (h.identity !== undefined && msg.nodeId !== h.identity) {
-      safeLog(this.log, 'warn', 'hello names another node than the connection authenticated', { nodeId: h.identity, hello: msg.nodeId, remote: h.remote });
-      throw new ProtocolError('auth_failed', 'hello nodeId differs from the node id this connection authenticated as', { field: 'nodeId', offendingType: 'hello', fatal: true });
-    }
-    if (!this.tokens.verify(msg.nodeId, msg.token)) {
-      safeLog(this.log, 'warn', 'authentication failed', { nodeId: msg.nodeId, remote: h.remote });
-      throw new ProtocolError('auth_failed', 'unknown node id or wrong token', { offendingType: 'hello', fatal: true });
-    }
-    const previous = this.byNode.get(msg.nodeId);
-    const replacing = previous !== undefined && previous !== h && !previous.closed;
-    if (replacing && (this.opts.onDuplicateId ?? 'refuse') === 'refuse') {
-      // A leaked token must not evict the real node; the newcomer may retry once the id is free.
-      safeLog(this.log, 'warn', 'second connection for a connected node refused', { nodeId: msg.nodeId, remote: h.remote, connected: previous.remote });
-      throw new ProtocolError('identity_in_use', `node ${JSON.stringify(msg.nodeId)} is already connected; retry once that connection has closed`, { offendingType: 'hello', fatal: true });
-    }
-    // The node's modalities decide where its gradient counts: unknown names cannot be weighted.
-    const names = msg.capabilities.modalities;
-    let held: number[] | undefined;
-    if (names && this.config.modalities) {
-      try {
-        held = modalityChannelsOnWire(this.config.modalities, names).sort((a, b) => a - b);
-      } catch (e) {
-        safeLog(this.log, 'warn', 'modalities refused', { nodeId: msg.nodeId, error: (e as Error).message });
-        throw new ProtocolError('invalid_field', `capabilities.modalities: ${(e as Error).message}`, { field: 'capabilities.modalities', offendingType: 'hello', fatal: true });
-      }
-    }
-    if (held && held.length < this.config.imageChannels) this.heldChannels.set(msg.nodeId, held);
-    else this.heldChannels.delete(msg.nodeId);
-    if (replacing) {
-      safeLog(this.log, 'warn', 'node replaced by a new connection (onDuplicateId: replace)', { nodeId: msg.nodeId, remote: h.remote, old: previous.remote });
+    const previous = this.sessions.authenticate(h, msg);
+    if (previous) {
       this.send(previous, errorMessageFor(new ProtocolError('replaced', 'another connection authenticated as this node'), { fatal: true }));
       this.closeHandle(previous, 1008, 'replaced');
       this.detach(previous);
     }
-    clearTimeout(h.helloTimer);
-    h.authed = true;
-    h.nodeId = msg.nodeId;
-    h.dtype = msg.capabilities.dtypes.includes(this.config.wireDtype) ? this.config.wireDtype : 'f32';
-    this.byNode.set(msg.nodeId, h);
+    this.sessions.bind(h, msg, this.config.wireDtype);
     const rec = this.registry.ensure(msg.nodeId);
     rec.connected = true;
     rec.stats.connects++;
@@ -568,7 +518,7 @@ export class Coordinator {
     const rec = this.registry.ensure(nodeId);
     const latency = Date.now() - part.sentAt;
     const reply: Reply = {
-      nodeId, round: msg.round, grad, losses: msg.losses, sampleCount: rec.sampleCount, heldMasks: rec.masks.size, channels: this.heldChannels.get(nodeId),
+      nodeId, round: msg.round, grad, losses: msg.losses, sampleCount: rec.sampleCount, heldMasks: rec.masks.size, channels: this.sessions.channelsOf(nodeId),
     };
     if (pr.open) {
       part.answered = true;
@@ -681,8 +631,7 @@ export class Coordinator {
 
   private readyNodes(): { nodeId: string; keys: string[] }[] {
     const out: { nodeId: string; keys: string[] }[] = [];
-    for (const [nodeId, h] of this.byNode) {
-      if (h.closed) continue;
+    for (const [nodeId] of this.sessions.connected()) {
       const keys = this.registry.keys(nodeId);
       if (keys.length > 0) out.push({ nodeId, keys });
     }
@@ -753,7 +702,7 @@ export class Coordinator {
     const asked: string[] = [];
     const img = ic * H * W;
     for (const [nodeId, part] of parts) {
-      const h = this.byNode.get(nodeId);
+      const h = this.sessions.connectionOf(nodeId);
       if (!h || h.closed) continue;
       const n = part.keys.length;
       const slice = fakes.subarray(part.rowOffset * img, (part.rowOffset + n) * img);
