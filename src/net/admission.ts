@@ -144,7 +144,8 @@ export class Admission {
     // 'refuse': one connection per id. 'replace': the newcomer may open; hello evicts the old one.
     const limit = this.o.onDuplicateId === 'refuse' ? 1 : 2;
     if ((this.perNode.get(nodeId) ?? 0) >= limit) {
-      return this.refuse(409, 'identity_in_use', `a connection is already open as node ${JSON.stringify(nodeId)}`, 5);
+      // Retry soon: usually the node's own previous connection, whose close the server has not seen yet.
+      return this.refuse(409, 'identity_in_use', `a connection is already open as node ${JSON.stringify(nodeId)}`, 1);
     }
     return { ok: true, nodeId, address };
   }
