@@ -268,6 +268,18 @@ for (const c of cases) {
   });
 }
 
+t.test('undefended: a crafted mask that reached the generator would corrupt its batch-norm statistics', async (t) => {
+  const g = makeGenerator(cfg, C, M);
+  const opt = new Adam(g.namedParameters().map(([name, tensor]) => ({ name, tensor })), { lr: cfg.lr, betas: [cfg.beta1, 0.999] });
+  const backend = new EngineGenerator(g, opt, cfg);
+  const mask = conditionTensor(data.nodes[2]!.slices.slice(0, 1), C);
+  mask[17] = 1e30; // what validation refuses above
+  await backend.generate({ round: 1, masks: mask, shape: [1, C, SIZE, SIZE] });
+  const stats = Object.entries(await g.stateDict()).filter(([k]) => k.endsWith('running_var') || k.endsWith('running_mean'));
+  const bad = stats.filter(([, v]) => (v.data as Float32Array).some((x) => !Number.isFinite(x) || Math.abs(x) > 1e20)).map(([k]) => k);
+  t.ok(bad.length > 0, `one forward in training mode: ${bad.length} of ${stats.length} running statistics non-finite or > 1e20 (${bad[0]})`);
+});
+
 for (const attack of ['huge', 'x10'] as const) {
   t.test(`undefended: ${attack} damages the generator (the test above can fail)`, async (t) => {
     const r = await run(attack, false);
