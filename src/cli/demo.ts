@@ -17,7 +17,7 @@ import { loadModule } from '../models/index.js';
 import { makeDiscriminator, makeGenerator } from '../train/pix2pix.js';
 import { modalityChannels, modalityNames } from '../train/modalities.js';
 import { loadDataSource } from './data-source.js';
-import { ganConfig, GAN_OPTIONS, int, parseOptions, UsageError } from './options.js';
+import { ganConfigForRounds, GAN_OPTIONS, int, parseOptions, UsageError } from './options.js';
 import { Progress } from './progress.js';
 import { DEFAULT_PRIVACY_PRESET, PRIVACY_PRESETS, describeReportedPrivacy, type ReportedPrivacy } from '../privacy/index.js';
 import { writeSampleGrid } from './samples.js';
@@ -45,7 +45,7 @@ export async function demoCommand(argv: string[]): Promise<void> {
   if (!(PRIVACY_PRESETS as readonly string[]).includes(privacy)) throw new UsageError(`--privacy must be one of ${PRIVACY_PRESETS.join(', ')}, got "${privacy}"`);
   const out = resolve(String(v.out));
   mkdirSync(out, { recursive: true });
-  const cfg = ganConfig({ ...v, iters: v.rounds });
+  const cfg = ganConfigForRounds(v, int(v, 'rounds'));
   const nodes = int(v, 'nodes');
   const rounds = int(v, 'rounds');
   const size = int(v, 'size');

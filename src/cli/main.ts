@@ -23,7 +23,15 @@ const COMMANDS: Record<string, () => Promise<(argv: string[]) => Promise<void>>>
   audit: async () => (await import('./audit.js')).auditCommand,
 };
 
+// The CLI drops Dawn's two adapter-limit warnings (see engine/native-stderr.ts); node processes
+// that `demo` starts inherit the setting.
+process.env.ASYNDGAN_QUIET_DAWN ??= '1';
+
 const [command, ...rest] = process.argv.slice(2);
+if (command && !command.startsWith('-') && !(command in COMMANDS)) {
+  console.error(`asyndgan: unknown command "${command}" (commands: ${Object.keys(COMMANDS).join(', ')}; asyndgan --help)`);
+  process.exit(2);
+}
 if (!command || command === '--help' || command === '-h' || !(command in COMMANDS)) {
   console.log(`usage: asyndgan <command> [options]   (asyndgan <command> --help for its options)
 
@@ -55,6 +63,14 @@ try {
     console.error(`asyndgan: ${err.message}`);
     process.exit(3);
   }
-  console.error(`asyndgan ${command}: ${(err as Error).stack ?? err}`);
+  // One line that names the problem; the stack only when asked for (ASYNDGAN_DEBUG=1).
+  if (process.env.ASYNDGAN_DEBUG === '1') console.error(`asyndgan ${command}: ${(err as Error).stack ?? err}`);
+  else console.error(`asyndgan ${command}: ${oneLine(err)}`);
   process.exit(1);
+}
+
+function oneLine(err: unknown): string {
+  const msg = err instanceof Error ? err.message : String(err);
+  const lines = msg.split('\n').filter((l) => l.trim() !== '');
+  return lines.length <= 1 ? (lines[0] ?? String(err)) : `${lines[0]} (ASYNDGAN_DEBUG=1 shows the rest)`;
 }

@@ -1,5 +1,7 @@
 /** Shared command-line option definitions and parsing (node:util parseArgs) with --help. */
+import { accessSync, constants, mkdirSync } from 'node:fs';
 import { parseArgs } from 'node:util';
+import { patchOutputSize } from '../models/index.js';
 import { DEFAULT_GAN_CONFIG, type GanConfig } from '../train/pix2pix.js';
 
 export interface OptionSpec {
@@ -21,7 +23,7 @@ export const GAN_OPTIONS: OptionSpecs = {
   lr: { type: 'string', default: String(DEFAULT_GAN_CONFIG.lr), help: 'Adam learning rate' },
   beta1: { type: 'string', default: String(DEFAULT_GAN_CONFIG.beta1), help: 'Adam beta1' },
   iters: { type: 'string', default: String(DEFAULT_GAN_CONFIG.iters), help: 'training iterations' },
-  'decay-iters': { type: 'string', default: String(DEFAULT_GAN_CONFIG.decayIters), help: 'final iterations with linear lr decay' },
+  'decay-iters': { type: 'string', help: `final iterations with linear lr decay (default min(${DEFAULT_GAN_CONFIG.decayIters}, iters / 2))` },
   seed: { type: 'string', default: String(DEFAULT_GAN_CONFIG.seed), help: 'seed of weights and sampling' },
 };
 
@@ -30,13 +32,15 @@ export function parseOptions(command: string, usage: string, specs: OptionSpecs,
   let values: Record<string, string | boolean | undefined>;
   try {
     values = parseArgs({
-      args: argv,
+      args: attachNegativeValues(argv, all),
       options: Object.fromEntries(Object.entries(all).map(([k, s]) => [k, { type: s.type, ...(s.default !== undefined ? { default: s.default } : {}) }])),
       strict: true,
       allowPositionals: false,
     }).values as Record<string, string | boolean | undefined>;
   } catch (err) {
-    throw new UsageError(`${command}: ${(err as Error).message}\n\n${helpText(command, usage, all)}`);
+    // node:util's message runs over several lines; the first says what was wrong.
+    const first = (err as Error).message.split('\n')[0]!.replace(/^Unknown option/, 'unknown option');
+    throw new UsageError(`${command}: ${first} (asyndgan ${command} --help lists the options)`);
   }
   if (values.help) {
     console.log(helpText(command, usage, all));
@@ -45,6 +49,35 @@ export function parseOptions(command: string, usage: string, specs: OptionSpecs,
   return values as Record<string, string | boolean>;
 }
 
+/**
+ * `--size -5` reaches parseArgs as an option named "-5" ("argument is ambiguous"); written
+ * `--size=-5` it is a value, which the option's own check then refuses by name.
+ */
+function attachNegativeValues(argv: readonly string[], specs: OptionSpecs): string[] {
+  const out: string[] = [];
+  for (let i = 0; i < argv.length; i++) {
+    const a = argv[i]!;
+    const next = argv[i + 1];
+    const name = a.startsWith('--') ? a.slice(2) : undefined;
+    if (name !== undefined && specs[name]?.type === 'string' && next !== undefined && /^-\d/.test(next)) {
+      out.push(`${a}=${next}`);
+      i++;
+    } else out.push(a);
+  }
+  return out;
+}
+
+/** Creates output folder `dir` (and its parents), or says in one line why it cannot. */
+export function makeOutputDir(dir: string, key = 'out'): void {
+  try {
+    mkdirSync(dir, { recursive: true });
+    accessSync(dir, constants.W_OK);
+  } catch (e) {
+    throw new UsageError(`--${key} ${dir}: cannot write there (${(e as NodeJS.ErrnoException).code ?? (e as Error).message})`);
+  }
+}
+
+/** A bad command line: main.ts prints its message as one line and exits 2. */
 export class UsageError extends Error {
   override name = 'UsageError';
 }
@@ -84,9 +117,33 @@ export function ganConfig(v: Record<string, string | boolean>): GanConfig {
     lr: num(v, 'lr'),
     beta1: num(v, 'beta1'),
     iters: int(v, 'iters'),
-    decayIters: int(v, 'decay-iters'),
+    decayIters: 0,
     seed: int(v, 'seed'),
   };
-  if (cfg.decayIters > cfg.iters) throw new UsageError('--decay-iters cannot exceed --iters');
+  cfg.decayIters = v['decay-iters'] === undefined ? Math.min(DEFAULT_GAN_CONFIG.decayIters, Math.floor(cfg.iters / 2)) : int(v, 'decay-iters');
+  if (cfg.decayIters > cfg.iters) throw new UsageError(`--decay-iters ${cfg.decayIters} cannot exceed --iters ${cfg.iters}`);
   return cfg;
+}
+
+/**
+ * The GAN config of a run of `rounds` rounds (server, demo): the learning-rate schedule runs over
+ * rounds (--iters is ignored), and a decay longer than the run is clamped to it.
+ */
+export function ganConfigForRounds(v: Record<string, string | boolean>, rounds: number): GanConfig {
+  const decay = v['decay-iters'] === undefined ? undefined : Math.min(int(v, 'decay-iters'), rounds);
+  return ganConfig({ ...v, iters: String(rounds), ...(decay === undefined ? {} : { 'decay-iters': String(decay) }) });
+}
+
+/**
+ * `--size` for the pix2pix networks: the generator's two stride-2 levels need a multiple of 4, and
+ * the PatchGAN's stride-2 layers must leave at least one patch.
+ */
+export function imageSize(values: Record<string, string | boolean>, dLayers: number, key = 'size'): number {
+  const size = int(values, key);
+  let min = 4;
+  while (patchOutputSize(min, dLayers) < 1) min += 4;
+  if (size % 4 !== 0 || size < min) {
+    throw new UsageError(`--${key} ${size}: images must be a multiple of 4 and at least ${min} pixels for these networks (try --${key} ${Math.max(min, Math.ceil(size / 4) * 4)})`);
+  }
+  return size;
 }

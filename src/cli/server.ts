@@ -15,7 +15,7 @@ import {
 import { EngineGenerator } from '../federation/generator-backend.js';
 import { makeGenerator } from '../train/pix2pix.js';
 import { privacyFromStatus, type ReportedPrivacy } from '../privacy/index.js';
-import { GAN_OPTIONS, ganConfig, int, num, parseOptions, UsageError } from './options.js';
+import { GAN_OPTIONS, ganConfigForRounds, int, num, parseOptions, UsageError } from './options.js';
 import { Progress } from './progress.js';
 import type { FederationInfo, GeneratorInfo } from './train.js';
 
@@ -76,7 +76,7 @@ export async function serverCommand(argv: string[]): Promise<void> {
   if (!v.classes) throw new UsageError('server needs --classes N (mask channels)');
   const rounds = int(v, 'rounds');
   // The learning-rate schedule runs over rounds (--iters is ignored); a decay longer than the run is clamped.
-  const cfg = ganConfig({ ...v, iters: String(rounds), 'decay-iters': String(Math.min(int(v, 'decay-iters'), rounds)) });
+  const cfg = ganConfigForRounds(v, rounds);
   const classes = int(v, 'classes');
   const modalities = String(v.modalities).split(',').map((m) => m.trim());
   if (modalities.some((m) => !m) || new Set(modalities.map((m) => m.toLowerCase())).size !== modalities.length) {

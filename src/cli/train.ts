@@ -6,7 +6,7 @@
  *   OUT/samples.png               masks, real and synthetic test images
  *   OUT/losses.png, OUT/report.json
  */
-import { existsSync, mkdirSync } from 'node:fs';
+import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { init, noGrad, tensor, tidy } from '../engine/index.js';
 import { concatDatasets, conditionTensor, imageTensor, type Dataset } from '../data/index.js';
@@ -16,7 +16,7 @@ import { Pix2pixTrainer, type GanConfig } from '../train/pix2pix.js';
 import { loadTrainingState, saveTrainingState } from '../train/state.js';
 import { Rng } from '../engine/index.js';
 import { loadDataSource } from './data-source.js';
-import { GAN_OPTIONS, ganConfig, int, parseOptions } from './options.js';
+import { GAN_OPTIONS, ganConfig, imageSize, int, makeOutputDir, parseOptions, UsageError } from './options.js';
 import { Progress } from './progress.js';
 import { writeSampleGrid } from './samples.js';
 
@@ -60,14 +60,14 @@ export async function trainCommand(argv: string[]): Promise<void> {
     ...GAN_OPTIONS,
   }, argv);
   const cfg = ganConfig(v);
-  const size = int(v, 'size');
+  const size = imageSize(v, cfg.dLayers);
   const batchSize = int(v, 'batch-size');
   const out = String(v.out);
-  mkdirSync(out, { recursive: true });
+  makeOutputDir(out);
 
   const data = await loadDataSource(String(v.data), { size, nodes: int(v, 'nodes'), seed: cfg.seed });
   const train: Dataset = v.node !== undefined ? data.nodes[int(v, 'node')]! : concatDatasets(data.nodes);
-  if (!train) throw new Error(`--node ${v.node}: there are only ${data.nodes.length} centers`);
+  if (!train) throw new UsageError(`--node ${v.node}: there are only ${data.nodes.length} centers`);
   const engine = await init();
   console.error(`asyndgan train: ${train.slices.length} slices (${data.name}), ${size}x${size}, adapter ${engine.gpu.adapterName}`);
 

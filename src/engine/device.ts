@@ -5,6 +5,7 @@
  * garbage-collected, later GPU calls crash. We keep it in a module-level array for that reason.
  */
 import { create, globals } from 'webgpu';
+import { filterNativeStderr, quietDawnRequested } from './native-stderr.js';
 import { NoAdapterError } from './errors.js';
 
 /** Options for choosing the adapter. Environment variables override nothing set explicitly. */
@@ -30,6 +31,12 @@ export interface DeviceOptions {
    * Env: ASYNDGAN_CONV_KERNELS. See Engine.convKernels.
    */
   convKernels?: ConvKernels;
+  /**
+   * Drop the two "maxDynamic...BuffersPerPipelineLayout artificially reduced" lines Dawn prints
+   * from native code while it enumerates adapters (see native-stderr.ts). Default off; env
+   * ASYNDGAN_QUIET_DAWN=1 (the CLI sets it).
+   */
+  quietDawnWarnings?: boolean;
 }
 
 /** The convolution kernel families (see DeviceOptions.convKernels). */
@@ -82,7 +89,8 @@ export async function requestGpu(options: DeviceOptions = {}): Promise<GpuContex
 
   let adapter: GPUAdapter | null = null;
   try {
-    adapter = await gpu.requestAdapter({ powerPreference });
+    const request = (): Promise<GPUAdapter | null> => gpu.requestAdapter({ powerPreference });
+    adapter = quietDawnRequested(options.quietDawnWarnings) ? await filterNativeStderr(request) : await request();
     if (adapter && wanted && !describe(adapter.info).toLowerCase().includes(wanted)) {
       // Dawn exposes one adapter per power preference: try the other one before giving up.
       const other = await gpu.requestAdapter({
