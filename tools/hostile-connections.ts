@@ -6,7 +6,7 @@
  * in a child process (loopback only, default 64 MiB frames, a stand-in generator).
  *
  * Flood (default): opens N connections that each send a WebSocket upgrade with a wrong token,
- * followed at once by the header of a 120 MiB binary frame and `--part-mib` MiB of its payload,
+ * then, on the server's answer, the header of a 120 MiB binary frame and `--part-mib` MiB of its payload,
  * and keeps them open until all N have been tried. Prints one line with the server's RSS before,
  * after and at peak (VmHWM), and how the upgrades were answered. The process raises its open-file
  * limit itself when it can (it re-executes under `ulimit -n`).
@@ -129,7 +129,13 @@ async function flood(child: ChildProcess, port: number, n: number, partMiB: numb
     let status: string | undefined;
     let error: string | undefined;
     s.on('error', (e: NodeJS.ErrnoException) => (error ??= `error ${e.code ?? e.message}`));
-    s.on('data', (d: Buffer) => (status ??= `HTTP ${/^HTTP\/1\.1 (\d+)/.exec(d.toString('latin1'))?.[1] ?? 'other'}`));
+    s.on('data', (d: Buffer) => {
+      if (status) return;
+      status = `HTTP ${/^HTTP\/1\.1 (\d+)/.exec(d.toString('latin1'))?.[1] ?? 'other'}`;
+      // Whatever the answer, try to send the frame (admitted: it goes on the WebSocket; refused:
+      // it meets a closed connection).
+      s.write(Buffer.concat([header, part]), () => done(status!));
+    });
     s.on('close', () => done(status ?? error ?? 'closed without answer'));
     s.setTimeout(Math.max(1000, deadline - Date.now()), () => done(status ? `${status}, still open` : 'no answer (timeout)'));
     s.on('connect', () => {
@@ -142,8 +148,6 @@ async function flood(child: ChildProcess, port: number, n: number, partMiB: numb
       s.write(`GET /ws HTTP/1.1\r\nHost: 127.0.0.1:${port}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n` +
         `Sec-WebSocket-Key: ${Buffer.alloc(16, started % 251).toString('base64')}\r\nSec-WebSocket-Version: 13\r\n` +
         `X-Asyndgan-Node: alpha\r\nAuthorization: Bearer guess-${started}\r\n\r\n`);
-      s.write(header);
-      s.write(part);
     });
   });
   const running = new Set<Promise<void>>();
