@@ -9,7 +9,7 @@ export * from './aggregate.js';
 export * from './checkpoint.js';
 export * from './tokens.js';
 export * from './admission.js';
-export * from './errors.js';
+export { StartupError } from './errors.js';
 export * from './backoff.js';
 export * from './log.js';
 export * from './modalities.js';
