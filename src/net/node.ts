@@ -1,15 +1,16 @@
 /**
- * A hospital's discriminator node: connects to the generator server (ws client),
- * authenticates, uploads its masks, and answers each roundRequest with d(loss)/d(fakes)
- * computed by its DiscriminatorBackend. Reconnects with capped, jittered exponential
- * backoff; checkpoints the discriminator locally. Real images stay inside the backend: the
+ * A hospital's discriminator node, the protocol side: authenticates, uploads its masks, and
+ * answers each roundRequest with d(loss)/d(fakes) computed by its DiscriminatorBackend, through
+ * the node's privacy defences; decides when to reconnect or give up; checkpoints the
+ * discriminator locally. The WebSocket itself (dialing, upgrade refusals, backoff) is
+ * server-link.ts. Real images stay inside the backend: the
  * only tensors this file ever sends are masks and gradients.
  */
-import WebSocket from 'ws';
+import type WebSocket from 'ws';
 import { applyAugmentation } from './augment.js';
 import type { DiscriminatorBackend, Shape4 } from './backend.js';
-import { backoffDelay, type BackoffOptions } from './backoff.js';
-import { REFUSAL_HEADER, upgradeHeaders } from './admission.js';
+import type { BackoffOptions } from './backoff.js';
+import { ServerLink, type LinkClosed, type NodeTransport } from './server-link.js';
 import { FileCheckpointStore, legacyNodeCheckpointNames, legacyNodeFileNames, nodeCheckpointName, nodeFileName, type CheckpointStore } from './checkpoint.js';
 import { StartupError, oneLine } from './errors.js';
 import { decodeFrame, encodeFrame, encodeTensor, firstNonFinite } from './codec.js';
@@ -88,14 +89,7 @@ export interface NodeOptions {
 
 export type NodeState = 'idle' | 'connecting' | 'authenticating' | 'ready' | 'stopped' | 'failed';
 
-/** A transport under one node session (a WebSocket, or a test double). */
-export interface NodeTransport {
-  send(bytes: Uint8Array): boolean;
-  /** Close this connection; the node reconnects unless stopped. */
-  close(code: number, reason: string): void;
-  /** Drop the connection at once, closing our TCP side first (optional). */
-  terminate?(): void;
-}
+export type { NodeTransport } from './server-link.js';
 
 /** One connection's protocol state. Opaque outside this file. */
 export class NodeSession {
@@ -148,12 +142,13 @@ export class DiscriminatorNode {
   private sampleCount: number;
   private stateValue: NodeState = 'idle';
   private session: NodeSession | undefined;
-  private ws: WebSocket | undefined;
-  private attempt = 0;
+  /** The WebSocket connection to the server (dialing, redialing); this class keeps the protocol. */
+  private readonly link: ServerLink;
+  /** The session on the link's current connection. */
+  private linkSession: NodeSession | undefined;
   /** Set by a fatal identity_in_use / replaced: the next reconnect waits the backoff's cap. */
   private slowRetryMs = 0;
   private checkpointFailures = 0;
-  private reconnectTimer: NodeJS.Timeout | undefined;
   private welcomeTimer: NodeJS.Timeout | undefined;
   private pendingJob: Job | undefined;
   private working: Promise<void> | undefined;
@@ -185,6 +180,27 @@ export class DiscriminatorNode {
       (opts.checkpointDir !== undefined
         ? new FileCheckpointStore(opts.checkpointDir, nodeFileName(opts.nodeId, 'privacy'), { legacyNames: legacyNodeFileNames(opts.nodeId, 'privacy'), ...(opts.log ? { log: opts.log } : {}) })
         : undefined);
+    this.link = new ServerLink({
+      url: opts.url, nodeId: opts.nodeId, token: opts.token,
+      maxPayload: 2 * this.limits.maxFrameBytes, // beyond this ws closes (1009); between, we answer politely
+      ...(opts.reconnect ? { reconnect: opts.reconnect } : {}),
+      ...(opts.wsOptions ? { wsOptions: opts.wsOptions } : {}),
+    }, {
+      open: (t) => this.onLinkOpen(t),
+      frame: (bytes, isBinary) => {
+        if (this.linkSession) this.handleFrame(this.linkSession, bytes, isBinary);
+      },
+      error: (cause) => {
+        this.stats.lastError = cause;
+        safeLog(this.log, 'warn', 'socket error', { nodeId: this.nodeId, error: cause });
+      },
+      closed: (info) => this.onLinkClosed(info),
+      invalid: (why) => {
+        this.stats.lastError = why;
+        safeLog(this.log, 'error', 'invalid server url', { nodeId: this.nodeId, error: why });
+        this.fail(why);
+      },
+    });
   }
 
   get state(): NodeState {
@@ -237,22 +253,22 @@ export class DiscriminatorNode {
   async stop(reason = 'node shutdown'): Promise<void> {
     if (this.stopped) return;
     this.stopped = true;
-    clearTimeout(this.reconnectTimer);
+    this.link.cancelRedial();
     this.pendingJob = undefined;
     const s = this.session;
     if (s && !s.closed) this.send(s, { type: 'goodbye', reason });
     await this.working;
     await this.saveCheckpoint();
-    this.closeSocket();
+    this.link.drop();
     this.setState('stopped');
   }
 
   /** Simulate a crash: drop the connection without goodbye or checkpoint, never reconnect. */
   kill(): void {
     this.stopped = true;
-    clearTimeout(this.reconnectTimer);
+    this.link.cancelRedial();
     this.pendingJob = undefined;
-    this.ws?.terminate();
+    this.link.drop();
     this.setState('stopped');
   }
 
@@ -297,88 +313,39 @@ export class DiscriminatorNode {
   private connect(): void {
     if (this.stopped || this.stateValue === 'failed') return;
     this.setState('connecting');
-    const url = typeof this.opts.url === 'function' ? this.opts.url() : this.opts.url;
-    let ws: WebSocket;
-    try {
-      ws = new WebSocket(url, {
-        perMessageDeflate: false,
-        maxPayload: 2 * this.limits.maxFrameBytes, // beyond this ws closes (1009); between, we answer politely
-        handshakeTimeout: 10000,
-        ...this.opts.wsOptions,
-        // Credentials travel in the upgrade request: the server refuses a wrong one before any frame.
-        headers: { ...this.opts.wsOptions?.headers, ...upgradeHeaders(this.nodeId, this.opts.token) },
-      });
-    } catch (e) {
-      this.stats.lastError = String(e);
-      safeLog(this.log, 'error', 'invalid server url', { nodeId: this.nodeId, error: String(e) });
-      this.fail(String(e));
+    this.link.dial();
+  }
+
+  private onLinkOpen(transport: NodeTransport): void {
+    this.stats.connects++;
+    const session = this.openSession(transport);
+    this.linkSession = session;
+    const ms = this.opts.welcomeTimeoutMs ?? 10000;
+    this.welcomeTimer = setTimeout(() => {
+      if (!session.welcome && !session.closed) {
+        safeLog(this.log, 'warn', 'no welcome; reconnecting', { nodeId: this.nodeId });
+        this.link.drop();
+      }
+    }, ms);
+  }
+
+  private onLinkClosed(info: LinkClosed): void {
+    clearTimeout(this.welcomeTimer);
+    const session = this.linkSession;
+    this.linkSession = undefined;
+    if (session) this.closeSession(session);
+    if (info.cause) this.stats.lastError = info.cause;
+    const refusal = info.refusal;
+    if (refusal && (refusal.status === 401 || refusal.status === 403)) {
+      // Wrong id or token: every retry would be refused alike (and count toward a lockout).
+      const why = `auth_failed: the server refused this node's credentials (${info.cause}); check the node id and token`;
+      safeLog(this.log, 'error', 'authentication refused; giving up', { nodeId: this.nodeId, cause: info.cause });
+      this.fail(why);
       return;
     }
-    this.ws = ws;
-    ws.binaryType = 'nodebuffer';
-    let session: NodeSession | undefined;
-    /** Why this attempt failed (socket error, TLS, HTTP refusal), for the warn line at close. */
-    let cause: string | undefined;
-    let refusal: { status: number; retryAfterMs: number } | undefined;
-    ws.on('unexpected-response', (_req, res) => {
-      // The server refused the upgrade: 401 credentials, 409 id in use, 429 locked out, 503 full.
-      const code = String(res.headers[REFUSAL_HEADER] ?? '');
-      const retryAfter = Number(res.headers['retry-after']);
-      refusal = { status: res.statusCode ?? 0, retryAfterMs: Number.isFinite(retryAfter) ? Math.min(retryAfter, 600) * 1000 : 0 };
-      cause = `HTTP ${res.statusCode}${code ? ` ${code}` : ''}`;
-      this.stats.lastError = cause;
-      res.resume();
-      ws.terminate();
-    });
-    ws.on('open', () => {
-      this.stats.connects++;
-      session = this.openSession({
-        send: (bytes) => {
-          if (ws.readyState !== WebSocket.OPEN) return false;
-          ws.send(bytes, { binary: true });
-          return true;
-        },
-        close: (code, reason) => {
-          if (ws.readyState === WebSocket.OPEN) ws.close(code, reason.slice(0, 120));
-          else ws.terminate();
-        },
-        terminate: () => ws.terminate(),
-      });
-      const ms = this.opts.welcomeTimeoutMs ?? 10000;
-      this.welcomeTimer = setTimeout(() => {
-        if (session && !session.welcome && !session.closed) {
-          safeLog(this.log, 'warn', 'no welcome; reconnecting', { nodeId: this.nodeId });
-          ws.terminate();
-        }
-      }, ms);
-    });
-    ws.on('message', (data: WebSocket.RawData, isBinary: boolean) => {
-      if (!session) return;
-      const bytes = Array.isArray(data) ? Buffer.concat(data) : data instanceof ArrayBuffer ? new Uint8Array(data) : data;
-      this.handleFrame(session, bytes, isBinary);
-    });
-    ws.on('error', (e: Error) => {
-      if (refusal) return; // the refusal is the cause, not the abort that followed it
-      // e.g. "unable to verify the first certificate", "connect ECONNREFUSED 10.0.0.5:8787"
-      cause = oneLine(e);
-      this.stats.lastError = cause;
-      if (session) safeLog(this.log, 'warn', 'socket error', { nodeId: this.nodeId, error: cause });
-    });
-    ws.on('close', (code: number) => {
-      clearTimeout(this.welcomeTimer);
-      if (session) this.closeSession(session);
-      if (this.ws === ws) this.ws = undefined;
-      if (refusal && (refusal.status === 401 || refusal.status === 403)) {
-        // Wrong id or token: every retry would be refused alike (and count toward a lockout).
-        const why = `auth_failed: the server refused this node's credentials (${cause}); check the node id and token`;
-        safeLog(this.log, 'error', 'authentication refused; giving up', { nodeId: this.nodeId, cause });
-        this.fail(why);
-        return;
-      }
-      const delay = this.scheduleReconnect(refusal?.retryAfterMs ?? 0);
-      if (!session) safeLog(this.log, 'warn', 'cannot connect to the server', { nodeId: this.nodeId, cause: cause ?? `closed (${code})`, retryInMs: delay });
-      else safeLog(this.log, 'info', 'disconnected', { nodeId: this.nodeId, code, ...(cause ? { cause } : {}), retryInMs: delay });
-    });
+    const delay = this.scheduleReconnect(refusal?.retryAfterMs ?? 0);
+    if (!info.opened) safeLog(this.log, 'warn', 'cannot connect to the server', { nodeId: this.nodeId, cause: info.cause ?? `closed (${info.code})`, retryInMs: delay });
+    else safeLog(this.log, 'info', 'disconnected', { nodeId: this.nodeId, code: info.code, ...(info.cause ? { cause: info.cause } : {}), retryInMs: delay });
   }
 
   /** Reconnect after max(backoff, `minDelayMs`). Returns the delay, or undefined when not reconnecting. */
@@ -388,17 +355,10 @@ export class DiscriminatorNode {
       this.fail('disconnected and reconnect is disabled');
       return undefined;
     }
-    const delay = Math.max(minDelayMs, this.slowRetryMs, backoffDelay(this.attempt++, this.opts.reconnect));
+    const delay = this.link.redial(Math.max(minDelayMs, this.slowRetryMs));
     this.slowRetryMs = 0;
     this.setState('connecting');
-    clearTimeout(this.reconnectTimer);
-    this.reconnectTimer = setTimeout(() => this.connect(), delay);
     return delay;
-  }
-
-  private closeSocket(): void {
-    // Close our side first (TCP), so the server's port is not left in TIME_WAIT.
-    this.ws?.terminate();
   }
 
   // ---- frames ------------------------------------------------------------------------
@@ -451,7 +411,7 @@ export class DiscriminatorNode {
         return 'accepted';
       case 'goodbye':
         safeLog(this.log, 'info', 'server said goodbye', { nodeId: this.nodeId, reason: msg.reason });
-        // We close first (see closeSocket); the reconnect loop takes it from here.
+        // We close first (see ServerLink.drop); the reconnect loop takes it from here.
         if (s.transport.terminate) s.transport.terminate();
         else s.transport.close(1000, 'goodbye');
         this.closeSession(s);
@@ -494,7 +454,7 @@ export class DiscriminatorNode {
     }
     s.welcome = msg;
     clearTimeout(this.welcomeTimer);
-    this.attempt = 0;
+    this.link.resetBackoff();
     safeLog(this.log, 'info', 'welcomed', { nodeId: this.nodeId, round: msg.round, serverKnows: msg.knownKeys.length });
     void Promise.resolve()
       // GAN-only replies: the backend differentiates no L1 term, whatever the server asks.
@@ -623,7 +583,7 @@ export class DiscriminatorNode {
       s.transport.close(1000, r.code);
       this.closeSession(s);
     }
-    this.closeSocket();
+    this.link.drop();
   }
 
   /** Status metrics (epsilon, delta, ...) after each reply, and an info line every privacyLogEvery replies. */
@@ -735,7 +695,7 @@ export class DiscriminatorNode {
     this.stats.lastError = why;
     const first = this.stateValue !== 'failed';
     this.setState('failed');
-    clearTimeout(this.reconnectTimer);
+    this.link.cancelRedial();
     for (const w of this.readyWaiters.splice(0)) w.reject(new Error(`node ${this.nodeId} failed: ${why}`));
     if (first) {
       try {
