@@ -33,7 +33,7 @@ function expectError(t: Asserts, f: () => unknown, code: string, field: string |
 
 const base = {
   hello: { type: 'hello', protocolVersion: PROTOCOL_VERSION, nodeId: 'n1', token: 'tok', capabilities: { dtypes: ['f32', 'f16'], modalities: ['T1'] } },
-  maskUpload: { type: 'maskUpload', keys: ['a', 'b'], masks: tensor([2, 1, 2, 2]), sampleCount: 10 },
+  maskUpload: { type: 'maskUpload', keys: ['a', 'b'], masks: tensor([2, 1, 2, 2], 'f32', 1), sampleCount: 10 },
   gradientReply: { type: 'gradientReply', round: 5, keys: ['a', 'b'], grad: tensor([2, 3, 2, 2]), losses: { dReal: 0.1, dFake: 0.2, gGan: 0.3, gL1: 0.4 } },
   status: { type: 'status', round: 2, metrics: { dSteps: 4 } },
   error: { type: 'error', code: 'internal', message: 'x', fatal: false, field: 'f', offendingType: 'hello', round: 3 },
@@ -59,7 +59,7 @@ t.test('valid messages pass, in their direction only', async (t) => {
 
 t.test('structural errors name the field', async (t) => {
   const cases: [keyof typeof base, 'toServer' | 'toNode', Record<string, unknown>, string, string][] = [
-    ['hello', 'toServer', { protocolVersion: 2 }, 'unsupported_version', 'protocolVersion'],
+    ['hello', 'toServer', { protocolVersion: 3 }, 'unsupported_version', 'protocolVersion'],
     ['hello', 'toServer', { protocolVersion: '1' }, 'invalid_field', 'protocolVersion'],
     ['hello', 'toServer', { nodeId: '' }, 'invalid_field', 'nodeId'],
     ['hello', 'toServer', { nodeId: 'x'.repeat(300) }, 'invalid_field', 'nodeId'],
@@ -128,6 +128,9 @@ t.test('contextual checks: masks, gradient replies, round requests', async (t) =
   const nanMask = validateMessage(wire({ ...base.maskUpload, masks: tensor([2, 1, 2, 2], 'f32', NaN) }), 'toServer', limits);
   if (nanMask.type !== 'maskUpload') throw new Error('unreachable');
   expectError(t, () => checkMaskUpload(nanMask, cfg), 'non_finite', 'masks', 'NaN mask');
+  const halfMask = validateMessage(wire({ ...base.maskUpload, masks: tensor([2, 1, 2, 2], 'f32', 0.5) }), 'toServer', limits);
+  if (halfMask.type !== 'maskUpload') throw new Error('unreachable');
+  expectError(t, () => checkMaskUpload(halfMask, cfg), 'invalid_field', 'masks', 'a mask value other than 0 or 1');
 
   const expected = { round: 5, keys: ['a', 'b'], shape: [2, 3, 2, 2] };
   const reply = (patch: Record<string, unknown>): Parameters<typeof checkGradientReply>[0] => {
