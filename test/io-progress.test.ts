@@ -117,3 +117,31 @@ t.test('defaults to stderr when no stream is given', async (t) => {
   t.equal(seen.length, 1);
   t.match(seen[0]!, /0\/1 \[done in/);
 });
+
+t.test('a resumed run: the rate counts only the steps run in this process', async (t) => {
+  // A run resumed at 100/200 reports its starting point first, then 1 step per second.
+  const { bar, writes, clock } = harness({ total: 200, logIntervalMs: 5000 });
+  clock.now = 27_000; // start-up (model build, shader compilation) before the first update
+  bar.update(100);
+  for (let i = 0; i < 10; i++) {
+    clock.now += 1000;
+    bar.tick();
+  }
+  t.match(writes[0]!, /^ 50% 100\/200 \[27\.0s\]\n$/, 'the resume point is shown, with no rate yet');
+  t.match(writes[1]!, /105\/200 \[32\.0s, eta 1m35s, 1 it\/s\]/, 'rate 1 it/s, not 100 it/s; ETA from it');
+  t.notMatch(writes.join(''), /\d{2,} it\/s/, 'never the resume point divided by the elapsed time');
+  bar.finish();
+  t.match(writes[writes.length - 1]!, /110\/200 \[done in 37\.0s, 1 it\/s\]/, 'the final average starts at the first update too');
+});
+
+t.test('a slow first step (start-up) does not set the ETA', async (t) => {
+  const { bar, writes, clock } = harness({ total: 100, logIntervalMs: 1000 });
+  clock.now = 27_000; // the first step carried a 27 s start-up
+  bar.tick();
+  t.notMatch(writes.join(''), /eta/, 'no ETA from one step');
+  clock.now += 500;
+  bar.tick(); // then 2 steps per second
+  clock.now += 500;
+  bar.tick();
+  t.match(writes[writes.length - 1]!, /3\/100 \[28\.0s, eta 48\.5s, 2 it\/s\]/, 'ETA = 97 steps at 2 it/s');
+});

@@ -43,7 +43,12 @@ export interface ProgressOptions {
   now?: () => number;
 }
 
-/** Rate is measured over roughly this recent window so it follows speed changes. */
+/**
+ * Rate is measured over roughly this recent window so it follows speed changes. The window starts
+ * at the first update(), not at construction: what that update reports (the iteration a resumed run
+ * starts from, or a first step that also paid the start-up: shader compilation, data loading) was not
+ * run at this process's steady speed, so it is never counted as progress per second.
+ */
 const RATE_WINDOW_MS = 10_000;
 
 /** A progress bar / progress log. See the module comment for the output modes. */
@@ -66,8 +71,10 @@ export class Progress {
   private endTime = 0;
   private drawn = false; // a partial line is on the terminal
   private done = false;
-  /** (time, count) samples for the windowed rate, oldest first. */
+  /** (time, count) samples for the windowed rate, oldest first; empty until the first update. */
   private samples: [number, number][] = [];
+  /** The first update's (time, count): the baseline of the average rate in the final line. */
+  private baseline: [number, number] | undefined;
 
   constructor(opts: ProgressOptions = {}) {
     this.total = opts.total !== undefined && opts.total > 0 ? opts.total : undefined;
@@ -81,7 +88,6 @@ export class Progress {
     this.now = opts.now ?? (() => performance.now());
     this.start = this.now();
     this.lastLogTime = this.start;
-    this.samples.push([this.start, 0]);
   }
 
   /** Steps done so far. */
@@ -94,12 +100,23 @@ export class Progress {
     return (this.done ? this.endTime : this.now()) - this.start;
   }
 
-  /** Recent steps per second (over the last ~10 s), or the overall average early on. */
+  /**
+   * Recent steps per second (over the last ~10 s) of the steps run since the first update; 0 (no
+   * rate, no ETA shown) until a second update has measured something.
+   */
   get rate(): number {
+    const first = this.samples[0];
+    if (!first) return 0;
     const t = this.done ? this.endTime : this.now();
-    const [t0, c0] = this.samples[0]!;
-    const dt = t - t0;
-    return dt > 0 ? ((this.cur - c0) * 1000) / dt : 0;
+    const dt = t - first[0];
+    return dt > 0 ? ((this.cur - first[1]) * 1000) / dt : 0;
+  }
+
+  /** Average steps per second from the first update to now (or finish). */
+  private averageRate(t: number): number {
+    if (!this.baseline) return 0;
+    const dt = t - this.baseline[0];
+    return dt > 0 ? ((this.cur - this.baseline[1]) * 1000) / dt : 0;
   }
 
   /** Advance by `n` steps (default 1), optionally updating the extra fields. */
@@ -163,6 +180,11 @@ export class Progress {
   }
 
   private sample(t: number): void {
+    if (!this.baseline) {
+      this.baseline = [t, this.cur];
+      this.samples.push([t, this.cur]);
+      return;
+    }
     const last = this.samples[this.samples.length - 1]!;
     // One sample per 1/20 of the window bounds memory however fast tick() is called.
     if (t - last[0] >= RATE_WINDOW_MS / 20) this.samples.push([t, this.cur]);
@@ -187,7 +209,7 @@ export class Progress {
     if (this.label) parts.push(this.label);
     const elapsed = t - this.start;
     const total = this.total;
-    const rate = final ? (elapsed > 0 ? (this.cur * 1000) / elapsed : 0) : this.rate;
+    const rate = final ? this.averageRate(t) : this.rate;
     const frac = total ? Math.min(1, Math.max(0, this.cur / total)) : 0;
     if (total) {
       parts.push(`${String(Math.floor(100 * frac)).padStart(3)}%`); // floor: 100% only when done
