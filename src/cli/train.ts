@@ -19,6 +19,7 @@ import { loadDataSource } from './data-source.js';
 import { GAN_OPTIONS, ganConfig, imageSize, int, makeOutputDir, parseOptions, UsageError } from './options.js';
 import { Progress } from './progress.js';
 import { writeSampleGrid } from './samples.js';
+import { StopSignal } from './stop-signal.js';
 
 /** How a generator was trained (provenance, shown by `asyndgan eval`). */
 export type GeneratorTrainer = 'centralized' | 'federated';
@@ -88,7 +89,8 @@ export async function trainCommand(argv: string[]): Promise<void> {
     await saveTrainingState(statePath, { ...modulesOf(trainer), info: { iter: trainer.iter, history, config: cfg } });
   };
   const logEvery = Math.max(1, Math.floor(cfg.iters / 100));
-  while (trainer.iter < cfg.iters) {
+  const stop = new StopSignal('train');
+  while (trainer.iter < cfg.iters && !stop.requested) {
     const batch = Array.from({ length: batchSize }, () => train.slices[Math.floor(rng.uniform() * train.slices.length)]!);
     const losses = tidy(() => {
       const mask = tensor(conditionTensor(batch, train.numClasses), [batchSize, train.numClasses, size, size]);
@@ -108,9 +110,8 @@ export async function trainCommand(argv: string[]): Promise<void> {
     if (trainer.iter % 4 === 0) await engine.sync();
     if (trainer.iter % int(v, 'checkpoint-every') === 0) await save();
   }
+  await engine.sync();
   await save();
-  progress.finish();
-
   const info: GeneratorInfo = {
     config: cfg,
     conditionChannels: train.numClasses,
@@ -120,7 +121,16 @@ export async function trainCommand(argv: string[]): Promise<void> {
     modalities: train.modalities,
     trainer: 'centralized',
   };
-  await saveModule(join(out, 'generator.safetensors'), trainer.generator, { asyndgan_generator: JSON.stringify(info) });
+  const generatorPath = join(out, 'generator.safetensors');
+  await saveModule(generatorPath, trainer.generator, { asyndgan_generator: JSON.stringify(info) });
+  if (stop.requested) {
+    // Interrupted: the state and the generator are saved; pictures and report wait for the end.
+    progress.log(`asyndgan train: ${stop.received} at iteration ${trainer.iter}/${cfg.iters}: saved ${statePath} and ${generatorPath} (continue with --resume)`);
+    stop.dispose();
+    return;
+  }
+  stop.dispose();
+  progress.finish();
   const rows = await synthesizeRows(trainer, data.test, 6);
   await writeSampleGrid(join(out, 'samples.png'), rows, size, size, `pix2pix after ${cfg.iters} iterations (held-out masks)`);
   await writeFileAtomic(join(out, 'losses.png'), lineChartPng({
