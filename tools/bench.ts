@@ -17,7 +17,7 @@ import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { cpus, loadavg, totalmem } from 'node:os';
 import { createRequire } from 'node:module';
 import { dirname } from 'node:path';
-import { parseArgs } from 'node:util';
+import { toolArgs } from './tool-args.js';
 import { init } from '../src/engine/engine.js';
 import type { ConvKernels } from '../src/engine/device.js';
 import { tensor } from '../src/engine/ops/create.js';
@@ -33,24 +33,39 @@ import { matmul } from '../src/engine/ops/matmul.js';
 import { startTfjs, tfjsRunner, type TfjsPeer } from './bench/tfjs.js';
 import { caseFlops, CONV3X3, modesOf, workloads } from './bench/workloads.js';
 
-const { values: a } = parseArgs({
-  options: {
-    quick: { type: 'boolean', default: false },
-    repeats: { type: 'string' },
-    warmup: { type: 'string', default: '1' },
-    'min-repeats': { type: 'string', default: '3' },
-    'case-budget': { type: 'string' },
-    budget: { type: 'string' },
-    only: { type: 'string' },
-    peers: { type: 'string', default: 'tfjs-webgpu,ort-webgpu,ort-cpu' },
-    out: { type: 'string', default: 'runs/bench.json' },
-    'gan-size': { type: 'string' },
-    'conv-path': { type: 'string', default: 'auto' },
-    ngf: { type: 'string' },
-    ndf: { type: 'string' },
-    blocks: { type: 'string' },
-  },
-  strict: true,
+const USAGE = `
+usage: npm run bench -- [options]
+  this engine against tfjs-webgpu and onnxruntime-node (WebGPU, CPU) on the same machine; prints a
+  table, writes JSON, ends with the line \`conv3x3 train speedup vs tfjs-webgpu: X.XXx\`
+
+  --quick                 CI-sized: the conv3x3 cases, small matmul/norm, G/D steps at 32x32 (~2 min)
+  --repeats N             timed repeats per case (5)
+  --warmup N              warm-up runs per implementation (1)
+  --min-repeats N         at least this many repeats within the case budget (3)
+  --case-budget S         seconds per case (15)
+  --budget S              seconds for the whole run (1200)
+  --only REGEX            only workloads whose name matches
+  --peers LIST            tfjs-webgpu,ort-webgpu,ort-cpu (default: all three)
+  --out FILE              JSON results (runs/bench.json)
+  --gan-size N --ngf N --ndf N --blocks N   G/D step shape (64, 16, 16, 9)
+  --conv-path auto|subgroup|tiled           convolution kernels (auto: tiled on GPUs, subgroup on CPUs)
+`;
+
+const a = toolArgs('npm run bench', USAGE, {
+  quick: { type: 'boolean', default: false },
+  repeats: { type: 'string' },
+  warmup: { type: 'string', default: '1' },
+  'min-repeats': { type: 'string', default: '3' },
+  'case-budget': { type: 'string' },
+  budget: { type: 'string' },
+  only: { type: 'string' },
+  peers: { type: 'string', default: 'tfjs-webgpu,ort-webgpu,ort-cpu' },
+  out: { type: 'string', default: 'runs/bench.json' },
+  'gan-size': { type: 'string' },
+  'conv-path': { type: 'string', default: 'auto' },
+  ngf: { type: 'string' },
+  ndf: { type: 'string' },
+  blocks: { type: 'string' },
 });
 
 const num = (name: string, v: string | undefined, dflt: number): number => {

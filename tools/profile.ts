@@ -14,7 +14,7 @@
  */
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { dirname } from 'node:path';
-import { parseArgs } from 'node:util';
+import { toolArgs } from './tool-args.js';
 import { init } from '../src/engine/engine.js';
 import type { ConvKernels } from '../src/engine/device.js';
 import { Profiler, PROFILER_DAWN_FLAGS, type ProfileReport } from '../src/engine/profiler.js';
@@ -22,25 +22,36 @@ import { formatTable, toChromeTrace, type TraceEvent } from '../src/engine/profi
 import type { NormKind } from '../src/models/resnet-generator.js';
 import { DEFAULT_GAN, discriminatorStep, generatorStep, makeFake, makeGan, stepFlops, type GanShape } from './bench/gan-step.js';
 
-const { values: a } = parseArgs({
-  options: {
-    size: { type: 'string', default: String(DEFAULT_GAN.size) },
-    batch: { type: 'string', default: String(DEFAULT_GAN.batch) },
-    ngf: { type: 'string', default: String(DEFAULT_GAN.ngf) },
-    ndf: { type: 'string', default: String(DEFAULT_GAN.ndf) },
-    blocks: { type: 'string', default: String(DEFAULT_GAN.blocks) },
-    layers: { type: 'string', default: String(DEFAULT_GAN.layers) },
-    norm: { type: 'string', default: DEFAULT_GAN.norm },
-    'in-channels': { type: 'string', default: String(DEFAULT_GAN.inC) },
-    'out-channels': { type: 'string', default: String(DEFAULT_GAN.outC) },
-    rows: { type: 'string', default: '25' },
-    timing: { type: 'string', default: 'auto' },
-    'conv-path': { type: 'string', default: 'auto' },
-    quantized: { type: 'boolean', default: false },
-    trace: { type: 'string' },
-    json: { type: 'string' },
-  },
-  strict: true,
+const USAGE = `
+usage: npm run profile -- [options]
+  profiles one generator and one discriminator training step after a warm-up; prints a per-kernel
+  table for each, optionally a Chrome trace (process 1 = G step, process 2 = D step)
+
+  --size N (64)  --batch N (1)  --ngf N (16)  --ndf N (16)  --blocks N (9)  --layers N (3)
+  --norm batch|instance   --in-channels N (1)   --out-channels N (3)
+  --rows N                table rows (25)
+  --timing auto|gpu|cpu   --quantized (keep Dawn's 65.5 us timestamp quantization)
+  --trace FILE            Chrome trace (open in https://ui.perfetto.dev)
+  --json FILE             the raw reports
+  --conv-path auto|subgroup|tiled   convolution kernels (auto: tiled on GPUs, subgroup on CPUs)
+`;
+
+const a = toolArgs('npm run profile', USAGE, {
+  size: { type: 'string', default: String(DEFAULT_GAN.size) },
+  batch: { type: 'string', default: String(DEFAULT_GAN.batch) },
+  ngf: { type: 'string', default: String(DEFAULT_GAN.ngf) },
+  ndf: { type: 'string', default: String(DEFAULT_GAN.ndf) },
+  blocks: { type: 'string', default: String(DEFAULT_GAN.blocks) },
+  layers: { type: 'string', default: String(DEFAULT_GAN.layers) },
+  norm: { type: 'string', default: DEFAULT_GAN.norm },
+  'in-channels': { type: 'string', default: String(DEFAULT_GAN.inC) },
+  'out-channels': { type: 'string', default: String(DEFAULT_GAN.outC) },
+  rows: { type: 'string', default: '25' },
+  timing: { type: 'string', default: 'auto' },
+  'conv-path': { type: 'string', default: 'auto' },
+  quantized: { type: 'boolean', default: false },
+  trace: { type: 'string' },
+  json: { type: 'string' },
 });
 
 const int = (name: string, v: string | undefined): number => {

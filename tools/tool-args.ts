@@ -1,0 +1,20 @@
+/**
+ * Option parsing for the tools/ scripts: `--help` prints the usage and exits 0; an unknown or
+ * malformed option is one line naming it (no stack trace) and exit 2.
+ */
+import { parseArgs, type ParseArgsConfig } from 'node:util';
+
+export function toolArgs<O extends NonNullable<ParseArgsConfig['options']>>(
+  tool: string, usage: string, options: O, argv: string[] = process.argv.slice(2),
+): ReturnType<typeof parseArgs<{ options: O; strict: true; args: string[] }>>['values'] {
+  if (argv.includes('--help') || argv.includes('-h')) {
+    console.log(usage.trim());
+    process.exit(0);
+  }
+  try {
+    return parseArgs({ options, strict: true, args: argv }).values;
+  } catch (err) {
+    console.error(`${tool}: ${(err as Error).message.split('\n')[0]} (--help lists the options)`);
+    process.exit(2);
+  }
+}
