@@ -15,6 +15,7 @@ import { safeLog, silentLogger } from './log.js';
 import { TokenTable } from './tokens.js';
 import { DEFAULT_MAX_FRAME_BYTES } from './protocol.js';
 import { privacyFromStatus, type ReportedPrivacy } from '../privacy/index.js';
+import { PROMETHEUS_CONTENT_TYPE, prometheusText, wantsPrometheus } from './prometheus.js';
 
 /** /metrics: the coordinator's metrics plus the transport's admission counters. */
 export interface TransportMetrics extends ServerMetrics {
@@ -202,7 +203,12 @@ export class GeneratorServer {
       const m = coord.metrics();
       json(res, { ok: true, sessionId: m.sessionId, round: m.round, nodesConnected: m.nodesConnected });
     });
-    app.get('/metrics', (res) => json(res, this.metrics()));
+    app.get('/metrics', (res, req) => {
+      // Prometheus scrapes ask for text/plain (or ?format=prometheus); everything else gets JSON.
+      if (wantsPrometheus(req.getHeader('accept'), req.getQuery())) {
+        res.writeStatus('200 OK').writeHeader('Content-Type', PROMETHEUS_CONTENT_TYPE).writeHeader('Cache-Control', 'no-store').end(prometheusText(this.metrics()));
+      } else json(res, this.metrics());
+    });
     app.any('/*', (res) => {
       res.writeStatus('404 Not Found').writeHeader('Content-Type', 'application/json').end('{"error":"not found"}');
     });
