@@ -1,7 +1,7 @@
 // The train and synth commands end to end: a tiny run writes its checkpoints and pictures, resumes,
 // and synth turns PNG and NIfTI label maps into images with the saved generator.
 import { execFileSync } from 'node:child_process';
-import { existsSync, mkdirSync, mkdtempSync, readFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import t from 'tap';
@@ -16,13 +16,17 @@ const out = join(dir, 'train');
 const tiny = ['--size', '16', '--ngf', '4', '--ndf', '4', '--blocks', '1', '--d-layers', '2', '--batch-size', '2'];
 
 t.test('train writes state, generator, samples, report; --resume continues', async (t) => {
-  const stdout = run('train', ...tiny, '--iters', '3', '--decay-iters', '1', '--out', out);
+  const stdout = run('train', ...tiny, '--iters', '3', '--decay-iters', '1', '--out', out, '--tensorboard');
   t.match(stdout, /report: .*report\.json/);
   for (const f of ['train_state.safetensors', 'generator.safetensors', 'samples.png', 'losses.png', 'report.json']) t.ok(existsSync(join(out, f)), f);
   const png = await readPng(join(out, 'samples.png'));
   t.ok(png.width > 100 && png.height > 50, 'sample grid has content');
   const info = JSON.parse((await loadSafetensors(join(out, 'generator.safetensors'))).metadata.asyndgan_generator!) as { trainer?: string };
   t.equal(info.trainer, 'centralized', 'the generator records how it was trained');
+  const scalars = readFileSync(join(out, 'scalars.jsonl'), 'utf8').trimEnd().split('\n').map((l) => JSON.parse(l) as Record<string, number>);
+  t.same(scalars.map((s) => s.step), [1, 2, 3], 'one JSONL line per loss reading');
+  t.ok(scalars.every((s) => Number.isFinite(s['loss/G_L1'])), 'with the losses');
+  t.ok(readdirSync(join(out, 'tensorboard')).some((f) => f.startsWith('events.out.tfevents.')), '--tensorboard writes an event file');
   run('train', ...tiny, '--iters', '5', '--decay-iters', '1', '--out', out, '--resume');
   const report = JSON.parse(readFileSync(join(out, 'report.json'), 'utf8')) as { history: { iter: number }[] };
   t.equal(report.history[report.history.length - 1]!.iter, 5, 'resumed run reached iteration 5');

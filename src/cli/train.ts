@@ -5,12 +5,13 @@
  *   OUT/generator.safetensors     the generator alone, PyTorch names, with its config (for synth)
  *   OUT/samples.png               masks, real and synthetic test images
  *   OUT/losses.png, OUT/report.json
+ *   OUT/scalars.jsonl             the losses, one JSON line per reading (OUT/tensorboard/ with --tensorboard)
  */
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { init, noGrad, tensor, tidy } from '../engine/index.js';
 import { concatDatasets, conditionTensor, imageTensor, type Dataset } from '../data/index.js';
-import { lineChartPng, writeFileAtomic, writeJsonAtomic } from '../io/index.js';
+import { lineChartPng, runScalarLog, writeFileAtomic, writeJsonAtomic } from '../io/index.js';
 import { saveModule } from '../models/index.js';
 import { Pix2pixTrainer, type GanConfig } from '../train/pix2pix.js';
 import { loadTrainingState, saveTrainingState } from '../train/state.js';
@@ -58,6 +59,7 @@ export async function trainCommand(argv: string[]): Promise<void> {
     out: { type: 'string', default: 'runs/train', help: 'output folder' },
     'checkpoint-every': { type: 'string', default: '50', help: 'iterations between checkpoints' },
     resume: { type: 'boolean', default: false, help: 'continue from OUT/train_state.safetensors' },
+    tensorboard: { type: 'boolean', default: false, help: 'also write the losses as TensorBoard events in OUT/tensorboard/ (they always go to OUT/scalars.jsonl)' },
     ...GAN_OPTIONS,
   }, argv);
   const cfg = ganConfig(v);
@@ -89,6 +91,7 @@ export async function trainCommand(argv: string[]): Promise<void> {
     await saveTrainingState(statePath, { ...modulesOf(trainer), info: { iter: trainer.iter, history, config: cfg } });
   };
   const logEvery = Math.max(1, Math.floor(cfg.iters / 100));
+  const scalars = runScalarLog(out, v.tensorboard === true);
   const stop = new StopSignal('train');
   while (trainer.iter < cfg.iters && !stop.requested) {
     const batch = Array.from({ length: batchSize }, () => train.slices[Math.floor(rng.uniform() * train.slices.length)]!);
@@ -101,6 +104,7 @@ export async function trainCommand(argv: string[]): Promise<void> {
     if (trainer.iter % logEvery === 0 || trainer.iter === cfg.iters) {
       const [dReal, dFake, gGan, gL1] = await Promise.all([losses.dReal.item(), losses.dFake.item(), losses.gGan.item(), losses.gL1.item()]);
       history.push({ iter: trainer.iter, dReal, dFake, gGan, gL1 });
+      scalars.write(trainer.iter, { 'loss/G_L1': gL1, 'loss/G_GAN': gGan, 'loss/D_real': dReal, 'loss/D_fake': dFake });
       progress.update(trainer.iter, { L1: gL1.toFixed(3), G: gGan.toFixed(3), D: ((dReal + dFake) / 2).toFixed(3) });
     } else {
       progress.update(trainer.iter);

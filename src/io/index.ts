@@ -8,3 +8,6 @@ export * from './safetensors.js';
 export * from './png.js';
 export * from './image.js';
 export * from './chart.js';
+export * from './crc32c.js';
+export * from './tfevents.js';
+export * from './scalar-log.js';
