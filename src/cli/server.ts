@@ -7,7 +7,7 @@
 import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { Adam, init } from '../engine/index.js';
-import { writeJsonAtomic } from '../io/index.js';
+import { runScalarLog, writeJsonAtomic } from '../io/index.js';
 import { saveModule } from '../models/index.js';
 import {
   GeneratorServer, TokenTable, consoleLogger, silentLogger, type AggregationMode, type MaskEncoding, type RoundSummary, type ServerMetrics,
@@ -59,6 +59,7 @@ export async function serverCommand(argv: string[]): Promise<void> {
     out: { type: 'string', default: 'runs/server', help: 'where generator.safetensors and the report go' },
     'exit-when-done': { type: 'boolean', default: false, help: 'stop the server after the last round' },
     quiet: { type: 'boolean', default: false, help: 'no per-event log lines' },
+    tensorboard: { type: 'boolean', default: false, help: 'also write the round losses as TensorBoard events in OUT/tensorboard/ (they always go to OUT/scalars.jsonl)' },
     'max-connections': { type: 'string', default: '256', help: 'WebSocket connections open at once (beyond: HTTP 503)' },
     'max-connections-per-address': { type: 'string', default: '32', help: 'connections open at once from one address (IPv6: one /64)' },
     'max-login-failures': { type: 'string', default: '10', help: 'failed logins per address and minute before a lockout (HTTP 429)' },
@@ -95,6 +96,7 @@ export async function serverCommand(argv: string[]): Promise<void> {
   const backend = new EngineGenerator(g, optimizer, cfg);
   const history: (RoundSummary & { losses: NonNullable<RoundSummary['losses']> })[] = [];
   const progress = new Progress({ total: rounds, label: 'rounds', unit: 'round' });
+  const scalars = runScalarLog(out, v.tensorboard === true);
   let finished: () => void = () => {};
   const done = new Promise<void>((resolve) => (finished = resolve));
   const tls = v['tls-cert'] ? { certFile: String(v['tls-cert']), keyFile: String(v['tls-key'] ?? '') } : undefined;
@@ -132,32 +134,50 @@ export async function serverCommand(argv: string[]): Promise<void> {
     onRound: (s) => {
       if (s.losses) history.push({ ...s, losses: s.losses });
       const l = s.losses;
+      if (l) {
+        scalars.write(s.round, { 'loss/G_L1': l.gL1, 'loss/G_GAN': l.gGan, 'loss/D_real': l.dReal, 'loss/D_fake': l.dFake, nodes: s.onTime.length, 'round/seconds': s.durationMs / 1000 });
+      }
       progress.update(s.round, l ? { L1: l.gL1.toFixed(3), G: l.gGan.toFixed(3), D: ((l.dReal + l.dFake) / 2).toFixed(3), nodes: s.onTime.length } : { nodes: 0 });
       if (s.round >= rounds) finished();
     },
   });
   console.error(`asyndgan server: ${server.url} (health: ${server.httpUrl}/health), adapter ${engine.gpu.adapterName}`);
   console.log(`listening: ${server.url}`);
-  const onSignal = () => void server.stop().then(() => process.exit(0));
+  const writeGenerator = async (): Promise<string> => {
+    const info: GeneratorInfo = {
+      config: cfg,
+      conditionChannels: classes,
+      imageChannels: modalities.length,
+      size,
+      classNames: v['class-names'] ? String(v['class-names']).split(',') : [...Array(classes).keys()].map(String),
+      modalities,
+      trainer: 'federated',
+      federation: federationInfo(server.metrics()),
+    };
+    // Each contributing node's own account of its privacy (its status.metrics), for whoever gets the generator.
+    const path = join(out, 'generator.safetensors');
+    await saveModule(path, g, { asyndgan_generator: JSON.stringify({ ...info, privacy: nodePrivacy(server.metrics()) }) });
+    return path;
+  };
+  // Ctrl-C / SIGTERM: finish the round, checkpoint, say goodbye, then write the generator as it is
+  // now (its metadata names the round reached), so generator.safetensors is never older than the stop.
+  const onSignal = (sig: NodeJS.Signals) => void (async () => {
+    progress.log(`asyndgan server: ${sig}: finishing the round, checkpointing and writing the generator`);
+    await server.stop();
+    const path = await writeGenerator();
+    progress.log(`asyndgan server: stopped at round ${server.metrics().round}: generator ${path}${v['checkpoint-dir'] ? `, checkpoint in ${v['checkpoint-dir']}` : ''}`);
+    process.exit(0);
+  })().catch((err: unknown) => {
+    console.error(`asyndgan server: ${sig}: saving failed: ${(err as Error).message}`);
+    process.exit(1);
+  });
   process.once('SIGINT', onSignal);
   process.once('SIGTERM', onSignal);
   if (server.metrics().round >= rounds) finished();
   await done;
   progress.finish();
-
-  const info: GeneratorInfo = {
-    config: cfg,
-    conditionChannels: classes,
-    imageChannels: modalities.length,
-    size,
-    classNames: v['class-names'] ? String(v['class-names']).split(',') : [...Array(classes).keys()].map(String),
-    modalities,
-    trainer: 'federated',
-    federation: federationInfo(server.metrics()),
-  };
-  // Each contributing node's own account of its privacy (its status.metrics), for whoever gets the generator.
+  await writeGenerator();
   const privacy = nodePrivacy(server.metrics());
-  await saveModule(join(out, 'generator.safetensors'), g, { asyndgan_generator: JSON.stringify({ ...info, privacy }) });
   const report = join(out, 'server-report.json');
   await writeJsonAtomic(report, { rounds, config: cfg, metrics: server.metrics(), privacy, history });
   console.log(`server report: ${report}`);
