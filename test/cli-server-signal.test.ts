@@ -62,3 +62,36 @@ t.test('SIGINT on the server writes a fresh generator and exits 0', async (t) =>
   t.ok(existsSync(join(dir, 'ckpt')), 'checkpoint folder written');
   t.notMatch(stderr, /^\s+at /m, 'no stack trace');
 });
+
+t.test('--exit-when-done: the node is told training is over and exits 0 with a line saying so', async (t) => {
+  const dir = mkdtempSync(join(tmpdir(), 'asyndgan-srv-done-'));
+  const tokens = join(dir, 'tokens.json');
+  writeFileSync(tokens, JSON.stringify({ nodes: { alpha: 'tok-alpha-0123456789abcdef' } }));
+  const d = makePhantom({ size: 16, testSlices: 1 }).test;
+  const server = spawn(process.execPath, [cli, 'server', '--tokens', tokens, '--port', '0', '--classes', String(d.numClasses),
+    '--modalities', d.modalities.join(','), '--size', '16', '--batch-size', '1', '--rounds', '3', '--out', join(dir, 'out'),
+    '--exit-when-done', '--quiet', ...model], { stdio: ['ignore', 'pipe', 'pipe'] });
+  t.teardown(() => server.exitCode === null && server.kill('SIGKILL'));
+  server.stderr!.resume();
+  const url = await new Promise<string>((resolve) => {
+    let buf = '';
+    server.stdout!.on('data', (b: Buffer) => {
+      buf += b.toString();
+      const m = /listening: (\S+)/.exec(buf);
+      if (m) resolve(m[1]!);
+    });
+  });
+  const node = spawn(process.execPath, [cli, 'node', '--server', url, '--id', 'alpha', '--index', '0', '--nodes', '1', '--size', '16',
+    '--quiet', '--privacy', 'off', ...model], { stdio: ['ignore', 'ignore', 'pipe'], env: { ...process.env, ASYNDGAN_TOKEN: 'tok-alpha-0123456789abcdef' } });
+  t.teardown(() => node.exitCode === null && node.kill('SIGKILL'));
+  let nodeErr = '';
+  node.stderr!.on('data', (b: Buffer) => (nodeErr += b.toString()));
+  const [serverCode, nodeCode] = await Promise.all([
+    new Promise<number | null>((r) => server.once('exit', r)),
+    new Promise<number | null>((r) => node.once('exit', r)),
+  ]);
+  t.equal(serverCode, 0, 'server exits 0');
+  t.equal(nodeCode, 0, 'node exits 0');
+  t.match(nodeErr, /asyndgan node alpha: the server says training is over \(training done: 3 rounds\); \d+ replies sent; exiting/);
+  t.notMatch(nodeErr, /disconnected 1006/, 'no reconnect loop');
+});

@@ -83,6 +83,10 @@ export async function nodeCommand(argv: string[]): Promise<void> {
       // Let the error frame telling the server why reach the socket first.
       setTimeout(() => process.exit(1), 200);
     },
+    onTrainingDone: (why) => {
+      console.error(`asyndgan node ${v.id}: the server says training is over (${why}); ${node.stats.repliesSent} replies sent; exiting`);
+      process.exit(0);
+    },
     ...(v['checkpoint-dir'] ? { checkpointDir: String(v['checkpoint-dir']) } : {}),
     checkpointEvery: int(v, 'checkpoint-every'),
     log: v.quiet ? silentLogger : consoleLogger,

@@ -17,8 +17,8 @@ import { decodeFrame, encodeFrame, encodeTensor } from './codec.js';
 import { StartupError, oneLine } from './errors.js';
 import { safeLog, silentLogger, type Logger } from './log.js';
 import {
-  DEFAULT_LIMITS, MASK_ENCODINGS, PROTOCOL_VERSION, ProtocolError, errorMessageFor,
-  type AugParams, type Dtype, type GradientReplyMsg, type HelloMsg, type Losses, type MaskEncoding, type MaskUploadMsg, type Message,
+  DEFAULT_LIMITS, GOODBYE_TRAINING_DONE, MASK_ENCODINGS, PROTOCOL_VERSION, ProtocolError, errorMessageFor,
+  type AugParams, type Dtype, type GoodbyeMsg, type GradientReplyMsg, type HelloMsg, type Losses, type MaskEncoding, type MaskUploadMsg, type Message,
   type NodeToServer, type SamplingMode, type SessionConfig, type ValidationLimits, type WeightingMode,
 } from './protocol.js';
 import { NodeRegistry, type NodeSnapshot, type NodeStats } from './registry.js';
@@ -226,6 +226,8 @@ export class Coordinator {
   private collectingRound = 1;
   private started = false;
   private stopping = false;
+  /** maxRounds reached: nodes are told so and sent away. */
+  private trainingDone = false;
   private loopDone: Promise<void> | undefined;
   private stopped: Promise<void> | undefined;
   private changeWaiters: (() => void)[] = [];
@@ -312,7 +314,8 @@ export class Coordinator {
       this.notifyChange();
       await this.loopDone;
       if (this.started && opts.checkpoint !== false) await this.saveCheckpoint();
-      for (const h of this.sessions.handles) this.send(h, { type: 'goodbye', reason });
+      const bye = this.trainingDone ? this.trainingDoneGoodbye() : { type: 'goodbye' as const, reason };
+      for (const h of this.sessions.handles) this.send(h, bye);
       const deadline = Date.now() + graceMs;
       while (this.sessions.handles.size > 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 10));
       for (const h of [...this.sessions.handles]) {
@@ -346,8 +349,9 @@ export class Coordinator {
   attach(conn: Connection, remote = '', identity?: string): ConnHandle {
     const h = new ConnHandle(conn, remote, identity);
     this.sessions.handles.add(h);
-    if (this.stopping) {
-      this.send(h, { type: 'goodbye', reason: 'server shutting down' });
+    if (this.stopping || this.trainingDone) {
+      // After the last round a (re)connecting node learns at once that the run is over.
+      this.send(h, this.trainingDone ? this.trainingDoneGoodbye() : { type: 'goodbye', reason: 'server shutting down' });
       this.closeHandle(h, 1001, 'server shutting down');
       this.detach(h);
       return h;
@@ -629,6 +633,18 @@ export class Coordinator {
     });
   }
 
+  /** maxRounds reached: tell every node the run is over (goodbye training_done); they close and exit. */
+  private finishTraining(): void {
+    if (this.trainingDone) return;
+    this.trainingDone = true;
+    safeLog(this.log, 'info', 'training done: telling the nodes', { round: this.roundValue });
+    for (const h of this.sessions.handles) this.send(h, this.trainingDoneGoodbye());
+  }
+
+  private trainingDoneGoodbye(): GoodbyeMsg {
+    return { type: 'goodbye', reason: `training done: ${this.roundValue} rounds`, code: GOODBYE_TRAINING_DONE };
+  }
+
   private readyNodes(): { nodeId: string; keys: string[] }[] {
     const out: { nodeId: string; keys: string[] }[] = [];
     for (const [nodeId] of this.sessions.connected()) {
@@ -640,7 +656,10 @@ export class Coordinator {
 
   private async loop(): Promise<void> {
     while (!this.stopping) {
-      if (this.opts.maxRounds !== undefined && this.roundValue >= this.opts.maxRounds) return;
+      if (this.opts.maxRounds !== undefined && this.roundValue >= this.opts.maxRounds) {
+        this.finishTraining();
+        return;
+      }
       const ready = this.readyNodes();
       if (ready.length === 0) {
         await this.waitForChange();

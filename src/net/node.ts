@@ -17,7 +17,7 @@ import { decodeFrame, encodeFrame, encodeTensor, firstNonFinite } from './codec.
 import type { FrameOutcome, FrameRecorder } from './coordinator.js';
 import { safeLog, silentLogger, type Logger } from './log.js';
 import {
-  DEFAULT_LIMITS, PROTOCOL_VERSION, ProtocolError, errorMessageFor,
+  DEFAULT_LIMITS, GOODBYE_TRAINING_DONE, PROTOCOL_VERSION, ProtocolError, errorMessageFor,
   type AugParams, type Dtype, type Message, type RoundRequestMsg, type ServerToNode, type SessionConfig, type ValidationLimits, type WelcomeMsg,
 } from './protocol.js';
 import { checkRoundRequest, validateMessage } from './validate.js';
@@ -49,6 +49,8 @@ export interface NodeOptions {
   modalityChannels?: readonly number[];
   /** Called once when the node gives up (a refusal that reconnecting cannot fix). */
   onFailed?: (reason: string) => void;
+  /** The server said the run is over (goodbye code 'training_done'): the node has stopped, no reconnect. */
+  onTrainingDone?: (reason: string) => void;
   /** Dtype of gradient replies. Default 'f32' (f16 underflows small gradients). */
   replyDtype?: Dtype;
   /** Frames from the server above this are refused. Default DEFAULT_MAX_FRAME_BYTES. */
@@ -410,7 +412,12 @@ export class DiscriminatorNode {
         }
         return 'accepted';
       case 'goodbye':
-        safeLog(this.log, 'info', 'server said goodbye', { nodeId: this.nodeId, reason: msg.reason });
+        safeLog(this.log, 'info', 'server said goodbye', { nodeId: this.nodeId, reason: msg.reason, ...(msg.code ? { code: msg.code } : {}) });
+        if (msg.code === GOODBYE_TRAINING_DONE) {
+          // The run is over: reconnecting would only be refused the same way. Checkpoint and stop.
+          void this.stop('training done').then(() => this.opts.onTrainingDone?.(msg.reason));
+          return 'closed';
+        }
         // We close first (see ServerLink.drop); the reconnect loop takes it from here.
         if (s.transport.terminate) s.transport.terminate();
         else s.transport.close(1000, 'goodbye');

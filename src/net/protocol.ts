@@ -229,7 +229,15 @@ export interface ErrorMsg {
 export interface GoodbyeMsg {
   type: 'goodbye';
   reason: string;
+  /**
+   * Why, for programs (server to node): 'training_done' means the run is over and reconnecting is
+   * pointless; absent (or another value) means a shutdown the node may wait out by reconnecting.
+   */
+  code?: string;
 }
+
+/** goodbye.code when the server has trained its last round. */
+export const GOODBYE_TRAINING_DONE = 'training_done';
 
 /** Messages a node may send. Note: no member has a field for real images. */
 export type NodeToServer = HelloMsg | MaskUploadMsg | GradientReplyMsg | StatusMsg | ErrorMsg | GoodbyeMsg;

@@ -274,7 +274,9 @@ function error(ctx: Ctx, o: Obj): ErrorMsg {
 }
 
 function goodbye(ctx: Ctx, o: Obj): GoodbyeMsg {
-  return { type: 'goodbye', reason: reqString(ctx, o, 'reason', 'reason', ctx.limits.maxStringLength) };
+  const msg: GoodbyeMsg = { type: 'goodbye', reason: reqString(ctx, o, 'reason', 'reason', ctx.limits.maxStringLength) };
+  if (!absent(o, 'code')) msg.code = reqString(ctx, o, 'code', 'code', 64);
+  return msg;
 }
 
 function welcome(ctx: Ctx, o: Obj): WelcomeMsg {
