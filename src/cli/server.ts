@@ -58,6 +58,7 @@ export async function serverCommand(argv: string[]): Promise<void> {
     'checkpoint-every': { type: 'string', default: '50', help: 'rounds between checkpoints' },
     out: { type: 'string', default: 'runs/server', help: 'where generator.safetensors and the report go' },
     'exit-when-done': { type: 'boolean', default: false, help: 'stop the server after the last round' },
+    'min-nodes': { type: 'string', default: '1', help: 'rounds start only when this many nodes are connected with their masks' },
     quiet: { type: 'boolean', default: false, help: 'no per-event log lines' },
     tensorboard: { type: 'boolean', default: false, help: 'also write the round losses as TensorBoard events in OUT/tensorboard/ (they always go to OUT/scalars.jsonl)' },
     'max-connections': { type: 'string', default: '256', help: 'WebSocket connections open at once (beyond: HTTP 503)' },
@@ -130,6 +131,7 @@ export async function serverCommand(argv: string[]): Promise<void> {
     checkpointEvery: int(v, 'checkpoint-every'),
     seed: cfg.seed,
     maxRounds: rounds,
+    minNodes: int(v, 'min-nodes'),
     log: v.quiet ? silentLogger : consoleLogger,
     onRound: (s) => {
       if (s.losses) history.push({ ...s, losses: s.losses });

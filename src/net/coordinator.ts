@@ -115,6 +115,8 @@ export interface CoordinatorOptions {
   augmentation?: AugmentationPolicy;
   /** Stop training (not serving) after this round. Default: never. */
   maxRounds?: number;
+  /** A round starts only when at least this many nodes are ready (connected, masks held). Default 1. */
+  minNodes?: number;
   onFrame?: FrameRecorder;
   /** Called after every round. */
   onRound?: (s: RoundSummary) => void;
@@ -228,6 +230,8 @@ export class Coordinator {
   private stopping = false;
   /** maxRounds reached: nodes are told so and sent away. */
   private trainingDone = false;
+  /** 'waiting for nodes' is logged once per wait. */
+  private waitingLogged = false;
   private loopDone: Promise<void> | undefined;
   private stopped: Promise<void> | undefined;
   private changeWaiters: (() => void)[] = [];
@@ -661,10 +665,15 @@ export class Coordinator {
         return;
       }
       const ready = this.readyNodes();
-      if (ready.length === 0) {
+      if (ready.length < Math.max(1, this.opts.minNodes ?? 1)) {
+        if (ready.length > 0 && !this.waitingLogged) {
+          this.waitingLogged = true;
+          safeLog(this.log, 'info', 'waiting for nodes before the next round', { ready: ready.length, minNodes: this.opts.minNodes });
+        }
         await this.waitForChange();
         continue;
       }
+      this.waitingLogged = false;
       const delivered = await this.runRound(ready);
       if (!delivered && !this.stopping) await this.waitForChange(Math.min(1000, this.config.roundTimeoutMs));
     }
