@@ -95,3 +95,17 @@ t.test('--exit-when-done: the node is told training is over and exits 0 with a l
   t.match(nodeErr, /asyndgan node alpha: the server says training is over \(training done: 3 rounds\); \d+ replies sent; exiting/);
   t.notMatch(nodeErr, /disconnected 1006/, 'no reconnect loop');
 });
+
+t.test('node --give-up-after: an unreachable server ends the node with a clear line and exit 1', async (t) => {
+  const r = await new Promise<{ code: number | null; err: string }>((resolve) => {
+    // Port 9 (discard) on loopback: nothing listens, every attempt is refused.
+    const node = spawn(process.execPath, [cli, 'node', '--server', 'ws://127.0.0.1:9/ws', '--id', 'alpha', '--index', '0', '--nodes', '1',
+      '--size', '16', '--privacy', 'off', '--give-up-after', '1', ...model], { stdio: ['ignore', 'ignore', 'pipe'], env: { ...process.env, ASYNDGAN_TOKEN: 'x' } });
+    let err = '';
+    node.stderr!.on('data', (b: Buffer) => (err += b.toString()));
+    node.once('exit', (code) => resolve({ code, err }));
+  });
+  t.equal(r.code, 1, 'non-zero exit');
+  t.match(r.err, /asyndgan node alpha: .*cannot reach the server at ws:\/\/127\.0\.0\.1:9\/ws for \d+ s \(last cause: .*\); giving up/);
+  t.match(r.err, /cannot connect to the server/, 'retries logged with their cause');
+});

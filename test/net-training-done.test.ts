@@ -39,3 +39,23 @@ t.test('control: a plain shutdown goodbye (no code) makes the node reconnect', a
   t.not(a.node.state, 'stopped', `still trying to reconnect (state ${a.node.state})`);
   await a.node.stop();
 });
+
+t.test('an unreachable server: the node retries, logging why, then gives up after giveUpAfterMs', async (t) => {
+  // A port nothing listens on: every attempt is refused.
+  const server = await startTestServer(new LinearGenerator());
+  const url = server.url;
+  await server.stop();
+  const warnings: string[] = [];
+  let failed: string | undefined;
+  const log = (level: string, msg: string, f?: Record<string, unknown>) => {
+    if (level === 'warn') warnings.push(`${msg} ${JSON.stringify(f)}`);
+  };
+  const started = Date.now();
+  const a = makeTestNode(url, 'alpha', { giveUpAfterMs: 700, log, onFailed: (why) => (failed = why) });
+  a.node.start().catch(() => {});
+  await waitFor(() => failed !== undefined, 10_000, 'the node gives up');
+  t.ok(Date.now() - started >= 700, 'not before giveUpAfterMs');
+  t.match(failed, /cannot reach the server at ws:\/\/127\.0\.0\.1:\d+\/ws for \d+ s \(last cause: .*ECONNREFUSED.*\); giving up/);
+  t.ok(warnings.length >= 2 && warnings.every((w) => /cannot connect to the server .*ECONNREFUSED/.test(w)), `each retry logged its cause at warn (${warnings.length})`);
+  t.equal(a.node.state, 'failed');
+});

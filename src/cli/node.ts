@@ -9,7 +9,7 @@ import { consoleLogger, DiscriminatorNode, silentLogger } from '../net/index.js'
 import { EngineDiscriminator } from '../federation/discriminator-backend.js';
 import { makeDiscriminatorUnits, modalityChannels, modalityNames } from '../train/modalities.js';
 import { loadDataSource } from './data-source.js';
-import { GAN_OPTIONS, ganConfig, int, parseOptions, UsageError } from './options.js';
+import { GAN_OPTIONS, ganConfig, int, num, parseOptions, UsageError } from './options.js';
 import { describePrivacy, PRIVACY_OPTIONS, privacyFromOptions } from './privacy-options.js';
 
 export async function nodeCommand(argv: string[]): Promise<void> {
@@ -27,6 +27,7 @@ export async function nodeCommand(argv: string[]): Promise<void> {
     'checkpoint-every': { type: 'string', default: '25', help: 'steps between local checkpoints' },
     'ca-file': { type: 'string', help: 'PEM CA certificate for a wss:// server' },
     quiet: { type: 'boolean', default: false, help: 'no per-event log lines' },
+    'give-up-after': { type: 'string', default: '600', help: 'seconds without reaching the server (wrong URL, refused, untrusted certificate) before exiting with an error' },
     ...PRIVACY_OPTIONS,
     ...GAN_OPTIONS,
   }, argv);
@@ -89,6 +90,7 @@ export async function nodeCommand(argv: string[]): Promise<void> {
     },
     ...(v['checkpoint-dir'] ? { checkpointDir: String(v['checkpoint-dir']) } : {}),
     checkpointEvery: int(v, 'checkpoint-every'),
+    giveUpAfterMs: num(v, 'give-up-after') * 1000,
     log: v.quiet ? silentLogger : consoleLogger,
     ...(ca ? { wsOptions: { ca } } : {}),
   });

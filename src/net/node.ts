@@ -58,6 +58,11 @@ export interface NodeOptions {
   limits?: Partial<Omit<ValidationLimits, 'maxFrameBytes'>>;
   /** Reconnect backoff; set `enabled: false` to give up after the first disconnect. */
   reconnect?: BackoffOptions & { enabled?: boolean };
+  /**
+   * Give up (fail, onFailed) when no connection has reached the server for this long (ms): a wrong
+   * URL, a refused connection, an untrusted certificate. Default: never.
+   */
+  giveUpAfterMs?: number;
   /** Rejected server frames tolerated per connection before reconnecting. Default 50. */
   maxErrorsPerConnection?: number;
   /** No welcome within this time after connecting: reconnect (ms). Default 10000. */
@@ -150,6 +155,8 @@ export class DiscriminatorNode {
   private linkSession: NodeSession | undefined;
   /** Set by a fatal identity_in_use / replaced: the next reconnect waits the backoff's cap. */
   private slowRetryMs = 0;
+  /** When the current run of failed connection attempts began (undefined: the last one got through). */
+  private unreachableSince: number | undefined;
   private checkpointFailures = 0;
   private welcomeTimer: NodeJS.Timeout | undefined;
   private pendingJob: Job | undefined;
@@ -345,6 +352,16 @@ export class DiscriminatorNode {
       this.fail(why);
       return;
     }
+    if (!info.opened) {
+      this.unreachableSince ??= Date.now();
+      const giveUp = this.opts.giveUpAfterMs;
+      if (giveUp !== undefined && Date.now() - this.unreachableSince >= giveUp) {
+        const why = `cannot reach the server at ${typeof this.opts.url === 'function' ? this.opts.url() : this.opts.url} for ${Math.round((Date.now() - this.unreachableSince) / 1000)} s (last cause: ${info.cause ?? `closed (${info.code})`}); giving up`;
+        safeLog(this.log, 'error', 'server unreachable; giving up', { nodeId: this.nodeId, cause: info.cause });
+        this.fail(why);
+        return;
+      }
+    } else this.unreachableSince = undefined;
     const delay = this.scheduleReconnect(refusal?.retryAfterMs ?? 0);
     if (!info.opened) safeLog(this.log, 'warn', 'cannot connect to the server', { nodeId: this.nodeId, cause: info.cause ?? `closed (${info.code})`, retryInMs: delay });
     else safeLog(this.log, 'info', 'disconnected', { nodeId: this.nodeId, code: info.code, ...(info.cause ? { cause: info.cause } : {}), retryInMs: delay });
