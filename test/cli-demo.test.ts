@@ -3,6 +3,7 @@
  * real run (2 node processes on loopback, 2 rounds at 32x32) whose server weights each channel over
  * the nodes that hold it.
  */
+import { createServer, type AddressInfo } from 'node:net';
 import t from 'tap';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -25,16 +26,28 @@ t.test('a demo whose nodes hold different modalities runs, with per-modality dis
   const out = mkdtempSync(join(tmpdir(), 'asyndgan-demo-'));
   t.teardown(() => rmSync(out, { recursive: true, force: true }));
   const log = console.log;
+  const error = console.error;
   const printed: string[] = [];
+  const errors: string[] = [];
   console.log = (...a: unknown[]) => void printed.push(a.join(' '));
+  console.error = (...a: unknown[]) => void errors.push(a.join(' '));
+  // --port: a port free a moment ago.
+  const port = await new Promise<number>((resolve) => {
+    const s = createServer().listen(0, '127.0.0.1', () => {
+      const p = (s.address() as AddressInfo).port;
+      s.close(() => resolve(p));
+    });
+  });
   try {
     await demoCommand(['--data', 'phantom:t1,t2', '--nodes', '2', '--size', '32', '--rounds', '2', '--decay-iters', '1',
-      '--ngf', '4', '--ndf', '4', '--blocks', '1', '--batch-size', '2', '--out', out,
+      '--ngf', '4', '--ndf', '4', '--blocks', '1', '--batch-size', '2', '--out', out, '--port', String(port),
       '--node-modalities', 't1,t2;t2', '--per-modality-d']);
   } finally {
     console.log = log;
+    console.error = error;
   }
   t.match(printed[printed.length - 1], /^report: /);
+  t.ok(errors.some((e) => e.includes(`server ws://127.0.0.1:${port}/ws (metrics: http://127.0.0.1:${port}/metrics`)), `--port ${port} used and printed`);
   const report = JSON.parse(readFileSync(join(out, 'demo-report.json'), 'utf8'));
   t.same(report.nodeModalities, { 'hospital-a': ['t1', 't2'], 'hospital-b': ['t2'] });
   t.equal(report.perModalityD, true);

@@ -32,6 +32,7 @@ export async function demoCommand(argv: string[]): Promise<void> {
     'batch-size': { type: 'string', default: '4', help: 'masks per node per round' },
     rounds: { type: 'string', default: '150', help: 'training rounds' },
     out: { type: 'string', default: 'runs/demo', help: 'output folder' },
+    port: { type: 'string', default: '0', help: "the server's port on loopback (0 = a free one; the demo prints the /metrics URL)" },
     ...GAN_OPTIONS,
     ngf: { type: 'string', default: '12', help: 'generator filters (reference 64)' },
     ndf: { type: 'string', default: '12', help: 'discriminator filters (reference 64)' },
@@ -76,7 +77,7 @@ export async function demoCommand(argv: string[]): Promise<void> {
     console.error(`node modalities: ${ids.map((id, i) => `${id} [${nodeModalities[i]!.join(', ')}]`).join(', ')}${perModalityD ? ', one discriminator per modality' : ''}`);
   }
   try {
-    const server = spawn(process.execPath, [CLI, 'server', '--tokens', tokenFile, '--port', '0', '--classes', String(data.test.numClasses),
+    const server = spawn(process.execPath, [CLI, 'server', '--tokens', tokenFile, '--port', String(int(v, 'port')), '--classes', String(data.test.numClasses),
       '--class-names', data.test.classNames.join(','), '--modalities', data.test.modalities.join(','), '--size', String(size),
       '--batch-size', String(v['batch-size']), '--rounds', String(rounds), '--out', out, '--checkpoint-dir', join(out, 'checkpoints'),
       '--exit-when-done', '--quiet', ...model], { stdio: ['ignore', 'pipe', 'pipe'] });
@@ -93,6 +94,7 @@ export async function demoCommand(argv: string[]): Promise<void> {
       server.once('exit', (code) => reject(new Error(`server exited with code ${code}:\n${serverLog.join('').slice(-2000)}`)));
     });
     const httpUrl = url.replace(/^ws/, 'http').replace(/\/ws$/, '');
+    console.error(`asyndgan demo: server ${url} (metrics: ${httpUrl}/metrics, Prometheus: ${httpUrl}/metrics?format=prometheus)`);
     ids.forEach((id, i) => {
       const child = spawn(process.execPath, [CLI, 'node', '--server', url, '--id', id, '--index', String(i), '--nodes', String(nodes),
         '--data', String(v.data), '--size', String(size), '--quiet', '--checkpoint-dir', join(out, 'checkpoints'), '--privacy', privacy, ...model,
