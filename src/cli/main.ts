@@ -21,6 +21,7 @@ const COMMANDS: Record<string, () => Promise<(argv: string[]) => Promise<void>>>
   eval: async () => (await import('./eval.js')).evalCommand,
   complete: async () => (await import('./complete.js')).completeCommand,
   audit: async () => (await import('./audit.js')).auditCommand,
+  provision: async () => (await import('./provision.js')).provisionCommand,
 };
 
 // The CLI drops Dawn's two adapter-limit warnings (see engine/native-stderr.ts); node processes
@@ -42,7 +43,9 @@ commands:
   node     run a discriminator node (a hospital) of a federation
   demo     a whole federation on this machine: server + 3 nodes on loopback
   eval     segmentation evaluation: U-Net trained on real vs synthetic images
-  complete missing-modality completion: synthesize a modality a center lacks from the ones it has`);
+  complete missing-modality completion: synthesize a modality a center lacks from the ones it has
+  audit    privacy attacks on the federation (active, passive, membership)
+  provision tokens, a private CA, server and node certificates, and the command for every site`);
   process.exit(command && !(command in COMMANDS) && command !== '--help' && command !== '-h' ? 2 : 0);
 }
 
