@@ -3,15 +3,18 @@
  * gzip trailer. Written out here because `zlib.crc32` only exists from Node 20.15 on.
  */
 
-const TABLE: Uint32Array = (() => {
+/** The byte table of a reflected 32-bit CRC with polynomial `poly` (shared with crc32c.ts). */
+export function reflectedCrcTable(poly: number): Uint32Array {
   const t = new Uint32Array(256);
   for (let n = 0; n < 256; n++) {
     let c = n;
-    for (let k = 0; k < 8; k++) c = c & 1 ? 0xedb88320 ^ (c >>> 1) : c >>> 1;
+    for (let k = 0; k < 8; k++) c = c & 1 ? poly ^ (c >>> 1) : c >>> 1;
     t[n] = c >>> 0;
   }
   return t;
-})();
+}
+
+const TABLE = reflectedCrcTable(0xedb88320);
 
 /**
  * CRC-32 of `bytes`. Pass a previous result as `crc` to continue over several pieces:

@@ -4,15 +4,9 @@
  * not degenerate).
  */
 
-const TABLE: Uint32Array = (() => {
-  const t = new Uint32Array(256);
-  for (let n = 0; n < 256; n++) {
-    let c = n;
-    for (let k = 0; k < 8; k++) c = c & 1 ? 0x82f63b78 ^ (c >>> 1) : c >>> 1;
-    t[n] = c >>> 0;
-  }
-  return t;
-})();
+import { reflectedCrcTable } from './crc32.js';
+
+const TABLE = reflectedCrcTable(0x82f63b78);
 
 export function crc32c(bytes: Uint8Array): number {
   let c = 0xffffffff;
