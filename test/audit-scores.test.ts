@@ -7,7 +7,7 @@ import t from 'tap';
 import { DATA_RANGE, meanImage, mse, psnr, rocAuc, scoreReconstruction, ssim } from '../src/audit/scores.js';
 import { bisect, bracketMidpoints, estimateFromConstraints, fullBracket, minViolationEstimate } from '../src/audit/sign-estimators.js';
 import { membershipAuc } from '../src/audit/membership.js';
-import { Rng } from '../src/data/rng.js';
+import { Rng } from '../src/engine/index.js';
 
 t.test('PSNR uses the [-1, 1] data range (2)', async (t) => {
   t.equal(DATA_RANGE, 2);

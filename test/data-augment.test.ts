@@ -11,7 +11,7 @@ import {
   type AugmentParams,
 } from '../src/data/augment.js';
 import { cropOrPad } from '../src/data/slices.js';
-import { Rng } from '../src/data/rng.js';
+import { Rng } from '../src/engine/index.js';
 import { makePhantom } from '../src/data/phantom.js';
 
 const H = 24;

@@ -3,7 +3,7 @@ import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { gzipSync } from 'node:zlib';
 import { decodeNifti, encodeNifti, loadNifti, loadNiftiSync, writeNifti, type NiftiDatatype } from '../src/data/nifti.js';
-import { Rng } from '../src/data/rng.js';
+import { Rng } from '../src/engine/index.js';
 
 const dims: [number, number, number] = [5, 4, 3];
 const N = 5 * 4 * 3;

@@ -14,7 +14,7 @@ import {
   type Dataset,
   type Slice,
 } from '../src/data/sample.js';
-import { Rng, hashSeed } from '../src/data/rng.js';
+import { Rng, hashSeed } from '../src/engine/index.js';
 
 const H = 3;
 const W = 4;

@@ -11,7 +11,7 @@ import {
   resizeNearest,
   squareAndResize,
 } from '../src/data/slices.js';
-import { Rng } from '../src/data/rng.js';
+import { Rng } from '../src/engine/index.js';
 
 const labelSet = (a: ArrayLike<number>) => [...new Set(Array.from(a))].sort((x, y) => x - y);
 

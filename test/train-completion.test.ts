@@ -4,8 +4,8 @@
  * synthesized flair (from t1, t1c, t2) beats the per-class-mean baseline on held-out phantom slices.
  */
 import t from 'tap';
-import { init } from '../src/engine/index.js';
-import { concatDatasets, makePhantom, Rng, type Dataset, type Slice } from '../src/data/index.js';
+import { init, Rng } from '../src/engine/index.js';
+import { concatDatasets, makePhantom, type Dataset, type Slice } from '../src/data/index.js';
 import {
   availabilityWithout, classMeanImage, classMeanIntensities, classLinearImage, completionChannels, completionCondition,
   CompletionTrainer, ErrorAccumulator, evaluateCompletion, fitClassLinear, randomAvailability,

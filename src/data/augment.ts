@@ -14,7 +14,7 @@
  * get the fill value (label 0 / intensity -1, i.e. background).
  */
 import { mat3 } from 'gl-matrix';
-import type { Rng } from './rng.js';
+import type { Rng } from '../engine/index.js';
 import type { Slice } from './sample.js';
 
 /** Ranges from which `sampleAugmentParams` draws. All fields optional; see defaults. */

@@ -2,7 +2,6 @@
  * Data pipeline public API: data set types and tensor helpers, the embedded phantom, NIfTI I/O,
  * slice preparation, BraTS / MRIcron / PNG-pair loaders, paired augmentation and the seeded PRNG.
  */
-export * from './rng.js';
 export * from './sample.js';
 export * from './phantom.js';
 export * from './nifti.js';

@@ -13,7 +13,7 @@
  * node k draws tumour radii from the k-th of N consecutive sub-ranges (small -> large), and every
  * node has its own scanner profile (gain, gamma, bias-field strength, noise level).
  */
-import { Rng, hashSeed } from './rng.js';
+import { Rng, hashSeed } from '../engine/index.js';
 import type { Dataset, Slice } from './sample.js';
 
 /** Modalities the phantom can render. */

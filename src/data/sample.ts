@@ -8,7 +8,7 @@
  *    -1 = no signal, which matches the generator's tanh output range;
  *  - every slice of a data set has the same H, W, modalities and class set.
  */
-import { Rng } from './rng.js';
+import { Rng } from '../engine/index.js';
 
 /** Free-form, JSON-serializable provenance of a slice (source file, z index, node, tumour size...). */
 export type SliceMeta = Record<string, string | number | boolean>;

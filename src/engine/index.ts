@@ -13,7 +13,7 @@ export { Tensor, type DType } from './tensor.js';
 export type { PoolStats } from './pool.js';
 export { tidy, keep } from './scope.js';
 export { backward, noGrad, isGradEnabled, releaseGraph } from './autograd.js';
-export { Rng } from './random.js';
+export { Rng, hashSeed } from './random.js';
 export * from './ops/index.js';
 export { Adam, AdamW, type AdamOptions, type AdamState, type ParamList } from './optim.js';
 export {

@@ -17,7 +17,7 @@
 import {
   Adam, add, backward, noGrad, scale, softDice, softmaxCrossEntropy, tensor, tidy, type Tensor,
 } from '../engine/index.js';
-import { Rng, hashSeed } from '../data/rng.js';
+import { Rng, hashSeed } from '../engine/index.js';
 import { imageTensor, type Dataset, type Slice } from '../data/index.js';
 import { UNet, type NormKind } from '../models/index.js';
 import { Progress, type ProgressStream } from '../cli/progress.js';

@@ -4,7 +4,7 @@
  * with PyTorch names and layouts.
  */
 export {
-  Module, Counter, StateDictError, toRng, normalInit, uniformInit, constantInit,
+  Module, Counter, StateDictError, toRng,
   type SeedLike, type BufferValue, type StateDtype, type StateTensor, type StateDict, type StateTensorInput,
   type LoadOptions, type LoadResult,
 } from './module.js';

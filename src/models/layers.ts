@@ -5,10 +5,10 @@
  * Sequential (children named "0", "1", ...).
  */
 import {
-  ShapeError, batchNorm2d, conv2d, convTranspose2d, dropout, instanceNorm2d, leakyRelu, maxPool2d, pad2d, relu, sigmoid, tanh,
-  upsampleBilinear2x, upsampleNearest2x, type Rng, type Tensor,
+  ShapeError, batchNorm2d, conv2d, convTranspose2d, dropout, full, instanceNorm2d, leakyRelu, maxPool2d, pad2d, rand, randn,
+  relu, sigmoid, tanh, upsampleBilinear2x, upsampleNearest2x, type Rng, type Tensor,
 } from '../engine/index.js';
-import { constantInit, Counter, Module, normalInit, toRng, uniformInit, type SeedLike } from './module.js';
+import { Counter, Module, toRng, type SeedLike } from './module.js';
 
 /**
  * How weights start:
@@ -52,12 +52,13 @@ function convParams(
 ): [Tensor, Tensor | null] {
   const rng = toRng(o.seed);
   if ((o.init ?? 'normal') === 'normal') {
-    const w = normalInit(weightShape, rng, 0, o.std ?? 0.02);
-    return [w, withBias ? constantInit([biasSize], 0) : null];
+    // Each tensor draws its own sub-seed from the layer's generator (the engine's randn / rand).
+    const w = randn(weightShape, rng.nextU32(), o.std ?? 0.02);
+    return [w, withBias ? full([biasSize], 0) : null];
   }
   const bound = 1 / Math.sqrt(fanIn);
-  const w = uniformInit(weightShape, rng, bound);
-  return [w, withBias ? uniformInit([biasSize], rng, bound) : null];
+  const w = rand(weightShape, rng.nextU32(), -bound, bound);
+  return [w, withBias ? rand([biasSize], rng.nextU32(), -bound, bound) : null];
 }
 
 export interface Conv2dOptions extends InitOptions {
@@ -188,15 +189,15 @@ export class BatchNorm2d extends Module {
     let b: Tensor | null = null;
     if (affine) {
       w = (o.init ?? 'normal') === 'normal'
-        ? normalInit([numFeatures], toRng(o.seed), 1, o.std ?? 0.02)
-        : constantInit([numFeatures], 1);
-      b = constantInit([numFeatures], 0);
+        ? randn([numFeatures], toRng(o.seed).nextU32(), o.std ?? 0.02, 1)
+        : full([numFeatures], 1);
+      b = full([numFeatures], 0);
     }
     this.weight = this.registerParameter('weight', w);
     this.bias = this.registerParameter('bias', b);
     if (track) {
-      this.runningMean = this.registerBuffer('running_mean', constantInit([numFeatures], 0));
-      this.runningVar = this.registerBuffer('running_var', constantInit([numFeatures], 1));
+      this.runningMean = this.registerBuffer('running_mean', full([numFeatures], 0));
+      this.runningVar = this.registerBuffer('running_var', full([numFeatures], 1));
       this.numBatchesTracked = this.registerBuffer('num_batches_tracked', new Counter(0));
     } else {
       this.runningMean = this.runningVar = this.numBatchesTracked = null;
@@ -239,8 +240,8 @@ export class InstanceNorm2d extends Module {
     this.eps = o.eps ?? 1e-5;
     const affine = o.affine ?? false;
     // The reference init_weights only touches BatchNorm layers: affine InstanceNorm keeps 1 and 0.
-    this.weight = this.registerParameter('weight', affine ? constantInit([numFeatures], 1) : null);
-    this.bias = this.registerParameter('bias', affine ? constantInit([numFeatures], 0) : null);
+    this.weight = this.registerParameter('weight', affine ? full([numFeatures], 1) : null);
+    this.bias = this.registerParameter('bias', affine ? full([numFeatures], 0) : null);
   }
 
   forward(x: Tensor): Tensor {

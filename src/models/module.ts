@@ -11,8 +11,8 @@
  * parameter draws its own sub-seed from it in construction order, so the same seed gives the same
  * weights on every machine.
  */
-import { Rng, ShapeError, keep, rand, randn, type Tensor } from '../engine/index.js';
-import { fill, numel } from '../engine/internal.js';
+import { Rng, keep, type Tensor } from '../engine/index.js';
+import { numel } from '../engine/internal.js';
 
 /** Where initial weights come from: a seed, or a generator shared by the modules of a network. */
 export type SeedLike = number | Rng;
@@ -356,31 +356,4 @@ function halfToFloat(h: number): number {
   if (e === 0) return s * f * 2 ** -24;
   if (e === 31) return f ? NaN : s * Infinity;
   return s * (1 + f / 1024) * 2 ** (e - 15);
-}
-
-// ---------------------------------------------------------------------------------------------
-// Initializers (the reference `init_weights(net, 'normal', 0.02)` and PyTorch's defaults).
-
-/** normal(mean, std) values from the next sub-seed of `rng`. */
-export function normalInit(shape: readonly number[], rng: Rng, mean = 0, std = 0.02): Tensor {
-  checkInitShape(shape);
-  return randn(shape, rng.nextU32(), std, mean);
-}
-
-/** uniform[-bound, bound) values from the next sub-seed of `rng`. */
-export function uniformInit(shape: readonly number[], rng: Rng, bound: number): Tensor {
-  checkInitShape(shape);
-  return rand(shape, rng.nextU32(), -bound, bound);
-}
-
-/** A tensor filled with `value` (biases, BatchNorm running statistics). */
-export function constantInit(shape: readonly number[], value: number): Tensor {
-  checkInitShape(shape);
-  return fill(shape, value);
-}
-
-function checkInitShape(shape: readonly number[]): void {
-  if (shape.some((d) => !Number.isInteger(d) || d <= 0)) {
-    throw new ShapeError(`parameter shape [${shape.join(', ')}] must have positive integer dimensions`);
-  }
 }

@@ -3,7 +3,7 @@
  * Pure functions plus a small seedable RNG whose state is checkpointed, so a resumed
  * server draws the same sequence it would have drawn.
  */
-import { Rng } from '../data/rng.js';
+import { Rng } from '../engine/index.js';
 import type { SamplingMode } from './protocol.js';
 
 // The project's seeded generator for CPU-side draws (mulberry32, checkpointable 32-bit state).

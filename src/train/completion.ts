@@ -13,8 +13,8 @@
  * hides a random non-empty subset of its modalities (seeded), so one network serves every
  * pattern of missing modalities, including "only the mask" (which is then the mask-only baseline).
  */
-import { engine, noGrad, tensor, tidy } from '../engine/index.js';
-import { conditionTensor, hashSeed, imageTensor, Rng, type Dataset, type Slice } from '../data/index.js';
+import { engine, hashSeed, noGrad, Rng, tensor, tidy } from '../engine/index.js';
+import { conditionTensor, imageTensor, type Dataset, type Slice } from '../data/index.js';
 import { Pix2pixTrainer, type GanConfig, type StepLosses } from './pix2pix.js';
 
 /** Input channels of the completion generator: C mask classes + M modalities + M availability planes. */
