@@ -10,7 +10,7 @@ import { Adam, init } from '../engine/index.js';
 import { runScalarLog, writeJsonAtomic } from '../io/index.js';
 import { saveModule } from '../models/index.js';
 import {
-  GeneratorServer, TokenTable, consoleLogger, silentLogger, type AggregationMode, type MaskEncoding, type RoundSummary, type ServerMetrics,
+  DTYPES, GeneratorServer, TokenTable, consoleLogger, silentLogger, type AggregationMode, type Dtype, type MaskEncoding, type RoundSummary, type ServerMetrics,
 } from '../net/index.js';
 import { EngineGenerator } from '../federation/generator-backend.js';
 import { makeGenerator } from '../train/pix2pix.js';
@@ -53,7 +53,7 @@ export async function serverCommand(argv: string[]): Promise<void> {
     'mask-encoding': { type: 'string', help: 'one-hot | binary: what mask values are accepted (default one-hot for --classes >= 2)' },
     'round-timeout': { type: 'string', default: '30000', help: 'ms a round waits for replies' },
     'max-staleness': { type: 'string', default: '1', help: 'late replies up to this many rounds old are applied' },
-    'wire-dtype': { type: 'string', default: 'f32', help: 'f32 | f16 for the fakes sent to nodes' },
+    'wire-dtype': { type: 'string', default: 'f32', help: 'f32 | f16s (scaled f16 fakes and gradients: half the bytes) | f16 (fakes only)' },
     'checkpoint-dir': { type: 'string', help: 'checkpoint here every K rounds and on shutdown; resume from it' },
     'checkpoint-every': { type: 'string', default: '50', help: 'rounds between checkpoints' },
     out: { type: 'string', default: 'runs/server', help: 'where generator.safetensors and the report go' },
@@ -124,7 +124,7 @@ export async function serverCommand(argv: string[]): Promise<void> {
       aggregation: String(v.aggregation) as AggregationMode, maxReplyNorm: num(v, 'max-reply-norm'),
       normBoundFactor: num(v, 'norm-bound-factor'), maxNodeShare: num(v, 'max-node-share'),
     },
-    wireDtype: String(v['wire-dtype']) as 'f32' | 'f16',
+    wireDtype: wireDtypeOption(String(v['wire-dtype'])),
     roundTimeoutMs: num(v, 'round-timeout'),
     maxStaleness: int(v, 'max-staleness'),
     ...(v['checkpoint-dir'] ? { checkpointDir: String(v['checkpoint-dir']) } : {}),
@@ -187,4 +187,10 @@ export async function serverCommand(argv: string[]): Promise<void> {
     await server.stop();
     process.exit(0);
   }
+}
+
+/** --wire-dtype, checked (one line naming the value when it is not a wire dtype). */
+function wireDtypeOption(v: string): Dtype {
+  if (!(DTYPES as readonly string[]).includes(v)) throw new UsageError(`--wire-dtype must be one of ${DTYPES.join(', ')}, got "${v}"`);
+  return v as Dtype;
 }

@@ -1,5 +1,5 @@
 /**
- * Byte-level encoding: msgpack frames and tensors (f32 / f16, little-endian).
+ * Byte-level encoding: msgpack frames and tensors (f32 / f16 / scaled f16, little-endian).
  *
  * msgpackr options are pinned here, once, because the defaults are wrong for a
  * cross-language protocol:
@@ -158,33 +158,74 @@ export function shapeSize(shape: readonly number[]): number {
   return n;
 }
 
-/** Encode `values` (length = product of shape) as a wire tensor of `dtype`. */
+/** Largest f16 'f16s' scale a sender uses: 2^112, so that scale * 65504 stays finite in f32. */
+export const F16S_MAX_SCALE = 2 ** 112;
+const F32_MAX = 3.4028234663852886e38;
+
+/**
+ * The 'f16s' scale for `values`: 2^(ceil(log2(max |x|)) - 15), so the largest finite magnitude
+ * maps into [2^14, 2^15] (well inside f16's 65504) and every element keeps f16's 11 significant
+ * bits down to 2^-29 of the maximum. A power of two, so dividing by it is exact. 1 for an all-zero
+ * (or all non-finite) tensor; capped at F16S_MAX_SCALE.
+ */
+export function f16sScale(values: Float32Array): number {
+  let max = 0;
+  for (let i = 0; i < values.length; i++) {
+    const a = Math.abs(values[i]!);
+    if (a > max && a !== Infinity) max = a;
+  }
+  if (max === 0) return 1;
+  return Math.min(2 ** (Math.ceil(Math.log2(max)) - 15), F16S_MAX_SCALE);
+}
+
+/** Why `scale` is not a usable 'f16s' scale, or null when it is. */
+export function badF16sScale(scale: unknown): string | null {
+  if (typeof scale !== 'number') return `expected a number, got ${scale === undefined ? 'nothing' : typeof scale}`;
+  if (!Number.isFinite(scale) || scale <= 0) return `must be a finite number > 0, got ${scale}`;
+  if (!(scale * 65504 <= F32_MAX)) return `${scale} would overflow f32 (scale * 65504 must stay below ${F32_MAX})`;
+  return null;
+}
+
+/** f16 bits, little-endian, as bytes. */
+function halfBytes(half: Uint16Array): Uint8Array {
+  if (LITTLE_ENDIAN) return new Uint8Array(half.buffer, half.byteOffset, half.byteLength);
+  const data = new Uint8Array(half.length * 2);
+  const dv = new DataView(data.buffer);
+  for (let i = 0; i < half.length; i++) dv.setUint16(i * 2, half[i]!, true);
+  return data;
+}
+
+/**
+ * Encode `values` (length = product of shape) as a wire tensor of `dtype`. With 'f16s' the tensor
+ * carries `scale` (see f16sScale): a decoded element differs from the original by at most
+ * max(2^-11 |x|, 2^-25 scale) (round to nearest; values beyond f16 range become +-Inf, which the
+ * receiver refuses as non-finite).
+ */
 export function encodeTensor(values: Float32Array, shape: readonly number[], dtype: Dtype = 'f32'): WireTensor {
   const n = shapeSize(shape);
   if (n !== values.length) throw new RangeError(`encodeTensor: shape [${shape.join(', ')}] has ${n} elements, values has ${values.length}`);
-  let data: Uint8Array;
   if (dtype === 'f32') {
+    let data: Uint8Array;
     if (LITTLE_ENDIAN) data = new Uint8Array(values.buffer, values.byteOffset, values.byteLength);
     else {
       data = new Uint8Array(n * 4);
       const dv = new DataView(data.buffer);
       for (let i = 0; i < n; i++) dv.setFloat32(i * 4, values[i]!, true);
     }
-  } else {
-    const half = float32ToF16Array(values);
-    if (LITTLE_ENDIAN) data = new Uint8Array(half.buffer);
-    else {
-      data = new Uint8Array(n * 2);
-      const dv = new DataView(data.buffer);
-      for (let i = 0; i < n; i++) dv.setUint16(i * 2, half[i]!, true);
-    }
+    return { dtype, shape: [...shape], data };
   }
-  return { dtype, shape: [...shape], data };
+  if (dtype === 'f16') return { dtype, shape: [...shape], data: halfBytes(float32ToF16Array(values)) };
+  const scale = f16sScale(values);
+  const inv = 1 / scale; // a power of two: x * inv is exact
+  const half = new Uint16Array(n);
+  for (let i = 0; i < n; i++) half[i] = f32ToF16Bits(values[i]! * inv);
+  return { dtype, shape: [...shape], data: halfBytes(half), scale };
 }
 
 /**
  * Decode a (structurally valid) wire tensor into a new, aligned Float32Array.
- * Throws RangeError when the byte length does not match the shape.
+ * Throws RangeError when the byte length does not match the shape, or when an 'f16s' tensor's
+ * scale is missing or unusable (or a scale comes with another dtype).
  */
 export function decodeTensor(t: WireTensor): Float32Array {
   const n = shapeSize(t.shape);
@@ -192,6 +233,10 @@ export function decodeTensor(t: WireTensor): Float32Array {
   if (t.data.byteLength !== n * bytesPer) {
     throw new RangeError(`tensor data has ${t.data.byteLength} bytes, shape [${t.shape.join(', ')}] ${t.dtype} needs ${n * bytesPer}`);
   }
+  if (t.dtype === 'f16s') {
+    const why = badF16sScale(t.scale);
+    if (why) throw new RangeError(`f16s tensor scale ${why}`);
+  } else if (t.scale !== undefined) throw new RangeError(`an ${t.dtype} tensor carries no scale (only f16s does)`);
   if (t.dtype === 'f32') {
     const out = new Float32Array(n);
     if (LITTLE_ENDIAN) new Uint8Array(out.buffer).set(t.data); // copy: never view a foreign/unaligned buffer
@@ -207,7 +252,12 @@ export function decodeTensor(t: WireTensor): Float32Array {
     const dv = new DataView(t.data.buffer, t.data.byteOffset, t.data.byteLength);
     for (let i = 0; i < n; i++) half[i] = dv.getUint16(i * 2, true);
   }
-  return f16ArrayToFloat32(half);
+  const out = f16ArrayToFloat32(half);
+  if (t.dtype === 'f16s' && t.scale !== 1) {
+    const s = t.scale!;
+    for (let i = 0; i < n; i++) out[i] = out[i]! * s;
+  }
+  return out;
 }
 
 /** Index of the first NaN or +-Inf in `values`, or -1 when all are finite. */

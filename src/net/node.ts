@@ -34,7 +34,7 @@ export interface NodeOptions {
   masks: { keys: readonly string[]; data: Float32Array; shape: Shape4 };
   /** n_j announced to the server. Default: number of masks. */
   sampleCount?: number;
-  /** Dtypes this node accepts and may send. Default ['f32', 'f16']. */
+  /** Dtypes this node accepts and may send. Default ['f32', 'f16', 'f16s']. */
   dtypes?: Dtype[];
   /**
    * Names of the modalities this node holds (sent in hello). Checked against the server's
@@ -51,7 +51,7 @@ export interface NodeOptions {
   onFailed?: (reason: string) => void;
   /** The server said the run is over (goodbye code 'training_done'): the node has stopped, no reconnect. */
   onTrainingDone?: (reason: string) => void;
-  /** Dtype of gradient replies. Default 'f32' (f16 underflows small gradients). */
+  /** Dtype of gradient replies. Default 'f16s' when the server sends f16s (scaled: small gradients survive), else 'f32' (plain f16 underflows them). */
   replyDtype?: Dtype;
   /** Frames from the server above this are refused. Default DEFAULT_MAX_FRAME_BYTES. */
   maxFrameBytes?: number;
@@ -305,7 +305,7 @@ export class DiscriminatorNode {
     this.setState('authenticating');
     this.send(s, {
       type: 'hello', protocolVersion: PROTOCOL_VERSION, nodeId: this.nodeId, token: this.opts.token,
-      capabilities: { dtypes: this.opts.dtypes ?? ['f32', 'f16'], ...(this.opts.modalities ? { modalities: this.opts.modalities } : {}) },
+      capabilities: { dtypes: this.opts.dtypes ?? ['f32', 'f16', 'f16s'], ...(this.opts.modalities ? { modalities: this.opts.modalities } : {}) },
     });
     return s;
   }
@@ -560,7 +560,7 @@ export class DiscriminatorNode {
       this.privacy.sanitize(grad, job.shape[1] * job.shape[2] * job.shape[3]);
       reply = {
         type: 'gradientReply', round: job.round, keys: job.keys,
-        grad: encodeTensor(grad, job.shape, this.opts.replyDtype ?? 'f32'),
+        grad: encodeTensor(grad, job.shape, this.opts.replyDtype ?? (this.sessionConfig?.wireDtype === 'f16s' ? 'f16s' : 'f32')),
         // Exact functions of the real images that no noise covers: withheld (zeros) unless the settings send them.
         losses: this.privacy.settings.sendLosses
           ? { dReal: out.losses.dReal, dFake: out.losses.dFake, gGan: out.losses.gGan, gL1: out.losses.gL1 }

@@ -14,11 +14,20 @@
 /** Version spoken by this implementation. A peer announcing another version is refused. */
 export const PROTOCOL_VERSION = 2;
 
-/** Element types a tensor may travel in. Both are IEEE 754, little-endian. */
-export type Dtype = 'f32' | 'f16';
-export const DTYPES: readonly Dtype[] = ['f32', 'f16'];
+/**
+ * Element types a tensor may travel in, all IEEE 754, little-endian:
+ *  - 'f32'  binary32;
+ *  - 'f16'  binary16, value = element (underflows below 6e-8: unfit for gradients);
+ *  - 'f16s' scaled binary16: value = element * `scale`, one positive finite scale per tensor. The
+ *           sender picks scale = 2^(ceil(log2(max |x|)) - 15), so the largest magnitude lands just
+ *           under 2^15 and a tensor of 1e-8 gradients keeps 11 significant bits instead of
+ *           flushing to zero; half the bytes of f32. Sent only to peers that list it in
+ *           `capabilities.dtypes` (added after version 2 shipped: older peers never receive it).
+ */
+export type Dtype = 'f32' | 'f16' | 'f16s';
+export const DTYPES: readonly Dtype[] = ['f32', 'f16', 'f16s'];
 /** Bytes per element of each dtype. */
-export const DTYPE_BYTES: Readonly<Record<Dtype, number>> = { f32: 4, f16: 2 };
+export const DTYPE_BYTES: Readonly<Record<Dtype, number>> = { f32: 4, f16: 2, f16s: 2 };
 
 /** A tensor on the wire: row-major (C order) elements, little-endian bytes. */
 export interface WireTensor {
@@ -27,6 +36,11 @@ export interface WireTensor {
   shape: number[];
   /** Raw little-endian element bytes (msgpack `bin`). */
   data: Uint8Array;
+  /**
+   * Required with 'f16s' and refused with any other dtype: the factor every element is multiplied
+   * by, a finite number > 0 with scale * 65504 finite in f32 (so no decoded value can overflow).
+   */
+  scale?: number;
 }
 
 /**

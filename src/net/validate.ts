@@ -9,7 +9,7 @@
  *    the roundRequest it answers, values finite). These decode tensors and return them.
  * Unknown extra top-level fields are ignored (forward compatibility inside version 2).
  */
-import { decodeTensor, firstNonFinite, shapeSize } from './codec.js';
+import { badF16sScale, decodeTensor, firstNonFinite, shapeSize } from './codec.js';
 import {
   DTYPE_BYTES, DTYPES, ERROR_CODES, MASK_ENCODINGS, NODE_TO_SERVER_TYPES, PROTOCOL_VERSION, ProtocolError, SERVER_TO_NODE_TYPES,
   type AugParams, type Capabilities, type Direction, type Dtype, type ErrorCode, type ErrorMsg, type GoodbyeMsg,
@@ -133,6 +133,14 @@ function reqTensor(ctx: Ctx, o: Obj, key: string): WireTensor {
   if (!Number.isSafeInteger(need) || need !== data.byteLength) {
     fail(ctx, 'shape_mismatch', `${key}.data`, `${data.byteLength} bytes, but shape [${shape.join(', ')}] of ${dtype} needs ${need}`);
   }
+  // 'f16s' needs its scale; any other dtype must not carry one (a scale it ignored would be a silent misread).
+  const scale = get(t, 'scale');
+  if (dtype === 'f16s') {
+    const why = badF16sScale(scale);
+    if (why) fail(ctx, 'invalid_field', `${key}.scale`, `f16s scale ${why}`);
+    return { dtype, shape, data, scale: scale as number };
+  }
+  if (scale !== undefined) fail(ctx, 'invalid_field', `${key}.scale`, `an ${dtype} tensor carries no scale (only f16s does)`);
   return { dtype, shape, data };
 }
 
