@@ -1,0 +1,72 @@
+/**
+ * `asyndgan node --algorithm fedavg-gan`: one hospital of the weight-sharing baseline. Loads ITS
+ * data only, trains its own G and D E local steps per round from the server's global model, and
+ * sends both models' weights back (docs/FEDAVG.md). Adam state stays local (--adam reset zeroes it
+ * every round); it is checkpointed to --checkpoint-dir.
+ */
+import { init } from '../engine/index.js';
+import { consoleLogger, silentLogger } from '../net/index.js';
+import { EngineLocalGan, FedAvgNode, type AdamPolicy } from '../fedavg/index.js';
+import { loadDataSource } from './data-source.js';
+import { GAN_OPTIONS, ganConfig, int, num, parseOptions, UsageError } from './options.js';
+
+export async function fedavgNodeCommand(argv: string[]): Promise<void> {
+  const v = parseOptions('node --algorithm fedavg-gan', '--server URL --id ID --token TOKEN --index K [options]', {
+    server: { type: 'string', help: 'server WebSocket URL, e.g. ws://10.0.0.5:8787/ws' },
+    id: { type: 'string', help: 'this node id (as in the server token file)' },
+    token: { type: 'string', help: 'this node token (or env ASYNDGAN_TOKEN)' },
+    data: { type: 'string', default: 'phantom', help: 'phantom[:mods] | mricron | brats:DIR | png:IMAGES,LABELS' },
+    index: { type: 'string', help: 'which center of the split this node is (0-based)' },
+    nodes: { type: 'string', default: '3', help: 'number of centers the data set is split into' },
+    size: { type: 'string', default: '64', help: 'image size (square)' },
+    'batch-size': { type: 'string', help: 'ignored: the server\'s session sets the batch size' },
+    adam: { type: 'string', default: 'local', help: 'local (keep the Adam moments across averagings) | reset (zero them every round)' },
+    'checkpoint-dir': { type: 'string', help: 'checkpoint the local state here; resume from it' },
+    'checkpoint-every': { type: 'string', default: '10', help: 'updates between local checkpoints' },
+    'ca-file': { type: 'string', help: 'PEM CA certificate for a wss:// server' },
+    quiet: { type: 'boolean', default: false, help: 'no per-event log lines' },
+    'give-up-after': { type: 'string', default: '600', help: 'seconds without reaching the server before exiting with an error' },
+    ...GAN_OPTIONS,
+  }, argv);
+  const token = (v.token as string | undefined) ?? process.env.ASYNDGAN_TOKEN;
+  if (!v.server || !v.id || !token || v.index === undefined) throw new UsageError('node needs --server, --id, --token and --index (see --help)');
+  const adam = String(v.adam);
+  if (adam !== 'local' && adam !== 'reset') throw new UsageError(`--adam must be local or reset, got "${adam}"`);
+  const cfg = ganConfig(v);
+  const size = int(v, 'size');
+  const index = int(v, 'index');
+  const data = await loadDataSource(String(v.data), { size, nodes: int(v, 'nodes'), seed: cfg.seed });
+  const own = data.nodes[index];
+  if (!own) throw new UsageError(`--index ${index}: the data set has ${data.nodes.length} centers`);
+  let ca: Buffer | undefined;
+  if (v['ca-file']) {
+    try {
+      ca = (await import('node:fs')).readFileSync(String(v['ca-file']));
+    } catch (err) {
+      throw new UsageError(`--ca-file ${v['ca-file']}: cannot read it (${(err as NodeJS.ErrnoException).code ?? (err as Error).message})`);
+    }
+  }
+  const engine = await init();
+  const gan = await EngineLocalGan.create(engine, cfg, own, { adam: adam as AdamPolicy, seed: cfg.seed * 7919 + index });
+  const node = new FedAvgNode({
+    url: String(v.server), nodeId: String(v.id), token, gan,
+    ...(v['checkpoint-dir'] ? { checkpointDir: String(v['checkpoint-dir']) } : {}),
+    checkpointEvery: int(v, 'checkpoint-every'),
+    giveUpAfterMs: num(v, 'give-up-after') * 1000,
+    log: v.quiet ? silentLogger : consoleLogger,
+    ...(ca ? { wsOptions: { ca } } : {}),
+    onFailed: (why) => {
+      console.error(`asyndgan node ${v.id}: refused: ${why}`);
+      setTimeout(() => process.exit(1), 200);
+    },
+    onTrainingDone: (why) => {
+      console.error(`asyndgan node ${v.id}: the server says training is over (${why}); ${node.stats.updatesSent} updates sent, ${node.stats.localSteps} local steps; exiting`);
+      process.exit(0);
+    },
+  });
+  console.error(`asyndgan node ${v.id} (fedavg-gan): ${own.slices.length} slices of ${data.name}, Adam ${adam}, connecting to ${v.server}`);
+  const stop = (): void => void node.stop().then(() => process.exit(0));
+  process.once('SIGINT', stop);
+  process.once('SIGTERM', stop);
+  await node.start();
+}
