@@ -10,9 +10,14 @@ import { EngineDiscriminator } from '../federation/discriminator-backend.js';
 import { makeDiscriminatorUnits, modalityChannels, modalityNames } from '../train/modalities.js';
 import { loadDataSource } from './data-source.js';
 import { GAN_OPTIONS, ganConfig, int, num, parseOptions, UsageError } from './options.js';
+import { splitAlgorithm } from './algorithm.js';
 import { describePrivacy, PRIVACY_OPTIONS, privacyFromOptions } from './privacy-options.js';
 
 export async function nodeCommand(argv: string[]): Promise<void> {
+  // --algorithm fedavg-gan: the weight-sharing baseline (docs/FEDAVG.md), its own options.
+  const { algorithm, rest } = splitAlgorithm(argv);
+  if (algorithm === 'fedavg-gan') return (await import('./fedavg-node.js')).fedavgNodeCommand(rest);
+  argv = rest;
   const v = parseOptions('node', '--server URL --id ID --token TOKEN --index K [options]', {
     server: { type: 'string', help: 'server WebSocket URL, e.g. ws://10.0.0.5:8787/ws' },
     id: { type: 'string', help: 'this node id (as in the server token file)' },

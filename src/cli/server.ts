@@ -16,6 +16,7 @@ import { EngineGenerator } from '../federation/generator-backend.js';
 import { makeGenerator } from '../train/pix2pix.js';
 import { privacyFromStatus, type ReportedPrivacy } from '../privacy/index.js';
 import { GAN_OPTIONS, ganConfigForRounds, int, num, parseOptions, UsageError } from './options.js';
+import { splitAlgorithm } from './algorithm.js';
 import { Progress } from './progress.js';
 import type { FederationInfo, GeneratorInfo } from './train.js';
 
@@ -32,6 +33,10 @@ function federationInfo(m: ServerMetrics): FederationInfo {
 }
 
 export async function serverCommand(argv: string[]): Promise<void> {
+  // --algorithm fedavg-gan: the weight-sharing baseline (docs/FEDAVG.md), its own options.
+  const { algorithm, rest } = splitAlgorithm(argv);
+  if (algorithm === 'fedavg-gan') return (await import('./fedavg-server.js')).fedavgServerCommand(rest);
+  argv = rest;
   const v = parseOptions('server', '--tokens FILE --classes N --modalities a,b [options]', {
     tokens: { type: 'string', help: 'JSON file {"nodes": {"<id>": "<token>"}}' },
     host: { type: 'string', default: '127.0.0.1', help: 'interface to listen on (0.0.0.0 for a network)' },
