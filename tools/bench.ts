@@ -1,8 +1,9 @@
 /**
  * `npm run bench`: this engine against its peers on the same machine and, for tfjs, the same Dawn
  * adapter: @tensorflow/tfjs-backend-webgpu (forward, input gradient, weight gradient, training
- * pass, norms, Adam, the G and D training steps) and onnxruntime-node's WebGPU and CPU execution
- * providers (forward only). Each case warms every implementation up, then times them interleaved
+ * pass, norms, Adam, the G and D training steps), onnxruntime-node's WebGPU and CPU execution
+ * providers (forward only) and, whenever python3 has torch, PyTorch eager fp32 on the CPU (the G
+ * and D steps and the convolutions, tools/bench/torch.ts). Each case warms every implementation up, then times them interleaved
  * and takes medians; every figure is a ratio against a peer measured in the same run, plus GFLOP/s.
  * Prints a table, writes JSON (runs/bench.json or --out), and ends with exactly one line
  * `conv3x3 train speedup vs tfjs-webgpu: X.XXx`.
@@ -10,7 +11,7 @@
  * Options: --quick (CI-sized: the conv3x3 cases, small matmul/norm, G/D steps at 32x32; about 2 min)
  *          --repeats N (5)  --warmup N (1)  --min-repeats N (3)  --case-budget S (15)  --budget S (1200)
  *          --only REGEX (workload names)  --peers tfjs-webgpu,ort-webgpu,ort-cpu  --out FILE
- *          --gan-size N (64)  --ngf N (16)  --ndf N (16)  --blocks N (9)
+ *          --gan-size N (64)  --ngf N (16)  --ndf N (16)  --blocks N (9)  --batch N (1)  --torch-threads N
  *          --conv-path auto|subgroup|tiled (convolution kernels: auto = tiled on GPUs, subgroup on CPUs)
  */
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
@@ -24,13 +25,14 @@ import { tensor } from '../src/engine/ops/create.js';
 import { relu } from '../src/engine/ops/elementwise.js';
 import { DEFAULT_GAN, type GanShape } from './bench/gan-step.js';
 import {
-  formatResults, IMPLS, measure, summarize, type CaseResult, type Impl, type Runner,
+  formatResults, IMPLS, measure, median, summarize, type CaseResult, type Impl, type Runner,
 } from './bench/harness.js';
 import { ortRunner } from './bench/ort.js';
 import { crossCheck, type CrossCheck } from './bench/crosscheck.js';
 import { generatorParamShapes, oursRunner } from './bench/ours.js';
 import { matmul } from '../src/engine/ops/matmul.js';
 import { startTfjs, tfjsRunner, type TfjsPeer } from './bench/tfjs.js';
+import { startTorch, torchRunner, type TorchPeer } from './bench/torch.js';
 import { caseFlops, CONV3X3, modesOf, workloads } from './bench/workloads.js';
 
 const USAGE = `
@@ -45,9 +47,11 @@ usage: npm run bench -- [options]
   --case-budget S         seconds per case (15)
   --budget S              seconds for the whole run (1200)
   --only REGEX            only workloads whose name matches
-  --peers LIST            tfjs-webgpu,ort-webgpu,ort-cpu (default: all three)
+  --peers LIST            tfjs-webgpu,ort-webgpu,ort-cpu,torch-cpu (default: all four; torch-cpu
+                          needs python3 with torch: pip install 'torch==2.13.0+cpu')
   --out FILE              JSON results (runs/bench.json)
-  --gan-size N --ngf N --ndf N --blocks N   G/D step shape (64, 16, 16, 9)
+  --gan-size N --ngf N --ndf N --blocks N --batch N   G/D step shape (64, 16, 16, 9, 1)
+  --torch-threads N       PyTorch's CPU threads (default: its own choice, one per core)
   --conv-path auto|subgroup|tiled           convolution kernels (auto: tiled on GPUs, subgroup on CPUs)
 `;
 
@@ -59,13 +63,15 @@ const a = toolArgs('npm run bench', USAGE, {
   'case-budget': { type: 'string' },
   budget: { type: 'string' },
   only: { type: 'string' },
-  peers: { type: 'string', default: 'tfjs-webgpu,ort-webgpu,ort-cpu' },
+  peers: { type: 'string', default: 'tfjs-webgpu,ort-webgpu,ort-cpu,torch-cpu' },
   out: { type: 'string', default: 'runs/bench.json' },
   'gan-size': { type: 'string' },
   'conv-path': { type: 'string', default: 'auto' },
   ngf: { type: 'string' },
   ndf: { type: 'string' },
   blocks: { type: 'string' },
+  batch: { type: 'string' },
+  'torch-threads': { type: 'string' },
 });
 
 const num = (name: string, v: string | undefined, dflt: number): number => {
@@ -90,7 +96,9 @@ const gan: GanShape = {
   ngf: num('ngf', a.ngf, DEFAULT_GAN.ngf),
   ndf: num('ndf', a.ndf, DEFAULT_GAN.ndf),
   blocks: num('blocks', a.blocks, DEFAULT_GAN.blocks),
+  batch: num('batch', a.batch, DEFAULT_GAN.batch),
 };
+const torchThreads = a['torch-threads'] !== undefined ? num('torch-threads', a['torch-threads'], 0) : undefined;
 const only = a.only ? new RegExp(a.only, 'i') : null;
 const convPath = a['conv-path'] as ConvKernels;
 if (!['auto', 'subgroup', 'tiled'].includes(convPath)) throw new Error(`--conv-path must be auto, subgroup or tiled, got ${convPath}`);
@@ -113,6 +121,18 @@ if (peers.includes('tfjs-webgpu')) {
     // Two create() instances of the webgpu package in one process: check ours still computes.
     const y = await relu(tensor([-1, 2, -3, 4])).read();
     if (y.join(',') !== '0,2,0,4') throw new Error(`our engine broke after tfjs started: relu gave ${y.join(',')}`);
+  }
+}
+
+let torch: TorchPeer | null = null;
+if (peers.includes('torch-cpu')) {
+  const r = await startTorch({ ...(torchThreads ? { threads: torchThreads } : {}) });
+  if (typeof r === 'string') {
+    peerProblems.set('torch-cpu', r);
+    console.log(`torch-cpu: ${r}`);
+  } else {
+    torch = r;
+    console.log(`torch-cpu: PyTorch ${r.version} eager fp32 on the CPU, ${r.threads} threads, interleaved with ours`);
   }
 }
 
@@ -153,6 +173,8 @@ async function makeRunner(impl: Impl, w: (typeof list)[number], mode: string): P
         return await ortRunner('webgpu', w, mode);
       case 'ort-cpu':
         return await ortRunner('cpu', w, mode);
+      case 'torch-cpu':
+        return torch ? await torchRunner(torch, w, mode) : peerProblems.get(impl) ?? 'not started';
     }
   } catch (err) {
     return `setup failed: ${(err as Error).message.split('\n')[0]}`;
@@ -200,12 +222,14 @@ for (const w of list) {
       }
     }
     const memory = runners.get('ours')?.memory?.();
+    const dispatches = runners.get('ours')?.dispatches?.();
     for (const r of runners.values()) await r.dispose();
     const res = summarize(w.name, mode, flops, times, skipped);
     if (memory) res.memory = memory;
+    if (dispatches && dispatches.length > 0) res.dispatches = median(dispatches);
     results.push(res);
     const oursMs = (res.impls.ours as { medianMs?: number } | undefined)?.medianMs;
-    const parts = [`ours ${oursMs !== undefined ? `${oursMs.toFixed(2)} ms` : 'n/a'}`];
+    const parts = [`ours ${oursMs !== undefined ? `${oursMs.toFixed(2)} ms` : 'n/a'}${res.dispatches !== undefined ? ` (${res.dispatches} dispatches)` : ''}`];
     for (const p of peers) {
       const t = res.impls[p];
       if (t && 'medianMs' in t) parts.push(`${p} ${t.medianMs.toFixed(2)} ms (${(res.speedup[p] ?? NaN).toFixed(2)}x)`);
@@ -231,6 +255,23 @@ for (const r of results) {
   );
 }
 
+// The G and D steps against PyTorch CPU, from this run's interleaved medians.
+const vsTorch: Record<string, { oursMs: number; torchMs: number; oursOverTorch: number; dispatches: number | null }> = {};
+for (const r of results.filter((x) => x.workload.startsWith('G step') || x.workload.startsWith('D step') || (x.workload === CONV3X3 && x.mode === 'train'))) {
+  const o = r.impls.ours;
+  const t = r.impls['torch-cpu'];
+  const name = r.workload === CONV3X3 ? `${CONV3X3} train` : r.workload;
+  if (o && 'medianMs' in o && t && 'medianMs' in t) {
+    vsTorch[name] = { oursMs: o.medianMs, torchMs: t.medianMs, oursOverTorch: o.medianMs / t.medianMs, dispatches: r.dispatches ?? null };
+    const how = o.medianMs >= t.medianMs ? `${(o.medianMs / t.medianMs).toFixed(2)}x slower` : `${(t.medianMs / o.medianMs).toFixed(2)}x faster`;
+    console.log(`vs PyTorch CPU, ${name}: ours ${o.medianMs.toFixed(1)} ms, torch ${t.medianMs.toFixed(1)} ms: ours ${how}` +
+      `${r.dispatches !== undefined ? `; ${r.dispatches} dispatches per step` : ''} (medians of ${o.runsMs.length} interleaved runs)`);
+  } else if (r.dispatches !== undefined) {
+    console.log(`${name}: ${r.dispatches} dispatches per step; PyTorch CPU not measured${peerProblems.has('torch-cpu') ? ` (${peerProblems.get('torch-cpu')})` : ''}`);
+  }
+}
+torch?.close();
+
 const train = results.find((r) => r.workload === CONV3X3 && r.mode === 'train');
 const speedup = train?.speedup['tfjs-webgpu'];
 const elapsedS = (performance.now() - started) / 1000;
@@ -251,13 +292,15 @@ const report = {
     '@tensorflow/tfjs': versionOf('@tensorflow/tfjs'),
     '@tensorflow/tfjs-backend-webgpu': versionOf('@tensorflow/tfjs-backend-webgpu'),
     'onnxruntime-node': versionOf('onnxruntime-node'),
+    torch: torch?.version ?? null,
   },
+  torchThreads: torch?.threads ?? null,
   options: { quick, ...opts, budgetMs, peers, gan, only: a.only ?? null, convPath },
   adamParams,
   crossCheck: checks,
   elapsedS,
   results,
-  summary: { conv3x3TrainSpeedupVsTfjs: speedup ?? null },
+  summary: { conv3x3TrainSpeedupVsTfjs: speedup ?? null, vsTorchCpu: vsTorch },
 };
 mkdirSync(dirname(a.out!), { recursive: true });
 writeFileSync(a.out!, JSON.stringify(report, null, 1));

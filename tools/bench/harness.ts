@@ -4,8 +4,8 @@
  */
 
 /** Who is measured. 'ours' is this engine; the rest are peers on the same machine. */
-export type Impl = 'ours' | 'tfjs-webgpu' | 'ort-webgpu' | 'ort-cpu';
-export const IMPLS: readonly Impl[] = ['ours', 'tfjs-webgpu', 'ort-webgpu', 'ort-cpu'];
+export type Impl = 'ours' | 'tfjs-webgpu' | 'ort-webgpu' | 'ort-cpu' | 'torch-cpu';
+export const IMPLS: readonly Impl[] = ['ours', 'tfjs-webgpu', 'ort-webgpu', 'ort-cpu', 'torch-cpu'];
 
 /**
  * One measurable thing. `run()` is timed and must not return before the device has finished the
@@ -19,6 +19,8 @@ export interface Runner {
   dispose(): Promise<void> | void;
   /** GPU memory of the runs so far (our training steps). */
   memory?(): StepMemory;
+  /** Dispatches recorded by each run() so far (ours). */
+  dispatches?(): number[];
 }
 
 /** Our buffer pool around repeated training steps. */
@@ -49,6 +51,8 @@ export interface CaseResult {
   impls: Partial<Record<Impl, Timing | { skipped: string }>>;
   /** Our memory over the runs (training steps only). */
   memory?: StepMemory;
+  /** Our GPU dispatches per run (median over the timed and warm-up runs; training steps). */
+  dispatches?: number;
   /** Peer median / our median (> 1: we are faster), per peer measured in this run. */
   speedup: Partial<Record<Exclude<Impl, 'ours'>, number>>;
   /** GFLOP/s per implementation (nominal flops / median). */

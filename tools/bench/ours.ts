@@ -198,14 +198,20 @@ export async function oursRunner(w: Workload, mode: string, adamShapes: number[]
       const fake = w.part === 'generator' ? null : makeFake(gan);
       const step = fake ? () => discriminatorStep(gan, fake) : () => generatorStep(gan);
       const memory = trackMemory();
+      // The recorder counts every dispatch it records: the delta around one step is that step's count.
+      const recorder = engine().recorder;
+      const dispatches: number[] = [];
       return {
         async run() {
           memory.before();
+          const d0 = recorder.dispatches;
           step();
           await sync();
+          dispatches.push(recorder.dispatches - d0);
           memory.after();
         },
         memory: () => memory.report(),
+        dispatches: () => dispatches,
         dispose() {
           fake?.dispose();
           gan.dispose();

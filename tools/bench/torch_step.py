@@ -1,6 +1,6 @@
 #!/usr/bin/env python3
 """PyTorch eager fp32 reference for tools/bench.ts: the same AsynDGAN / pix2pix generator and
-discriminator training steps (and the conv3x3 64->64 @128 reference convolution), timed on one GPU.
+discriminator training steps (and the conv3x3 64->64 @128 reference convolution), timed on one GPU (or, with --device cpu, on the CPU; --serve is the interleaved peer of npm run bench).
 
 The networks follow the authors' networks.py (ResnetGenerator resnet_9blocks, NLayerDiscriminator),
 with batch norm, no dropout (tools/bench.ts and tools/profile.ts train without it), Adam 2e-4 with
@@ -99,30 +99,8 @@ def timed(fn, warmup, repeats, sync):
     return {"medianMs": statistics.median(runs), "runsMs": [round(r, 3) for r in runs]}
 
 
-def main():
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--size", type=int, default=64)
-    p.add_argument("--batch", type=int, default=1)
-    p.add_argument("--in-channels", type=int, default=1)
-    p.add_argument("--out-channels", type=int, default=3)
-    p.add_argument("--ngf", type=int, default=16)
-    p.add_argument("--ndf", type=int, default=16)
-    p.add_argument("--blocks", type=int, default=9)
-    p.add_argument("--layers", type=int, default=3)
-    p.add_argument("--warmup", type=int, default=3)
-    p.add_argument("--repeats", type=int, default=20)
-    p.add_argument("--device", default="cuda")
-    p.add_argument("--cudnn-benchmark", action="store_true", help="let cuDNN autotune (off: eager defaults)")
-    p.add_argument("--json", help="write results here")
-    a = p.parse_args()
-
-    dev = torch.device(a.device)
-    torch.backends.cuda.matmul.allow_tf32 = False
-    torch.backends.cudnn.allow_tf32 = False
-    torch.backends.cudnn.benchmark = a.cudnn_benchmark
-    torch.manual_seed(1)
-    sync = torch.cuda.synchronize if dev.type == "cuda" else (lambda: None)
-
+def build_gan(a, dev):
+    """G, D, their Adam optimizers, one fixed batch and the two step functions for shape `a`."""
     g = ResnetGenerator(a.in_channels, a.out_channels, a.ngf, a.blocks).to(dev)
     d = NLayerDiscriminator(a.in_channels + a.out_channels, a.ndf, a.layers).to(dev)
     init_weights(g)
@@ -154,6 +132,109 @@ def main():
                       + F.binary_cross_entropy_with_logits(pf, torch.zeros_like(pf)))
         loss.backward()
         opt_d.step()
+
+    return g, d, generator_step, discriminator_step
+
+
+def conv_case(spec, mode, dev):
+    """One convolution mode (fwd, dgrad, wgrad, train) on spec {n, ci, co, h, w, k, stride, pad}."""
+    s = spec
+    x = torch.randn(s["n"], s["ci"], s["h"], s["w"], device=dev, requires_grad=True)
+    w = (torch.randn(s["co"], s["ci"], s["k"], s["k"], device=dev) * 0.05).requires_grad_(True)
+    with torch.no_grad():
+        y0 = F.conv2d(x, w, stride=s["stride"], padding=s["pad"])
+    dy = torch.randn_like(y0)
+    kw = dict(stride=s["stride"], padding=s["pad"])
+    if mode == "fwd":
+        def run():
+            with torch.no_grad():
+                F.conv2d(x, w, **kw)
+    elif mode == "dgrad":
+        def run():
+            torch.nn.grad.conv2d_input(x.shape, w, dy, **kw)
+    elif mode == "wgrad":
+        def run():
+            torch.nn.grad.conv2d_weight(x, w.shape, dy, **kw)
+    elif mode == "train":
+        def run():
+            y = F.conv2d(x, w, **kw)
+            torch.autograd.grad(y, [x, w], dy)
+    else:
+        raise ValueError(f"unknown conv mode {mode}")
+    return run
+
+
+def serve(dev, sync):
+    """Line protocol for tools/bench.ts, which interleaves these runs with its own.
+
+    Requests, one JSON object per line on stdin:
+      {"op": "gan", "part": "generator"|"discriminator", "shape": {size, batch, inC, outC, ngf, ndf, blocks, layers}}
+      {"op": "conv", "mode": "fwd"|"dgrad"|"wgrad"|"train", "spec": {n, ci, co, h, w, k, stride, pad}}
+      {"op": "run"}   one run of the case set up last; the reply carries its time
+    Replies, one JSON object per line on stdout: {"ok": true, ...} or {"ok": false, "error": "..."}.
+    """
+    import sys
+    print(json.dumps({"ok": True, "torch": torch.__version__, "threads": torch.get_num_threads(),
+                      "device": platform.processor() or platform.machine()}), flush=True)
+    current = None
+    for line in sys.stdin:
+        try:
+            req = json.loads(line)
+            if req["op"] == "gan":
+                sh = req["shape"]
+                a = argparse.Namespace(size=sh["size"], batch=sh["batch"], in_channels=sh["inC"], out_channels=sh["outC"],
+                                       ngf=sh["ngf"], ndf=sh["ndf"], blocks=sh["blocks"], layers=sh["layers"])
+                torch.manual_seed(1)
+                g, d, gs, ds = build_gan(a, dev)
+                current = gs if req["part"] == "generator" else ds
+                print(json.dumps({"ok": True, "gParams": sum(q.numel() for q in g.parameters()),
+                                  "dParams": sum(q.numel() for q in d.parameters())}), flush=True)
+            elif req["op"] == "conv":
+                torch.manual_seed(1)
+                current = conv_case(req["spec"], req["mode"], dev)
+                print(json.dumps({"ok": True}), flush=True)
+            elif req["op"] == "run":
+                if current is None:
+                    raise ValueError("run before any case was set up")
+                t0 = time.perf_counter()
+                current()
+                sync()
+                print(json.dumps({"ok": True, "ms": (time.perf_counter() - t0) * 1000.0}), flush=True)
+            else:
+                raise ValueError(f"unknown op {req['op']!r}")
+        except Exception as e:  # one bad request must not end the peer
+            print(json.dumps({"ok": False, "error": f"{type(e).__name__}: {e}"}), flush=True)
+
+
+def main():
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--size", type=int, default=64)
+    p.add_argument("--batch", type=int, default=1)
+    p.add_argument("--in-channels", type=int, default=1)
+    p.add_argument("--out-channels", type=int, default=3)
+    p.add_argument("--ngf", type=int, default=16)
+    p.add_argument("--ndf", type=int, default=16)
+    p.add_argument("--blocks", type=int, default=9)
+    p.add_argument("--layers", type=int, default=3)
+    p.add_argument("--warmup", type=int, default=3)
+    p.add_argument("--repeats", type=int, default=20)
+    p.add_argument("--device", default="cuda")
+    p.add_argument("--cudnn-benchmark", action="store_true", help="let cuDNN autotune (off: eager defaults)")
+    p.add_argument("--json", help="write results here")
+    p.add_argument("--serve", action="store_true", help="line protocol on stdin/stdout for tools/bench.ts (see serve())")
+    a = p.parse_args()
+
+    dev = torch.device(a.device)
+    torch.backends.cuda.matmul.allow_tf32 = False
+    torch.backends.cudnn.allow_tf32 = False
+    torch.backends.cudnn.benchmark = a.cudnn_benchmark
+    torch.manual_seed(1)
+    sync = torch.cuda.synchronize if dev.type == "cuda" else (lambda: None)
+    if a.serve:
+        serve(dev, sync)
+        return
+
+    g, d, generator_step, discriminator_step = build_gan(a, dev)
 
     results = {
         "generator": timed(generator_step, a.warmup, a.repeats, sync),
