@@ -1,5 +1,7 @@
 // `asyndgan provision`: tokens, a CA, server and client certificates that chain to it, the server's
-// SAN, and a start command per site. (A TLS federation run from these commands is not in this test yet.)
+// SAN, client certificates named after their site, and a start command per site, with mutual TLS by
+// default and without it under --tls-only. The federation run from these commands is
+// test/cli-tls-federation.test.ts; mutual TLS itself is test/net-mtls.test.ts.
 import { spawnSync } from 'node:child_process';
 import { mkdtempSync, readFileSync, statSync } from 'node:fs';
 import { createServer, type AddressInfo } from 'node:net';
@@ -16,7 +18,7 @@ const freePort = () => new Promise<number>((resolve) => {
   });
 });
 
-t.test('provision, then a TLS federation from the printed commands', async (t) => {
+t.test('provision: files, certificates and the printed commands', async (t) => {
   const openssl = spawnSync('openssl', ['version']);
   if (openssl.error) {
     t.comment('skipped: no openssl command here');
@@ -41,4 +43,16 @@ t.test('provision, then a TLS federation from the printed commands', async (t) =
   const nodeLines = lines.filter((l) => l.includes(' asyndgan node '));
   t.equal(nodeLines.length, 2, 'one command per site');
   t.ok(nodeLines.every((l) => /--server wss:\/\/127\.0\.0\.1:\d+\/ws/.test(l) && l.includes('--ca-file')), 'nodes dial wss:// and trust the CA');
+  t.ok(lines[0]!.includes(`--client-ca ${join(dir, 'ca.crt')}`), 'mutual TLS by default: the server checks client certificates against the CA');
+  t.ok(nodeLines.every((l, i) => {
+    const site = ['hospital-a', 'hospital-b'][i]!;
+    return l.includes(`--cert ${join(dir, 'sites', site, 'client.crt')}`) && l.includes(`--key ${join(dir, 'sites', site, 'client.key')}`);
+  }), 'each node presents its own certificate');
+  const subject = spawnSync('openssl', ['x509', '-in', join(dir, 'sites', 'hospital-b', 'client.crt'), '-noout', '-subject'], { encoding: 'utf8' }).stdout;
+  t.match(subject, /CN ?= ?hospital-b/, 'a client certificate names its site (the server binds it to the node id)');
+
+  const plain = spawnSync(process.execPath, [cli, 'provision', '--sites', 'a', '--server-host', 'fed.example.org', '--out', join(dir, 'plain'), '--tls-only'], { encoding: 'utf8' });
+  t.equal(plain.status, 0, plain.stderr);
+  t.notMatch(plain.stdout, /--client-ca|--cert |--key /, '--tls-only: no client certificates in the commands');
+  t.match(plain.stdout, /--server wss:\/\/fed\.example\.org:8787\/ws/);
 });

@@ -3,6 +3,7 @@
  * share), uploads the masks once, and answers every round with d(loss)/d(fakes). Real images,
  * the discriminator and its optimizer state stay in this process (checkpointed to --checkpoint-dir).
  */
+import { readFileSync } from 'node:fs';
 import { init } from '../engine/index.js';
 import { conditionTensor, selectModalities } from '../data/index.js';
 import { consoleLogger, DiscriminatorNode, silentLogger } from '../net/index.js';
@@ -10,14 +11,9 @@ import { EngineDiscriminator } from '../federation/discriminator-backend.js';
 import { makeDiscriminatorUnits, modalityChannels, modalityNames } from '../train/modalities.js';
 import { loadDataSource } from './data-source.js';
 import { GAN_OPTIONS, ganConfig, int, num, parseOptions, UsageError } from './options.js';
-import { splitAlgorithm } from './algorithm.js';
 import { describePrivacy, PRIVACY_OPTIONS, privacyFromOptions } from './privacy-options.js';
 
 export async function nodeCommand(argv: string[]): Promise<void> {
-  // --algorithm fedavg-gan: the weight-sharing baseline (docs/FEDAVG.md), its own options.
-  const { algorithm, rest } = splitAlgorithm(argv);
-  if (algorithm === 'fedavg-gan') return (await import('./fedavg-node.js')).fedavgNodeCommand(rest);
-  argv = rest;
   const v = parseOptions('node', '--server URL --id ID --token TOKEN --index K [options]', {
     server: { type: 'string', help: 'server WebSocket URL, e.g. ws://10.0.0.5:8787/ws' },
     id: { type: 'string', help: 'this node id (as in the server token file)' },
@@ -31,6 +27,8 @@ export async function nodeCommand(argv: string[]): Promise<void> {
     'checkpoint-dir': { type: 'string', help: 'checkpoint the discriminator here; resume from it' },
     'checkpoint-every': { type: 'string', default: '25', help: 'steps between local checkpoints' },
     'ca-file': { type: 'string', help: 'PEM CA certificate for a wss:// server' },
+    cert: { type: 'string', help: 'mutual TLS: PEM client certificate to present to the server (with --key)' },
+    key: { type: 'string', help: 'mutual TLS: PEM private key of --cert' },
     quiet: { type: 'boolean', default: false, help: 'no per-event log lines' },
     'give-up-after': { type: 'string', default: '600', help: 'seconds without reaching the server (wrong URL, refused, untrusted certificate) before exiting with an error' },
     ...PRIVACY_OPTIONS,
@@ -39,6 +37,18 @@ export async function nodeCommand(argv: string[]): Promise<void> {
   const privacy = privacyFromOptions(v);
   const token = (v.token as string | undefined) ?? process.env.ASYNDGAN_TOKEN;
   if (!v.server || !v.id || !token || v.index === undefined) throw new UsageError('node needs --server, --id, --token and --index (see --help)');
+  // TLS files first: a wrong path is reported before the data and the engine load.
+  if (Boolean(v.cert) !== Boolean(v.key)) throw new UsageError('--cert and --key go together (a client certificate and its private key)');
+  const readPem = (key: 'ca-file' | 'cert' | 'key'): Buffer | undefined => {
+    if (!v[key]) return undefined;
+    try {
+      return readFileSync(String(v[key]));
+    } catch (err) {
+      throw new UsageError(`--${key} ${v[key]}: cannot read it (${(err as NodeJS.ErrnoException).code ?? (err as Error).message})`);
+    }
+  };
+  const tls = { ca: readPem('ca-file'), cert: readPem('cert'), key: readPem('key') };
+  const wsOptions = Object.fromEntries(Object.entries(tls).filter(([, b]) => b !== undefined));
   const cfg = ganConfig(v);
   const size = int(v, 'size');
   const index = int(v, 'index');
@@ -62,14 +72,6 @@ export async function nodeCommand(argv: string[]): Promise<void> {
   const heldData = subset ? selectModalities(own, heldNames) : own;
   const images = new Map(heldData.slices.map((s) => [s.key, s.image]));
   const backend = new EngineDiscriminator(units, { channels: held.length, height: size, width: size, get: (k) => images.get(k) }, cfg, subset ? { heldChannels: held } : {});
-  let ca: Buffer | undefined;
-  if (v['ca-file']) {
-    try {
-      ca = (await import('node:fs')).readFileSync(String(v['ca-file']));
-    } catch (err) {
-      throw new UsageError(`--ca-file ${v['ca-file']}: cannot read it (${(err as NodeJS.ErrnoException).code ?? (err as Error).message})`);
-    }
-  }
   const node = new DiscriminatorNode({
     url: String(v.server),
     nodeId: String(v.id),
@@ -97,7 +99,7 @@ export async function nodeCommand(argv: string[]): Promise<void> {
     checkpointEvery: int(v, 'checkpoint-every'),
     giveUpAfterMs: num(v, 'give-up-after') * 1000,
     log: v.quiet ? silentLogger : consoleLogger,
-    ...(ca ? { wsOptions: { ca } } : {}),
+    ...(Object.keys(wsOptions).length ? { wsOptions } : {}),
   });
   console.error(`asyndgan node ${v.id}: ${own.slices.length} slices of ${data.name} [${heldNames.join(', ')}], ${units.length} discriminator(s), connecting to ${v.server}`);
   console.error(`asyndgan node ${v.id}: ${describePrivacy(privacy)}`);

@@ -5,8 +5,10 @@
  *   DIR/ca.crt, DIR/ca.key     a private certificate authority (keep ca.key off the servers)
  *   DIR/server.crt/.key        the server's certificate, SAN = HOST, signed by the CA
  *   DIR/sites/<id>/            per site: token, client.crt/.key (signed by the CA), ca.crt
- * and prints, for the server and every site, the exact command that starts it. Certificates are
- * made with the `openssl` command (OpenSSL 1.1.1 or 3.x).
+ * and prints, for the server and every site, the exact command that starts it: by default with
+ * mutual TLS (the server also checks each node's certificate, whose CN is the site id, against the
+ * CA: a leaked token alone does not get in); --tls-only prints commands with server TLS and tokens
+ * only. Certificates are made with the `openssl` command (OpenSSL 1.1.1 or 3.x).
  */
 import { spawnSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
@@ -25,6 +27,7 @@ export async function provisionCommand(argv: string[]): Promise<void> {
     out: { type: 'string', default: 'federation', help: 'output folder' },
     port: { type: 'string', default: '8787', help: 'the port the server will listen on (for the printed commands)' },
     days: { type: 'string', default: '365', help: 'certificate validity in days' },
+    'tls-only': { type: 'boolean', default: false, help: 'print commands without mutual TLS (server certificate and tokens only; the client certificates are still made)' },
   }, argv);
   if (!v.sites) throw new UsageError('provision needs --sites a,b,c (the node ids)');
   if (!v['server-host']) throw new UsageError('provision needs --server-host HOST (the name or IP the nodes dial)');
@@ -56,13 +59,15 @@ export async function provisionCommand(argv: string[]): Promise<void> {
   }
 
   const urlHost = isIP(host) === 6 ? `[${host}]` : host;
-  console.log(`provisioned ${sites.length} sites in ${out} (server ${host}:${port}); copy sites/<id>/ to each hospital, keep ca.key offline`);
+  const mutual = v['tls-only'] !== true;
+  console.log(`provisioned ${sites.length} sites in ${out} (server ${host}:${port}, ${mutual ? 'mutual TLS: certificate and token' : 'TLS: token only'}); copy sites/<id>/ to each hospital, keep ca.key offline`);
   console.log(`\n# on the server (${host}):`);
-  console.log(`asyndgan server --host 0.0.0.0 --port ${port} --tokens ${join(out, 'tokens.json')} --tls-cert ${join(out, 'server.crt')} --tls-key ${join(out, 'server.key')} --classes N --modalities LIST --min-nodes ${sites.length}`);
+  console.log(`asyndgan server --host 0.0.0.0 --port ${port} --tokens ${join(out, 'tokens.json')} --tls-cert ${join(out, 'server.crt')} --tls-key ${join(out, 'server.key')}${mutual ? ` --client-ca ${ca.crt}` : ''} --classes N --modalities LIST --min-nodes ${sites.length}`);
   sites.forEach((s, i) => {
     const dir = join(out, 'sites', s);
+    const certs = mutual ? ` --cert ${join(dir, 'client.crt')} --key ${join(dir, 'client.key')}` : '';
     console.log(`\n# at ${s}:`);
-    console.log(`ASYNDGAN_TOKEN=$(cat ${join(dir, 'token')}) asyndgan node --server wss://${urlHost}:${port}/ws --id ${s} --ca-file ${join(dir, 'ca.crt')} --data DATA --index ${i} --nodes ${sites.length}`);
+    console.log(`ASYNDGAN_TOKEN=$(cat ${join(dir, 'token')}) asyndgan node --server wss://${urlHost}:${port}/ws --id ${s} --ca-file ${join(dir, 'ca.crt')}${certs} --data DATA --index ${i} --nodes ${sites.length}`);
   });
 }
 

@@ -16,7 +16,6 @@ import { EngineGenerator } from '../federation/generator-backend.js';
 import { makeGenerator } from '../train/pix2pix.js';
 import { privacyFromStatus, type ReportedPrivacy } from '../privacy/index.js';
 import { GAN_OPTIONS, ganConfigForRounds, int, num, parseOptions, UsageError } from './options.js';
-import { splitAlgorithm } from './algorithm.js';
 import { Progress } from './progress.js';
 import type { FederationInfo, GeneratorInfo } from './train.js';
 
@@ -33,16 +32,13 @@ function federationInfo(m: ServerMetrics): FederationInfo {
 }
 
 export async function serverCommand(argv: string[]): Promise<void> {
-  // --algorithm fedavg-gan: the weight-sharing baseline (docs/FEDAVG.md), its own options.
-  const { algorithm, rest } = splitAlgorithm(argv);
-  if (algorithm === 'fedavg-gan') return (await import('./fedavg-server.js')).fedavgServerCommand(rest);
-  argv = rest;
   const v = parseOptions('server', '--tokens FILE --classes N --modalities a,b [options]', {
     tokens: { type: 'string', help: 'JSON file {"nodes": {"<id>": "<token>"}}' },
     host: { type: 'string', default: '127.0.0.1', help: 'interface to listen on (0.0.0.0 for a network)' },
     port: { type: 'string', default: '8787', help: 'port (0 = ephemeral)' },
     'tls-cert': { type: 'string', help: 'PEM certificate: serve wss:// and https://' },
     'tls-key': { type: 'string', help: 'PEM private key for --tls-cert' },
+    'client-ca': { type: 'string', help: 'mutual TLS: PEM CA file; a node must also present a certificate it signed, whose CN is its id (with --tls-cert)' },
     classes: { type: 'string', help: 'mask classes (generator input channels)' },
     'class-names': { type: 'string', help: 'comma-separated class names (for reports)' },
     modalities: { type: 'string', default: 't1,t1c,t2,flair', help: 'comma-separated modality names (generator outputs)' },
@@ -105,7 +101,8 @@ export async function serverCommand(argv: string[]): Promise<void> {
   const scalars = runScalarLog(out, v.tensorboard === true);
   let finished: () => void = () => {};
   const done = new Promise<void>((resolve) => (finished = resolve));
-  const tls = v['tls-cert'] ? { certFile: String(v['tls-cert']), keyFile: String(v['tls-key'] ?? '') } : undefined;
+  if (v['client-ca'] && !v['tls-cert']) throw new UsageError('--client-ca needs --tls-cert and --tls-key (mutual TLS runs over TLS)');
+  const tls = v['tls-cert'] ? { certFile: String(v['tls-cert']), keyFile: String(v['tls-key'] ?? ''), ...(v['client-ca'] ? { clientCaFile: String(v['client-ca']) } : {}) } : undefined;
   const server = await GeneratorServer.start({
     generator: backend,
     tokens,
@@ -148,7 +145,7 @@ export async function serverCommand(argv: string[]): Promise<void> {
       if (s.round >= rounds) finished();
     },
   });
-  console.error(`asyndgan server: ${server.url} (health: ${server.httpUrl}/health), adapter ${engine.gpu.adapterName}`);
+  console.error(`asyndgan server: ${server.url} (health: ${server.httpUrl}/health)${tls?.clientCaFile ? ', mutual TLS (nodes need a client certificate from ' + tls.clientCaFile + ')' : ''}, adapter ${engine.gpu.adapterName}`);
   console.log(`listening: ${server.url}`);
   const writeGenerator = async (): Promise<string> => {
     const info: GeneratorInfo = {

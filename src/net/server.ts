@@ -7,7 +7,7 @@
 import { accessSync, constants as fsConstants } from 'node:fs';
 import { createServer } from 'node:net';
 import uWS from 'uWebSockets.js';
-import { Admission, AUTHORIZATION_HEADER, NODE_ID_HEADER, REFUSAL_HEADER, statusLine, type AdmissionOptions } from './admission.js';
+import { Admission, AUTHORIZATION_HEADER, NODE_ID_HEADER, REFUSAL_HEADER, statusLine, type AdmissionOptions, type AdmissionResult } from './admission.js';
 import { Coordinator, type ConnHandle, type CoordinatorOptions, type ServerMetrics } from './coordinator.js';
 import { FileCheckpointStore } from './checkpoint.js';
 import { StartupError, oneLine } from './errors.js';
@@ -16,6 +16,7 @@ import { TokenTable } from './tokens.js';
 import { DEFAULT_MAX_FRAME_BYTES } from './protocol.js';
 import { privacyFromStatus, type ReportedPrivacy } from '../privacy/index.js';
 import { PROMETHEUS_CONTENT_TYPE, prometheusText, wantsPrometheus } from './prometheus.js';
+import { PEER_ADDRESS_HEADER, PEER_CERT_HEADER, RELAY_SECRET_HEADER, TlsRelay } from './tls-relay.js';
 
 /** /metrics: the coordinator's metrics plus the transport's admission counters. */
 export interface TransportMetrics extends ServerMetrics {
@@ -36,8 +37,12 @@ export interface ServerOptions extends Omit<CoordinatorOptions, 'tokens'>, Omit<
   port?: number;
   /** WebSocket path. Default '/ws'. */
   path?: string;
-  /** Serve wss:// and https:// with these PEM files. */
-  tls?: { certFile: string; keyFile: string; passphrase?: string };
+  /**
+   * Serve wss:// and https:// with these PEM files. With `clientCaFile`, mutual TLS: a client must
+   * present a certificate that chains to that CA and whose subject CN is its node id, as well as
+   * its token (TLS is then terminated in Node, see tls-relay.ts).
+   */
+  tls?: { certFile: string; keyFile: string; passphrase?: string; clientCaFile?: string };
   /**
    * Frames up to maxFrameBytes are read; frames between maxFrameBytes and this get an
    * error frame; larger ones make uWebSockets.js drop the connection without reading them.
@@ -74,6 +79,8 @@ export class GeneratorServer {
   readonly path: string;
   readonly secure: boolean;
   private listenSocket: uWS.us_listen_socket | undefined;
+  /** Mutual TLS: the TLS front that relays to the plain uWS app. */
+  private relay: TlsRelay | undefined;
   private portValue = 0;
   private stopping: Promise<void> | undefined;
   readonly admission: Admission;
@@ -129,7 +136,9 @@ export class GeneratorServer {
     this.stopping ??= (async () => {
       if (this.listenSocket) uWS.us_listen_socket_close(this.listenSocket);
       this.listenSocket = undefined;
+      this.relay?.stopAccepting(); // open connections end when the coordinator closes them
       await this.coordinator.stop({ reason: 'server shutdown', graceMs: this.opts.shutdownGraceMs ?? 2000 });
+      this.relay?.close();
     })();
     return this.stopping;
   }
@@ -138,7 +147,7 @@ export class GeneratorServer {
     const o = this.opts;
     let app: uWS.TemplatedApp;
     try {
-      app = o.tls
+      app = o.tls && !o.tls.clientCaFile
         ? uWS.SSLApp({ cert_file_name: o.tls.certFile, key_file_name: o.tls.keyFile, ...(o.tls.passphrase ? { passphrase: o.tls.passphrase } : {}) })
         : uWS.App();
     } catch (e) {
@@ -159,8 +168,23 @@ export class GeneratorServer {
       sendPingsAutomatically: true,
       upgrade: (res, req, context) => {
         // Synchronous on purpose: `req` is only valid until this returns.
-        const remote = Buffer.from(res.getRemoteAddressAsText()).toString();
-        const verdict = admission.check(remote, req.getHeader(NODE_ID_HEADER), req.getHeader(AUTHORIZATION_HEADER), Date.now());
+        let remote = Buffer.from(res.getRemoteAddressAsText()).toString();
+        let certName: string | undefined;
+        if (this.opts.tls?.clientCaFile) {
+          // Mutual TLS: only connections the TLS relay vouches for (the loopback port is no way round it).
+          const peer = this.relay?.peer(req.getHeader(RELAY_SECRET_HEADER), req.getHeader(PEER_ADDRESS_HEADER), req.getHeader(PEER_CERT_HEADER));
+          if (!peer) {
+            refuse(res, 403, 'auth_failed', 'connect over TLS with a client certificate');
+            return;
+          }
+          remote = peer.address;
+          certName = peer.certName;
+        }
+        const checked = admission.check(remote, req.getHeader(NODE_ID_HEADER), req.getHeader(AUTHORIZATION_HEADER), Date.now());
+        // A certificate is one site's: its common name must be the node id the token is for.
+        const verdict: AdmissionResult = checked.ok && certName !== undefined && certName !== checked.nodeId
+          ? { ok: false, status: 401, code: 'auth_failed', message: `the client certificate is for "${certName}", not for node "${checked.nodeId}"` }
+          : checked;
         if (!verdict.ok) {
           if (verdict.code !== 'rate_limited') safeLog(log, 'warn', 'connection refused', { remote, status: verdict.status, code: verdict.code, message: verdict.message });
           res.writeStatus(statusLine(verdict.status)).writeHeader(REFUSAL_HEADER, verdict.code).writeHeader('Content-Type', 'application/json');
@@ -219,6 +243,34 @@ export class GeneratorServer {
   private async listen(): Promise<void> {
     const wanted = this.opts.port ?? 0;
     const deadline = Date.now() + (this.opts.listenRetryMs ?? 0);
+    const tls = this.opts.tls;
+    if (tls?.clientCaFile) {
+      // Mutual TLS: the uWS app in plain text on a loopback port, the TLS relay on the public one.
+      const app = this.buildApp();
+      const ls = await new Promise<uWS.us_listen_socket | false>((resolve) => app.listen('127.0.0.1', 0, resolve));
+      if (!ls) throw new StartupError('cannot listen on a loopback port for the TLS relay');
+      this.listenSocket = ls;
+      const backendPort = uWS.us_socket_local_port(ls as unknown as uWS.us_socket);
+      for (;;) {
+        try {
+          this.relay = await TlsRelay.listen({
+            certFile: tls.certFile, keyFile: tls.keyFile, clientCaFile: tls.clientCaFile, host: this.host, port: wanted, backendPort,
+            ...(tls.passphrase ? { passphrase: tls.passphrase } : {}), ...(this.opts.log ? { log: this.opts.log } : {}),
+          });
+          break;
+        } catch (e) {
+          if (e instanceof StartupError) throw e;
+          if (Date.now() >= deadline) {
+            uWS.us_listen_socket_close(ls);
+            throw new StartupError(`cannot listen on ${this.host}:${wanted}: ${(e as NodeJS.ErrnoException).code === 'EADDRINUSE' ? 'the port is in use (another server running?)' : await whyCannotListen(this.host, wanted)}`);
+          }
+          await new Promise((r) => setTimeout(r, 200));
+        }
+      }
+      this.portValue = this.relay.port;
+      safeLog(this.opts.log ?? silentLogger, 'info', 'listening', { url: this.url, mutualTls: true });
+      return;
+    }
     for (;;) {
       const app = this.buildApp();
       const ls = await new Promise<uWS.us_listen_socket | false>((resolve) => {
@@ -244,9 +296,17 @@ export function startServer(opts: ServerOptions): Promise<GeneratorServer> {
   return GeneratorServer.start(opts);
 }
 
+/** A refusal of the upgrade: status, code header, JSON body. */
+function refuse(res: uWS.HttpResponse, status: number, code: string, message: string): void {
+  res.writeStatus(status === 403 ? '403 Forbidden' : statusLine(status)).writeHeader(REFUSAL_HEADER, code).writeHeader('Content-Type', 'application/json');
+  res.end(JSON.stringify({ error: code, message }), true);
+}
+
 /** TLS files must exist and be readable: uWS would only say "App construction failed". */
 function checkTlsFiles(tls: NonNullable<ServerOptions['tls']>): void {
-  for (const [what, file] of [['certificate', tls.certFile], ['private key', tls.keyFile]] as const) {
+  const files: [string, string][] = [['certificate', tls.certFile], ['private key', tls.keyFile]];
+  if (tls.clientCaFile !== undefined) files.push(['client CA', tls.clientCaFile]);
+  for (const [what, file] of files) {
     if (!file) throw new StartupError(`TLS: no ${what} file given`);
     try {
       accessSync(file, fsConstants.R_OK);
