@@ -189,7 +189,8 @@ export async function runLocalFederation(options: LocalFederationOptions): Promi
       '--tokens', tokenFile, '--port', String(options.port ?? 0), '--classes', String(data.test.numClasses),
       '--class-names', data.test.classNames.join(','), '--modalities', data.test.modalities.join(','), '--size', String(size),
       '--batch-size', String(batchSize), '--rounds', String(rounds), '--out', out, '--checkpoint-dir', join(out, 'checkpoints'),
-      '--exit-when-done', '--quiet', ...model], { stdio: ['ignore', 'pipe', 'pipe'] });
+      // Every round waits for all nodes: both algorithms then average or combine the same sites from round 1.
+      '--min-nodes', String(nodes), '--exit-when-done', '--quiet', ...model], { stdio: ['ignore', 'pipe', 'pipe'] });
     children.push(server);
     const serverLog: string[] = [];
     server.stderr!.on('data', (b: Buffer) => serverLog.push(b.toString()));
@@ -203,7 +204,7 @@ export async function runLocalFederation(options: LocalFederationOptions): Promi
       server.once('exit', (code) => reject(new Error(`server exited with code ${code}: ${serverLog.join('').trim().split('\n').slice(-3).join(' | ')}`)));
     });
     const httpUrl = url.replace(/^ws/, 'http').replace(/\/ws$/, '');
-    console.error(`asyndgan demo: server ${url} (metrics: ${httpUrl}/metrics, Prometheus: ${httpUrl}/metrics?format=prometheus)`);
+    console.error(`asyndgan demo: server ${url} (metrics: ${httpUrl}/metrics${fedavg ? '' : `, Prometheus: ${httpUrl}/metrics?format=prometheus`})`);
     ids.forEach((id, i) => {
       const child = spawn(process.execPath, [CLI, 'node', ...algoFlags, '--server', url, '--id', id, '--index', String(i), '--nodes', String(nodes),
         '--data', dataSpec, '--size', String(size), '--quiet', '--checkpoint-dir', join(out, 'checkpoints'), ...model,
