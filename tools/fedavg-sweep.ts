@@ -34,6 +34,8 @@ const { values: v } = parseArgs({
     blocks: { type: 'string', default: '2' },
     data: { type: 'string', default: 'phantom' },
     asyndgan: { type: 'boolean', default: true },
+    /** Also run E with Adam reset every round, at each lr (the Adam-state decision). */
+    'adam-reset-E': { type: 'string' },
   },
 });
 const out = String(v.out);
@@ -48,6 +50,7 @@ mkdirSync(out, { recursive: true });
 
 interface Row {
   algorithm: FederationAlgorithm;
+  adam?: 'local' | 'reset';
   E: number;
   lr: number;
   rounds: number;
@@ -84,14 +87,15 @@ async function heldOutL1(path: string, cfg: GanConfig): Promise<number> {
   return sum / count;
 }
 
-const configs: { algorithm: FederationAlgorithm; E: number; lr: number }[] = [];
+const configs: { algorithm: FederationAlgorithm; E: number; lr: number; adam?: 'reset' }[] = [];
 for (const lr of lrs) {
   for (const E of Es) configs.push({ algorithm: 'fedavg-gan', E, lr });
+  if (v['adam-reset-E']) configs.push({ algorithm: 'fedavg-gan', E: Number(v['adam-reset-E']), lr, adam: 'reset' });
   if (v.asyndgan) configs.push({ algorithm: 'asyndgan', E: 1, lr });
 }
 const rows: Row[] = [];
 for (const [i, c] of configs.entries()) {
-  const name = `${c.algorithm}-E${c.E}-lr${c.lr}`;
+  const name = `${c.algorithm}-E${c.E}-lr${c.lr}${c.adam ? '-adam-reset' : ''}`;
   const dir = join(out, name);
   const resultFile = join(dir, 'result.json');
   if (existsSync(resultFile)) {
@@ -104,10 +108,10 @@ for (const [i, c] of configs.entries()) {
   const run: FederationRunReport = await runLocalFederation({
     algorithm: c.algorithm, data: String(v.data), nodes, size, batchSize, rounds, localSteps: c.E, out: dir,
     // The same schedule for all: constant, then linear decay over the second half of the updates.
-    gan: { ...model, lr: c.lr, decayIters: Math.floor(rounds / 2) }, privacy: 'off', progress: false,
+    gan: { ...model, lr: c.lr, decayIters: Math.floor(rounds / 2) }, privacy: 'off', progress: false, ...(c.adam ? { adam: c.adam } : {}),
   });
   const row: Row = {
-    algorithm: c.algorithm, E: c.E, lr: c.lr, rounds, generatorUpdates: run.generatorUpdates, heldOutL1: await heldOutL1(run.generator, run.config),
+    algorithm: c.algorithm, ...(c.algorithm === 'fedavg-gan' ? { adam: c.adam ?? 'local' } : {}), E: c.E, lr: c.lr, rounds, generatorUpdates: run.generatorUpdates, heldOutL1: await heldOutL1(run.generator, run.config),
     bytesPerRound: run.bytes.meanPerRound, bytesTotal: run.bytes.total, bytesPerGeneratorUpdate: run.bytes.perGeneratorUpdate, wallSeconds: run.wallSeconds,
   };
   writeFileSync(resultFile, JSON.stringify(row, null, 2));
@@ -119,9 +123,9 @@ const kib = (b: number): string => (b / 1024).toFixed(1);
 const md = [
   `Sweep at ${size}x${size}, ${nodes} nodes, batch ${batchSize}, ngf ${model.ngf}, ndf ${model.ndf}, ${model.blocks} blocks, ${updates} generator updates each, data ${data.name}.`,
   '',
-  '| algorithm | E | lr | rounds | generator updates | held-out L1 | KiB / round | KiB / generator update | KiB total | wall s |',
-  '|---|---|---|---|---|---|---|---|---|---|',
-  ...rows.map((r) => `| ${r.algorithm} | ${r.algorithm === 'asyndgan' ? '-' : r.E} | ${r.lr} | ${r.rounds} | ${r.generatorUpdates} | ${r.heldOutL1.toFixed(4)} | ${kib(r.bytesPerRound)} | ${kib(r.bytesPerGeneratorUpdate)} | ${kib(r.bytesTotal)} | ${r.wallSeconds.toFixed(0)} |`),
+  '| algorithm | Adam | E | lr | rounds | generator updates | held-out L1 | KiB / round | KiB / generator update | KiB total | wall s |',
+  '|---|---|---|---|---|---|---|---|---|---|---|',
+  ...rows.map((r) => `| ${r.algorithm} | ${r.adam ?? '-'} | ${r.algorithm === 'asyndgan' ? '-' : r.E} | ${r.lr} | ${r.rounds} | ${r.generatorUpdates} | ${r.heldOutL1.toFixed(4)} | ${kib(r.bytesPerRound)} | ${kib(r.bytesPerGeneratorUpdate)} | ${kib(r.bytesTotal)} | ${r.wallSeconds.toFixed(0)} |`),
 ].join('\n');
 writeFileSync(join(out, 'sweep.json'), JSON.stringify({ updates, nodes, size, batchSize, model, rows }, null, 2));
 writeFileSync(join(out, 'sweep.md'), md + '\n');

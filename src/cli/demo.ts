@@ -58,6 +58,8 @@ export interface LocalFederationOptions {
   gan?: Partial<GanConfig>;
   /** Server port on loopback; 0 = a free one. Default 0. */
   port?: number;
+  /** FedAvg only: keep each site's Adam moments across averagings ('local', default) or zero them every round ('reset'). */
+  adam?: 'local' | 'reset';
   /** AsynDGAN only: every node's privacy preset. Default DEFAULT_PRIVACY_PRESET. */
   privacy?: string;
   /** AsynDGAN only: modalities each node holds (one list per node). */
@@ -208,7 +210,7 @@ export async function runLocalFederation(options: LocalFederationOptions): Promi
     ids.forEach((id, i) => {
       const child = spawn(process.execPath, [CLI, 'node', ...algoFlags, '--server', url, '--id', id, '--index', String(i), '--nodes', String(nodes),
         '--data', dataSpec, '--size', String(size), '--quiet', '--checkpoint-dir', join(out, 'checkpoints'), ...model,
-        ...(fedavg ? ['--batch-size', String(batchSize)] : ['--privacy', privacy]),
+        ...(fedavg ? ['--adam', options.adam ?? 'local'] : ['--privacy', privacy]),
         ...(nodeModalities ? ['--modalities', nodeModalities[i]!.join(',')] : []), ...(perModalityD ? ['--per-modality-d'] : [])],
       { stdio: ['ignore', 'ignore', 'pipe'], env: { ...process.env, ASYNDGAN_TOKEN: tokens[id] } });
       const chunks: string[] = [];
