@@ -3,10 +3,12 @@
  *
  * Federated averaging (McMahan et al., "Communication-Efficient Learning of Deep Networks from
  * Decentralized Data", AISTATS 2017): after E local steps every client k sends its weights w_k; the
- * server's new global model is sum_k (n_k / sum_j n_j) w_k, n_k the client's sample count. FLGAN
- * (Rasouli, Sun and Rajagopal, "FedGAN: Federated Generative Adversarial Networks for Distributed
- * Data", 2020; the "FLGAN" row of the DSL comparison) applies it to both the generator and the
- * discriminator of every site, which is what the server does with each model separately.
+ * server's new global model is sum_k (n_k / sum_j n_j) w_k, n_k the client's sample count. The
+ * weight-sharing federated GAN (the "FLGAN" row of the DSL comparison, Chang et al., Nature
+ * Communications 2023; the same design as Rasouli, Sun and Rajagopal, "FedGAN: Federated Generative
+ * Adversarial Networks for Distributed Data", 2020; which exact paper DSL's FLGAN cites was not
+ * checked here) applies it to both the generator and the discriminator of every site, which is
+ * what the server does with each model separately.
  *
  * Defences, because one hostile site must not poison the average (the AsynDGAN server's
  * equivalents are in src/net/aggregate.ts, whose share cap and median helpers are reused):
