@@ -344,3 +344,35 @@ t.test('forward + backward release every intermediate', async (t) => {
     });
   await expectNoLeak(t, run);
 });
+
+t.test('norm epilogues: fused and composed paths agree with the separate ops', async (t) => {
+  // [2,3,SPLIT] has 33798 elements per channel: above NORM_FUSED_MAX, so the epilogue runs as ops.
+  for (const shape of [[2, 3, 4, 5], [2, 3, ...SPLIT]] as Shape4[]) {
+    const n = prod(shape);
+    const C = shape[1];
+    const x = E.tensor(randomArray(n, 31, -2, 3), shape);
+    const r = E.tensor(randomArray(n, 32), shape);
+    const w = E.tensor(randomArray(C, 33, 0.5, 1.5), [C]);
+    const b = E.tensor(randomArray(C, 34), [C]);
+    const plain = batchNorm2d(x, w, b, null, null, { training: true });
+    const cases: [string, E.Tensor, E.Tensor][] = [
+      ['relu', batchNorm2d(x, w, b, null, null, { training: true, activation: 'relu' }), E.relu(plain)],
+      ['leaky 0.2', batchNorm2d(x, w, b, null, null, { training: true, activation: 'leakyRelu', negativeSlope: 0.2 }), E.leakyRelu(plain, 0.2)],
+      ['residual', batchNorm2d(x, w, b, null, null, { training: true, residual: r }), E.add(plain, r)],
+      ['residual + relu', batchNorm2d(x, w, b, null, null, { training: true, residual: r, activation: 'relu' }), E.relu(E.add(plain, r))],
+      ['instance, relu', instanceNorm2d(x, w, b, { activation: 'relu' }), E.relu(instanceNorm2d(x, w, b))],
+    ];
+    for (const [what, fused, separate] of cases) {
+      const c = closeness(await fused.read(), await separate.read(), 1e-5, 1e-5);
+      t.ok(c.ok, `${JSON.stringify(shape)} ${what}: ${c.msg}`);
+    }
+  }
+  const rm = E.tensor(randomArray(3, 35), [3]);
+  const rv = E.tensor(randomArray(3, 36, 0.5, 2), [3]);
+  const x = E.tensor(randomArray(60, 37), [1, 3, 4, 5]);
+  const evalFused = batchNorm2d(x, null, null, rm, rv, { training: false, activation: 'relu' });
+  const evalSeparate = E.relu(batchNorm2d(x, null, null, rm, rv, { training: false }));
+  const c = closeness(await evalFused.read(), await evalSeparate.read(), 1e-6, 1e-6);
+  t.ok(c.ok, `eval mode, relu: ${c.msg}`);
+  t.throws(() => batchNorm2d(x, null, null, null, null, { training: true, residual: E.zeros([1, 3, 5, 4]) }), /residual/, 'a residual of another shape is refused');
+});

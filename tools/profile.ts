@@ -11,6 +11,9 @@
  *          --timing auto|gpu|cpu  --quantized (keep Dawn's 65.5 us timestamp quantization)
  *          --trace FILE  --json FILE (the raw reports)
  *          --conv-path auto|subgroup|tiled (convolution kernels: auto = tiled on GPUs, subgroup on CPUs)
+ *          --unfused-norm (norm layers on the split kernels with separate activation / residual ops, as
+ *          before the fused norm kernels: for before/after comparisons in the same minutes)
+ * The last line gives the dispatches per step: `dispatches per step: G N, D M`.
  */
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { dirname } from 'node:path';
@@ -18,6 +21,7 @@ import { toolArgs } from './tool-args.js';
 import { init } from '../src/engine/engine.js';
 import type { ConvKernels } from '../src/engine/device.js';
 import { Profiler, PROFILER_DAWN_FLAGS, type ProfileReport } from '../src/engine/profiler.js';
+import { normTuning } from '../src/engine/ops/norm.js';
 import { formatTable, toChromeTrace, type TraceEvent } from '../src/engine/profile-render.js';
 import type { NormKind } from '../src/models/resnet-generator.js';
 import { DEFAULT_GAN, discriminatorStep, generatorStep, makeFake, makeGan, stepFlops, type GanShape } from './bench/gan-step.js';
@@ -34,6 +38,8 @@ usage: npm run profile -- [options]
   --trace FILE            Chrome trace (open in https://ui.perfetto.dev)
   --json FILE             the raw reports
   --conv-path auto|subgroup|tiled   convolution kernels (auto: tiled on GPUs, subgroup on CPUs)
+  --unfused-norm          norm layers without the fused kernels (before/after comparisons)
+  last line: dispatches per step: G N, D M
 `;
 
 const a = toolArgs('npm run profile', USAGE, {
@@ -50,6 +56,7 @@ const a = toolArgs('npm run profile', USAGE, {
   timing: { type: 'string', default: 'auto' },
   'conv-path': { type: 'string', default: 'auto' },
   quantized: { type: 'boolean', default: false },
+  'unfused-norm': { type: 'boolean', default: false },
   trace: { type: 'string' },
   json: { type: 'string' },
 });
@@ -79,6 +86,7 @@ const timing = a.timing as 'auto' | 'gpu' | 'cpu';
 const engine = await init({ dawnFlags: a.quantized ? [] : [...PROFILER_DAWN_FLAGS] });
 if (!['auto', 'subgroup', 'tiled'].includes(a['conv-path']!)) throw new Error(`--conv-path must be auto, subgroup or tiled, got ${a['conv-path']}`);
 engine.convKernels = a['conv-path'] as ConvKernels;
+if (a['unfused-norm']) normTuning.fusedMax = 0;
 const gan = makeGan(shape);
 console.log(
   `profile: ResnetGenerator(${shape.inC}->${shape.outC}, ngf ${shape.ngf}, ${shape.blocks} blocks, ${shape.norm}) ` +
@@ -102,6 +110,8 @@ console.log(`warm-up (2 iterations): ${(performance.now() - t0).toFixed(0)} ms`)
 // Unprofiled timings of the two steps (medians of 5), for comparison with the profiled kernel
 // totals. `record` is the CPU time until the step function returns (autograd, kernel selection,
 // command encoding): when it is close to the wall time, the step is bound by the CPU, not the GPU.
+/** Dispatches recorded by one call of each step function (unprofiled runs). */
+const dispatchesOf = new Map<() => void, number>();
 interface Plain {
   wallMs: number;
   recordMs: number;
@@ -111,7 +121,9 @@ async function timeStep(step: () => void, runs = 5): Promise<Plain> {
   const record: number[] = [];
   for (let i = 0; i < runs; i++) {
     const start = performance.now();
+    const before = engine.recorder.dispatches;
     step();
+    dispatchesOf.set(step, engine.recorder.dispatches - before);
     record.push(performance.now() - start);
     await engine.sync();
     wall.push(performance.now() - start);
@@ -122,12 +134,14 @@ async function timeStep(step: () => void, runs = 5): Promise<Plain> {
 const pool = engine.pool;
 const createdAfterWarmup = pool.stats.created;
 pool.resetPeak();
-const plainG = await timeStep(() => generatorStep(gan));
+const gStep = () => generatorStep(gan);
+const plainG = await timeStep(gStep);
 const peakG = pool.stats.peakBytesInUse;
 const fake = makeFake(gan);
 await engine.sync();
 pool.resetPeak();
-const plainD = await timeStep(() => discriminatorStep(gan, fake));
+const dStep = () => discriminatorStep(gan, fake);
+const plainD = await timeStep(dStep);
 const peakD = pool.stats.peakBytesInUse;
 const MiB = (b: number) => `${(b / 2 ** 20).toFixed(1)} MiB`;
 const memory = {
@@ -182,10 +196,11 @@ if (a.trace) {
   console.log(`\ntrace: ${a.trace} (${trace.traceEvents.length} events; open in https://ui.perfetto.dev)`);
 }
 if (a.json) {
-  write(a.json, JSON.stringify({ shape, adapter: engine.gpu.adapterName, unprofiledMs: { generator: plainG, discriminator: plainD }, memory, generator: g, discriminator: d }, null, 1));
+  write(a.json, JSON.stringify({ shape, adapter: engine.gpu.adapterName, unprofiledMs: { generator: plainG, discriminator: plainD }, dispatches: { generator: dispatchesOf.get(gStep), discriminator: dispatchesOf.get(dStep) }, memory, generator: g, discriminator: d }, null, 1));
   console.log(`reports: ${a.json}`);
 }
 gan.dispose();
+console.log(`dispatches per step: G ${dispatchesOf.get(gStep)}, D ${dispatchesOf.get(dStep)}${a['unfused-norm'] ? ' (--unfused-norm)' : ''}`);
 
 function write(path: string, text: string): void {
   mkdirSync(dirname(path), { recursive: true });

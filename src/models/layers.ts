@@ -6,7 +6,7 @@
  */
 import {
   ShapeError, batchNorm2d, conv2d, convTranspose2d, dropout, full, instanceNorm2d, leakyRelu, maxPool2d, pad2d, rand, randn,
-  relu, sigmoid, tanh, upsampleBilinear2x, upsampleNearest2x, type Rng, type Tensor,
+  add, relu, sigmoid, tanh, upsampleBilinear2x, upsampleNearest2x, type NormEpilogue, type Rng, type Tensor,
 } from '../engine/index.js';
 import { Counter, Module, toRng, type SeedLike } from './module.js';
 
@@ -205,6 +205,11 @@ export class BatchNorm2d extends Module {
   }
 
   forward(x: Tensor): Tensor {
+    return this.forwardWith(x, {});
+  }
+
+  /** act(bn(x) + residual): the epilogue runs in the norm's own kernels (see NormEpilogue). */
+  forwardWith(x: Tensor, epilogue: NormEpilogue): Tensor {
     if (x.shape.length !== 4 || x.shape[1] !== this.numFeatures) {
       throw new ShapeError(`BatchNorm2d(${this.numFeatures}): expected input [N, ${this.numFeatures}, H, W], got [${x.shape.join(', ')}]`);
     }
@@ -213,6 +218,7 @@ export class BatchNorm2d extends Module {
       training: useBatchStats,
       momentum: this.momentum,
       eps: this.eps,
+      ...epilogue,
     });
     if (this.training && this.numBatchesTracked) this.numBatchesTracked.value++;
     return y;
@@ -245,10 +251,15 @@ export class InstanceNorm2d extends Module {
   }
 
   forward(x: Tensor): Tensor {
+    return this.forwardWith(x, {});
+  }
+
+  /** act(in(x) + residual), fused into the norm's kernels (see NormEpilogue). */
+  forwardWith(x: Tensor, epilogue: NormEpilogue): Tensor {
     if (x.shape.length !== 4 || x.shape[1] !== this.numFeatures) {
       throw new ShapeError(`InstanceNorm2d(${this.numFeatures}): expected input [N, ${this.numFeatures}, H, W], got [${x.shape.join(', ')}]`);
     }
-    return instanceNorm2d(x, this.weight, this.bias, { eps: this.eps });
+    return instanceNorm2d(x, this.weight, this.bias, { eps: this.eps, ...epilogue });
   }
 }
 
@@ -407,13 +418,37 @@ export class Sequential extends Module {
     return l;
   }
 
-  forward(x: Tensor): Tensor {
+  /**
+   * Runs the layers; with `residual`, returns residual + layers(x). A norm layer followed by ReLU
+   * or LeakyReLU (slope >= 0) runs as one fused op, and so does a last norm layer with the residual
+   * add: the same values as the layers one by one, in fewer kernel launches.
+   */
+  forward(x: Tensor, residual?: Tensor): Tensor {
     let cur = x;
-    for (const layer of this.layers) {
-      const next = layer.forward(cur);
+    let fusedResidual = false;
+    for (let i = 0; i < this.layers.length; i++) {
+      const layer = this.layers[i]!;
+      const after = this.layers[i + 1];
+      let next: Tensor;
+      if (isNorm(layer) && (after instanceof ReLU || (after instanceof LeakyReLU && after.negativeSlope >= 0))) {
+        next = layer.forwardWith(cur, after instanceof ReLU ? { activation: 'relu' } : { activation: 'leakyRelu', negativeSlope: after.negativeSlope });
+        i++;
+      } else if (residual && isNorm(layer) && after === undefined) {
+        next = layer.forwardWith(cur, { residual });
+        fusedResidual = true;
+      } else {
+        next = layer.forward(cur);
+      }
       if (cur !== x && cur !== next) cur.dispose();
       cur = next;
     }
-    return cur;
+    if (!residual || fusedResidual) return cur;
+    const out = add(residual, cur);
+    if (cur !== x) cur.dispose();
+    return out;
   }
+}
+
+function isNorm(m: Module): m is BatchNorm2d | InstanceNorm2d {
+  return m instanceof BatchNorm2d || m instanceof InstanceNorm2d;
 }

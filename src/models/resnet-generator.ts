@@ -12,7 +12,7 @@
  *
  * Convolutions before a norm layer have a bias only with instance norm (the reference `use_bias`).
  */
-import { Rng, ShapeError, add, type Tensor } from '../engine/index.js';
+import { Rng, ShapeError, type Tensor } from '../engine/index.js';
 import {
   BatchNorm2d, Conv2d, ConvTranspose2d, Dropout, InstanceNorm2d, ReflectionPad2d, ReLU, Sequential, Tanh,
   type InitOptions,
@@ -71,10 +71,7 @@ export class ResnetBlock extends Module {
   }
 
   forward(x: Tensor): Tensor {
-    const y = this.conv_block.forward(x);
-    const out = add(x, y);
-    if (y !== x) y.dispose();
-    return out;
+    return this.conv_block.forward(x, x); // the add is fused into the block's last norm
   }
 }
 

@@ -32,7 +32,83 @@ const runningStats = (c: number) => [
   { shape: [c], low: 0.5, high: 1.5, grad: false },
 ];
 
+/**
+ * float64 reference of act(norm(x) * w + b + residual) (batch norm in training or instance norm):
+ * inputs x, then weight and bias when `affine`, then the residual when `residual`.
+ */
+function normActRef(perInstance: boolean, affine: boolean, residual: boolean, act: 'relu' | 'leakyRelu' | null, slope = 0.01) {
+  return (xs: Float64Array[], shapes: number[][]): Float64Array => {
+    const [N, C, H, W] = shapes[0] as [number, number, number, number];
+    const x = xs[0]!;
+    const w = affine ? xs[1]! : null;
+    const b = affine ? xs[2]! : null;
+    const r = residual ? xs[affine ? 3 : 1]! : null;
+    const HW = H * W;
+    const y = new Float64Array(x.length);
+    for (let c = 0; c < C; c++) {
+      for (let n0 = 0; n0 < (perInstance ? N : 1); n0++) {
+        const planes = perInstance ? [n0] : [...Array(N).keys()];
+        const idx = planes.flatMap((n) => [...Array(HW).keys()].map((k) => (n * C + c) * HW + k));
+        const mean = idx.reduce((a, i) => a + x[i]!, 0) / idx.length;
+        const variance = idx.reduce((a, i) => a + (x[i]! - mean) ** 2, 0) / idx.length;
+        for (const i of idx) {
+          let v = ((x[i]! - mean) / Math.sqrt(variance + 1e-5)) * (w ? w[c]! : 1) + (b ? b[c]! : 0) + (r ? r[i]! : 0);
+          if (act === 'relu') v = Math.max(v, 0);
+          if (act === 'leakyRelu') v = v > 0 ? v : slope * v;
+          y[i] = v;
+        }
+      }
+    }
+    return y;
+  };
+}
+
+/** Cases of the fused norm epilogues (activation, residual): every input differentiated. */
+const fusedNormCases: GradCase[] = [
+  {
+    op: 'batchNorm2d+relu',
+    name: 'training, affine, [3,3,4,5]',
+    inputs: [{ shape: [3, 3, 4, 5] }, { shape: [3], low: 0.5, high: 1.5 }, { shape: [3] }, ...runningStats(3)],
+    fn: (x, w, b, rm, rv) => batchNorm2d(x, w, b, rm, rv, { training: true, activation: 'relu' }),
+    reference: normActRef(false, true, false, 'relu'),
+    samples: 60,
+  },
+  {
+    op: 'batchNorm2d+leakyRelu',
+    name: 'training, slope 0.2, batch 1, [1,7,3,5]',
+    inputs: [{ shape: [1, 7, 3, 5] }, { shape: [7], low: 0.5, high: 1.5 }, { shape: [7] }],
+    fn: (x, w, b) => batchNorm2d(x, w, b, null, null, { training: true, activation: 'leakyRelu', negativeSlope: 0.2 }),
+    reference: normActRef(false, true, false, 'leakyRelu', 0.2),
+    samples: 60,
+  },
+  {
+    op: 'batchNorm2d+residual',
+    name: 'training, affine, [2,5,3,7]',
+    inputs: [{ shape: [2, 5, 3, 7] }, { shape: [5], low: 0.5, high: 1.5 }, { shape: [5] }, { shape: [2, 5, 3, 7] }],
+    fn: (x, w, b, r) => batchNorm2d(x, w, b, null, null, { training: true, residual: r }),
+    reference: normActRef(false, true, true, null),
+    samples: 60,
+  },
+  {
+    op: 'instanceNorm2d+relu',
+    name: 'affine, [3,3,4,5]',
+    inputs: [{ shape: [3, 3, 4, 5] }, { shape: [3], low: 0.5, high: 1.5 }, { shape: [3] }],
+    fn: (x, w, b) => instanceNorm2d(x, w!, b!, { activation: 'relu' }),
+    reference: normActRef(true, true, false, 'relu'),
+    samples: 60,
+  },
+  {
+    op: 'instanceNorm2d+residual',
+    name: 'no affine, [2,3,5,3]',
+    inputs: [{ shape: [2, 3, 5, 3] }, { shape: [2, 3, 5, 3] }],
+    fn: (x, r) => instanceNorm2d(x, null, null, { residual: r }),
+    reference: normActRef(true, false, true, null),
+    samples: 60,
+  },
+];
+
 export const nnCases: GradCase[] = [
+  ...fusedNormCases,
   {
     op: 'batchNorm2d',
     name: 'training, affine, [3,3,4,5]',

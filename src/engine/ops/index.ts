@@ -10,7 +10,7 @@ export {
   bceWithLogits, l1Loss, mseLoss, softmaxCrossEntropy, softDice,
   type ChannelOptions, type CrossEntropyOptions, type DiceOptions,
 } from './loss.js';
-export { batchNorm2d, instanceNorm2d, type BatchNormOptions, type InstanceNormOptions } from './norm.js';
+export { batchNorm2d, instanceNorm2d, type BatchNormOptions, type InstanceNormOptions, type NormEpilogue } from './norm.js';
 export { maxPool2d } from './pool.js';
 export { upsampleNearest2x, upsampleBilinear2x } from './resample.js';
 export { pad2d } from './pad.js';

@@ -6,13 +6,19 @@
  * with Chan's formula (one thread per channel). The forward is then (x - mean) * scale + bias per
  * element with scale = weight * invstd per group. The backward reduces sum(dy) and sum(dy * xhat)
  * the same way and applies dx = w * invstd * (dy - mean(dy) - xhat * mean(dy * xhat)) per element.
+ *
+ * In training, groups of at most NORM_FUSED_MAX elements take the fused kernels instead: one
+ * dispatch forward (statistics, running averages, normalization, optional residual add and
+ * ReLU / leaky ReLU) and one backward, instead of 4 + 3 plus the activation's and the add's own.
+ * Larger groups keep the split reductions and apply the residual and activation as separate ops.
  */
 import { record } from '../autograd.js';
 import { engine, grid, MAX_GROUPS } from '../engine.js';
 import { ShapeError } from '../errors.js';
 import { Params } from '../params.js';
 import { Tensor } from '../tensor.js';
-import { fmtShape, launch1d, rank } from './launch.js';
+import { add, leakyRelu, relu } from './elementwise.js';
+import { fmtShape, launch1d, rank, sameShape } from './launch.js';
 
 const FILE = 'norm.wgsl';
 /** Elements per chunk when a plane is split over several workgroups. */
@@ -27,8 +33,24 @@ const REDUCE_WG = 64;
 /** Workgroup size of the per-element kernels (the shader's default WG) and elements per invocation. */
 const ELEM_WG = 256;
 const ELEMS = 8;
+/** Training groups up to this many elements use the fused one-workgroup-per-channel kernels. */
+export const NORM_FUSED_MAX = 16384;
+/** @internal For benchmarks: `fusedMax` 0 turns the fused kernels off (the split path for every size). */
+export const normTuning = { fusedMax: NORM_FUSED_MAX };
+/** ACT override of the fused kernels. */
+const ACT = { none: 0, relu: 1, leakyRelu: 2 } as const;
 
-export interface BatchNormOptions {
+/** What the fused norm kernels apply after normalizing: y = act(norm(x) + residual). */
+export interface NormEpilogue {
+  /** Activation applied last (default none). */
+  activation?: 'relu' | 'leakyRelu';
+  /** Negative slope of 'leakyRelu' (default 0.01, as PyTorch); must be >= 0 to fuse. */
+  negativeSlope?: number;
+  /** Added to the normalized output before the activation (same shape as x). */
+  residual?: Tensor | null;
+}
+
+export interface BatchNormOptions extends NormEpilogue {
   /** Batch statistics (and running-stat update) when true; running statistics when false. */
   training: boolean;
   /** Weight of the new batch statistics in the running averages (PyTorch default 0.1). */
@@ -36,7 +58,7 @@ export interface BatchNormOptions {
   eps?: number;
 }
 
-export interface InstanceNormOptions {
+export interface InstanceNormOptions extends NormEpilogue {
   eps?: number;
 }
 
@@ -81,11 +103,11 @@ interface Flags {
   momentum: number;
 }
 
-function normParams(g: Geometry, f: Flags): Uint8Array {
+function normParams(g: Geometry, f: Flags, slope = 0): Uint8Array {
   const unbias = g.count > 1 ? g.count / (g.count - 1) : 1;
   return new Params()
     .u32(g.n, g.c, g.hw, g.splits, g.chunk, g.perInstance ? 1 : 0, (f.hasWeight ? 1 : 0) | (f.hasBias ? 2 : 0), f.training ? 1 : 0)
-    .f32(f.eps, f.momentum, unbias)
+    .f32(f.eps, f.momentum, unbias, slope)
     .data();
 }
 
@@ -196,12 +218,90 @@ function normBackward(
   return [dx, needW ? dw : null, needB ? db : null];
 }
 
+/** Checks the epilogue and tells whether the fused kernels take this call. */
+function fusable(op: string, x: Tensor, g: Geometry, training: boolean, e: NormEpilogue): boolean {
+  if (e.residual) sameShape(`${op} residual`, x, e.residual);
+  const slope = e.negativeSlope ?? 0.01;
+  if (e.activation === 'leakyRelu' && !(slope >= 0)) return false;
+  // With both, the residual's gradient would be the masked dy: a second output; compose instead.
+  if (e.residual && e.activation) return false;
+  return training && g.count <= normTuning.fusedMax && g.c <= MAX_GROUPS;
+}
+
+/** The epilogue as separate ops (groups too large to fuse, eval mode). */
+function epilogue(y: Tensor, e: NormEpilogue): Tensor {
+  let out = y;
+  if (e.residual) out = add(y, e.residual);
+  if (e.activation) {
+    const pre = out;
+    out = e.activation === 'relu' ? relu(pre) : leakyRelu(pre, e.negativeSlope ?? 0.01);
+    if (pre !== y) pre.dispose();
+  }
+  if (out !== y) y.dispose();
+  return out;
+}
+
+/**
+ * The fused training path: one dispatch forward, one backward. The backward recomputes act'(y)
+ * from the saved output (y > 0 <=> pre-activation > 0 for ReLU and leaky ReLU with slope >= 0).
+ */
+function fusedNorm(
+  op: string, x: Tensor, weight: Tensor | null, bias: Tensor | null, running: [Tensor, Tensor] | null,
+  g: Geometry, flags: Flags, e: NormEpilogue,
+): Tensor {
+  const act = ACT[e.activation ?? 'none'];
+  const params = normParams(g, flags, e.negativeSlope ?? 0.01);
+  const residual = e.residual ?? null;
+  const stats = Tensor.empty([5 * g.groups]);
+  const y = Tensor.empty(x.shape);
+  // Absent inputs are bound to x (never read); absent running stats to scratch (never written).
+  const scratch = running ? null : [Tensor.empty([1]), Tensor.empty([1])];
+  const [rm, rv] = running ?? scratch!;
+  engine().launch({
+    file: FILE,
+    entry: 'fused_forward',
+    constants: { WG: ELEM_WG, ACT: act, RESIDUAL: residual ? 1 : 0, RUNNING: running ? 1 : 0 },
+    params,
+    buffers: [x, weight ?? x, bias ?? x, stats, residual ?? x, y, rm!, rv!].map((t) => t.binding()),
+    workgroups: [g.c, 1, 1],
+    cost: { flops: 8 * x.size, bytes: 4 * (3 * x.size + (residual ? x.size : 0)) },
+    tag: 'fwd',
+  });
+  scratch?.forEach((t) => t.dispose());
+  const out = record(op, y, [x, weight, bias, residual], act ? [x, stats, y] : [x, stats], (dy, [sx, st, sy]) => {
+    // dw and db live until the next zeroGrad. Taken while a small scratch buffer holds the oldest
+    // free one of their size class (as the split path's partial sums do), they leave the pool's
+    // assignment the same from step to step; without it, it drifted for ~20 steps and every step
+    // created new bind groups (measured: test/models-training's pix2pix loop).
+    const scratchForOrder = Tensor.empty([2 * g.c]);
+    const dw = Tensor.empty([g.c]);
+    const db = Tensor.empty([g.c]);
+    scratchForOrder.dispose();
+    const dx = Tensor.empty(x.shape);
+    engine().launch({
+      file: FILE,
+      entry: 'fused_backward',
+      constants: { WG: ELEM_WG, ACT: act },
+      params,
+      buffers: [sx!, sy ?? sx!, dy, st!, dx, dw, db].map((t) => t.binding()),
+      workgroups: [g.c, 1, 1],
+      cost: { flops: 14 * x.size, bytes: 4 * (5 * x.size + (act ? 2 * x.size : 0)) },
+      tag: 'bwd',
+    });
+    const keepIf = (t: Tensor, need: boolean | undefined): Tensor | null => (need ? t : (t.dispose(), null));
+    return [keepIf(dx, x.requiresGrad), keepIf(dw, weight?.requiresGrad), keepIf(db, bias?.requiresGrad), residual?.requiresGrad ? dy.share() : null];
+  });
+  stats.dispose();
+  return out;
+}
+
 /**
  * Batch normalization over (N, H, W) per channel of an NCHW tensor, as torch.nn.functional.batch_norm.
  * Training: normalizes with the batch mean and biased variance, and (when running stats are given)
  * updates them in place: running = (1 - momentum) * running + momentum * batch, with the unbiased
  * variance for runningVar. Eval: normalizes with runningMean / runningVar (required).
  * Gradients flow to x, weight and bias in both modes (in eval the statistics are constants).
+ * `opts.residual` / `opts.activation` give act(bn(x) + residual) (fused in training, see NormEpilogue).
  */
 export function batchNorm2d(
   x: Tensor,
@@ -227,6 +327,9 @@ export function batchNorm2d(
     throw new ShapeError(`${op}: expected more than 1 value per channel when training, got input ${fmtShape(x.shape)}`);
   }
   const flags: Flags = { hasWeight: weight !== null, hasBias: bias !== null, training, eps: opts.eps ?? 1e-5, momentum: opts.momentum ?? 0.1 };
+  if (fusable(op, x, g, training, opts)) {
+    return fusedNorm(op, x, weight, bias, runningMean && runningVar ? [runningMean, runningVar] : null, g, flags, opts);
+  }
   const params = normParams(g, flags);
 
   let stats: Tensor;
@@ -245,13 +348,14 @@ export function batchNorm2d(
     normBackward(sx!, dy, st!, g, params, training, [x.requiresGrad, !!weight?.requiresGrad, !!bias?.requiresGrad]),
   );
   stats.dispose();
-  return out;
+  return epilogue(out, opts);
 }
 
 /**
  * Instance normalization (torch.nn.functional.instance_norm without running stats): each (n, c)
  * plane is normalized by its own mean and biased variance over H * W, then scaled by weight[c]
  * and shifted by bias[c] when given. Gradients flow to x, weight and bias.
+ * `opts.residual` / `opts.activation` give act(in(x) + residual) (fused, see NormEpilogue).
  */
 export function instanceNorm2d(x: Tensor, weight: Tensor | null, bias: Tensor | null, opts: InstanceNormOptions = {}): Tensor {
   const op = 'instanceNorm2d';
@@ -262,12 +366,14 @@ export function instanceNorm2d(x: Tensor, weight: Tensor | null, bias: Tensor | 
   if (g.hw <= 1) {
     throw new ShapeError(`${op}: expected more than 1 spatial element per plane, got input ${fmtShape(x.shape)}`);
   }
-  const params = normParams(g, { hasWeight: weight !== null, hasBias: bias !== null, training: true, eps: opts.eps ?? 1e-5, momentum: 0 });
+  const flags: Flags = { hasWeight: weight !== null, hasBias: bias !== null, training: true, eps: opts.eps ?? 1e-5, momentum: 0 };
+  if (fusable(op, x, g, true, opts)) return fusedNorm(op, x, weight, bias, null, g, flags, opts);
+  const params = normParams(g, flags);
   const stats = batchStats(x, g, params, weight, bias);
   const y = applyStats(x, g, params, stats);
   const out = record(op, y, [x, weight, bias], [x, stats], (dy, [sx, st]) =>
     normBackward(sx!, dy, st!, g, params, true, [x.requiresGrad, !!weight?.requiresGrad, !!bias?.requiresGrad]),
   );
   stats.dispose();
-  return out;
+  return epilogue(out, opts);
 }
