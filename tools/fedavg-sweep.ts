@@ -33,6 +33,8 @@ const { values: v } = parseArgs({
     ndf: { type: 'string', default: '8' },
     blocks: { type: 'string', default: '2' },
     data: { type: 'string', default: 'phantom' },
+    /** Seed of the weights, the batch sampling and the data split (as in every run of the CLI). */
+    seed: { type: 'string', default: '1' },
     asyndgan: { type: 'boolean', default: true },
     /** Also run E with Adam reset every round, at each lr (the Adam-state decision). */
     'adam-reset-E': { type: 'string' },
@@ -45,11 +47,13 @@ const lrs = String(v.lr).split(',').map(Number);
 const nodes = Number(v.nodes);
 const size = Number(v.size);
 const batchSize = Number(v['batch-size']);
-const model: Partial<GanConfig> = { ngf: Number(v.ngf), ndf: Number(v.ndf), blocks: Number(v.blocks), seed: 1 };
+const seed = Number(v.seed);
+const model: Partial<GanConfig> = { ngf: Number(v.ngf), ndf: Number(v.ndf), blocks: Number(v.blocks), seed };
 mkdirSync(out, { recursive: true });
 
 interface Row {
   algorithm: FederationAlgorithm;
+  seed?: number;
   adam?: 'local' | 'reset';
   E: number;
   lr: number;
@@ -62,7 +66,8 @@ interface Row {
   wallSeconds: number;
 }
 
-const data = await loadDataSource(String(v.data), { size, nodes, seed: 1 });
+// The same split the run's server and nodes load (runLocalFederation splits with the config's seed).
+const data = await loadDataSource(String(v.data), { size, nodes, seed });
 const engine = await init();
 
 /** Mean |G(mask) - real| over the test set, generator in eval mode. */
@@ -95,7 +100,7 @@ for (const lr of lrs) {
 }
 const rows: Row[] = [];
 for (const [i, c] of configs.entries()) {
-  const name = `${c.algorithm}-E${c.E}-lr${c.lr}${c.adam ? '-adam-reset' : ''}`;
+  const name = `${c.algorithm}-E${c.E}-lr${c.lr}${c.adam ? '-adam-reset' : ''}${seed !== 1 ? `-seed${seed}` : ''}`;
   const dir = join(out, name);
   const resultFile = join(dir, 'result.json');
   if (existsSync(resultFile)) {
@@ -111,7 +116,7 @@ for (const [i, c] of configs.entries()) {
     gan: { ...model, lr: c.lr, decayIters: Math.floor(rounds / 2) }, privacy: 'off', progress: false, ...(c.adam ? { adam: c.adam } : {}),
   });
   const row: Row = {
-    algorithm: c.algorithm, ...(c.algorithm === 'fedavg-gan' ? { adam: c.adam ?? 'local' } : {}), E: c.E, lr: c.lr, rounds, generatorUpdates: run.generatorUpdates, heldOutL1: await heldOutL1(run.generator, run.config),
+    algorithm: c.algorithm, seed, ...(c.algorithm === 'fedavg-gan' ? { adam: c.adam ?? 'local' } : {}), E: c.E, lr: c.lr, rounds, generatorUpdates: run.generatorUpdates, heldOutL1: await heldOutL1(run.generator, run.config),
     bytesPerRound: run.bytes.meanPerRound, bytesTotal: run.bytes.total, bytesPerGeneratorUpdate: run.bytes.perGeneratorUpdate, wallSeconds: run.wallSeconds,
   };
   writeFileSync(resultFile, JSON.stringify(row, null, 2));
@@ -123,11 +128,12 @@ const kib = (b: number): string => (b / 1024).toFixed(1);
 const md = [
   `Sweep at ${size}x${size}, ${nodes} nodes, batch ${batchSize}, ngf ${model.ngf}, ndf ${model.ndf}, ${model.blocks} blocks, ${updates} generator updates each, data ${data.name}.`,
   '',
-  '| algorithm | Adam | E | lr | rounds | generator updates | held-out L1 | KiB / round | KiB / generator update | KiB total | wall s |',
-  '|---|---|---|---|---|---|---|---|---|---|---|',
-  ...rows.map((r) => `| ${r.algorithm} | ${r.adam ?? '-'} | ${r.algorithm === 'asyndgan' ? '-' : r.E} | ${r.lr} | ${r.rounds} | ${r.generatorUpdates} | ${r.heldOutL1.toFixed(4)} | ${kib(r.bytesPerRound)} | ${kib(r.bytesPerGeneratorUpdate)} | ${kib(r.bytesTotal)} | ${r.wallSeconds.toFixed(0)} |`),
+  '| algorithm | seed | Adam | E | lr | rounds | generator updates | held-out L1 | KiB / round | KiB / generator update | KiB total | wall s |',
+  '|---|---|---|---|---|---|---|---|---|---|---|---|',
+  ...rows.map((r) => `| ${r.algorithm} | ${r.seed ?? 1} | ${r.adam ?? '-'} | ${r.algorithm === 'asyndgan' ? '-' : r.E} | ${r.lr} | ${r.rounds} | ${r.generatorUpdates} | ${r.heldOutL1.toFixed(4)} | ${kib(r.bytesPerRound)} | ${kib(r.bytesPerGeneratorUpdate)} | ${kib(r.bytesTotal)} | ${r.wallSeconds.toFixed(0)} |`),
 ].join('\n');
-writeFileSync(join(out, 'sweep.json'), JSON.stringify({ updates, nodes, size, batchSize, model, rows }, null, 2));
-writeFileSync(join(out, 'sweep.md'), md + '\n');
+const tag = seed !== 1 ? `-seed${seed}` : '';
+writeFileSync(join(out, `sweep${tag}.json`), JSON.stringify({ updates, nodes, size, batchSize, model, rows }, null, 2));
+writeFileSync(join(out, `sweep${tag}.md`), md + '\n');
 console.log(md);
 process.exit(0);
