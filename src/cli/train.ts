@@ -136,7 +136,7 @@ export async function trainCommand(argv: string[]): Promise<void> {
   stop.dispose();
   progress.finish();
   const rows = await synthesizeRows(trainer, data.test, 6);
-  await writeSampleGrid(join(out, 'samples.png'), rows, size, size, `pix2pix after ${cfg.iters} iterations (held-out masks)`);
+  await writeSampleGrid(join(out, 'samples.png'), rows, size, size, `pix2pix after ${cfg.iters} iterations (held-out masks)`, train.classNames);
   await writeFileAtomic(join(out, 'losses.png'), lineChartPng({
     title: 'training losses',
     xLabel: 'iteration',

@@ -202,3 +202,27 @@ export function fitText(text: string, maxWidth: number, scale = 1): string {
   while (chars.length > 0 && measureText(chars.join('') + '..', scale).width > maxWidth) chars.pop();
   return chars.length > 0 ? chars.join('') + '..' : '';
 }
+
+/**
+ * Break `text` at spaces into lines of at most `maxWidth` pixels at `scale` (greedy). A word wider
+ * than `maxWidth` gets a line of its own and is not cut: callers that must not overflow widen
+ * their box to `widestWord` first.
+ */
+export function wrapText(text: string, maxWidth: number, scale = 1): string[] {
+  const lines: string[] = [];
+  let line = '';
+  for (const word of text.split(/\s+/).filter(Boolean)) {
+    const next = line ? `${line} ${word}` : word;
+    if (line && measureText(next, scale).width > maxWidth) {
+      lines.push(line);
+      line = word;
+    } else line = next;
+  }
+  if (line) lines.push(line);
+  return lines;
+}
+
+/** Width in pixels of the widest space-separated word of `text` (0 for none). */
+export function widestWord(text: string, scale = 1): number {
+  return Math.max(0, ...text.split(/\s+/).filter(Boolean).map((w) => measureText(w, scale).width));
+}
