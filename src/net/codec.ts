@@ -217,9 +217,9 @@ export function encodeTensor(values: Float32Array, shape: readonly number[], dty
   if (dtype === 'f16') return { dtype, shape: [...shape], data: halfBytes(float32ToF16Array(values)) };
   const scale = f16sScale(values);
   const inv = 1 / scale; // a power of two: x * inv is exact
-  const half = new Uint16Array(n);
-  for (let i = 0; i < n; i++) half[i] = f32ToF16Bits(values[i]! * inv);
-  return { dtype, shape: [...shape], data: halfBytes(half), scale };
+  const scaled = new Float32Array(n);
+  for (let i = 0; i < n; i++) scaled[i] = values[i]! * inv;
+  return { dtype, shape: [...shape], data: halfBytes(float32ToF16Array(scaled)), scale };
 }
 
 /**
@@ -252,11 +252,12 @@ export function decodeTensor(t: WireTensor): Float32Array {
     const dv = new DataView(t.data.buffer, t.data.byteOffset, t.data.byteLength);
     for (let i = 0; i < n; i++) half[i] = dv.getUint16(i * 2, true);
   }
-  const out = f16ArrayToFloat32(half);
-  if (t.dtype === 'f16s' && t.scale !== 1) {
-    const s = t.scale!;
-    for (let i = 0; i < n; i++) out[i] = out[i]! * s;
-  }
+  if (t.dtype === 'f16') return f16ArrayToFloat32(half);
+  // One pass: table lookup times the scale (exact for a power-of-two scale).
+  const table = f16ToF32Table();
+  const s = t.scale!;
+  const out = new Float32Array(n);
+  for (let i = 0; i < n; i++) out[i] = table[half[i]!]! * s;
   return out;
 }
 
