@@ -42,6 +42,7 @@ commands:
   server   run the generator server of a federation
   node     run a discriminator node (a hospital) of a federation
   demo     a whole federation on this machine: server + 3 nodes on loopback
+           (server, node, demo: --algorithm fedavg-gan runs the weight-sharing baseline, docs/FEDAVG.md)
   eval     segmentation evaluation: U-Net trained on real vs synthetic images
   complete missing-modality completion: synthesize a modality a center lacks from the ones it has
   audit    privacy attacks on the federation (active, passive, membership)
