@@ -1,25 +1,33 @@
 /**
  * `asyndgan complete`: missing-modality completion at one center. Trains (centralized, progress
- * bar) a generator conditioned on the mask and on whichever modalities are available (a random
- * non-empty subset hidden per training sample), then, on held-out slices, hides `--missing` and
- * synthesizes it from the rest. Scores MAE and PSNR against the real modality next to baselines
- * measured in the same run (the same generator given only the mask; per-class mean intensity; a
- * per-class linear regression on the given modalities), and writes:
+ * bar) a generator conditioned on the mask and on whichever modalities are available, predicting a
+ * residual over a per-class linear regression (src/train/completion.ts), with `--focus` of the
+ * samples hiding exactly `--missing` and the rest a random non-empty subset. Then, on held-out
+ * slices, hides `--missing` and synthesizes it from the rest. Scores MAE and PSNR against the real
+ * modality next to baselines measured in the same run (the same generator given only the mask;
+ * per-class mean intensity; the per-class linear regression alone), and writes:
  *   OUT/complete.png                       given modalities, real and synthesized missing ones, baselines
  *   OUT/complete.json                      numbers, config, loss history
- *   OUT/completion-generator.safetensors   the generator (PyTorch names) with its layout in the metadata
+ *   OUT/completion-generator.safetensors   the generator (PyTorch names); layout and linear model in the metadata
+ *   OUT/complete_state.safetensors         everything needed to resume (--resume)
+ * Ctrl-C (SIGINT) or SIGTERM stops at the next iteration, saves the state and the generator, and
+ * says where; `--resume` continues.
  */
-import { mkdirSync } from 'node:fs';
+import { existsSync, mkdirSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { init } from '../engine/index.js';
 import { concatDatasets, type Dataset } from '../data/index.js';
 import { composeGrid, fromFloat, labelsToImage, saveImagePng, writeJsonAtomic, type RgbImage } from '../io/index.js';
 import { saveModule } from '../models/index.js';
-import { CompletionTrainer, completionChannels, evaluateCompletion, type CompletionResult } from '../train/completion.js';
+import {
+  availabilityWithout, CompletionTrainer, completionChannels, evaluateCompletion, type CompletionResult,
+} from '../train/completion.js';
+import { loadTrainingState, saveTrainingState } from '../train/state.js';
 import { modalityChannels, modalityNames } from '../train/modalities.js';
 import { loadDataSource } from './data-source.js';
 import { GAN_OPTIONS, ganConfig, int, num, parseOptions, UsageError } from './options.js';
 import { Progress } from './progress.js';
+import { StopSignal } from './stop-signal.js';
 
 export async function completeCommand(argv: string[]): Promise<void> {
   // Dropout makes pix2pix outputs noisier; completion is scored by MAE, so it is off unless asked for.
@@ -32,6 +40,9 @@ export async function completeCommand(argv: string[]): Promise<void> {
     node: { type: 'string', help: 'train on this center only (0-based); default: all training data pooled' },
     'batch-size': { type: 'string', default: '4', help: 'batch size' },
     'hide-probability': { type: 'string', default: '0.5', help: 'chance that a modality is hidden from a training sample (at least one always is)' },
+    focus: { type: 'string', default: '0.5', help: 'share of training samples that hide exactly --missing (the rest: a random subset)' },
+    'no-residual': { type: 'boolean', default: false, help: 'the network alone, not a residual over the per-class linear regression' },
+    resume: { type: 'boolean', default: false, help: 'continue from OUT/complete_state.safetensors' },
     rows: { type: 'string', default: '6', help: 'held-out slices shown in complete.png' },
     out: { type: 'string', default: 'runs/complete', help: 'output folder' },
     ...ganOptions,
@@ -48,6 +59,9 @@ export async function completeCommand(argv: string[]): Promise<void> {
   const batchSize = int(v, 'batch-size');
   const hide = num(v, 'hide-probability');
   if (!(hide > 0 && hide <= 1)) throw new UsageError('--hide-probability must be in (0, 1]');
+  const focus = num(v, 'focus');
+  if (!(focus >= 0 && focus <= 1)) throw new UsageError('--focus must be in [0, 1]');
+  const residual = !v['no-residual'];
   const out = resolve(String(v.out));
   mkdirSync(out, { recursive: true });
   const started = Date.now();
@@ -75,41 +89,73 @@ export async function completeCommand(argv: string[]): Promise<void> {
       `given [${givenNames.join(', ')}], synthesizing [${missingNames.join(', ')}]; adapter ${engine.gpu.adapterName}`,
   );
 
-  const model = new CompletionTrainer(cfg, train, { hideProbability: hide });
-  const history: { iter: number; dReal: number; dFake: number; gGan: number; gL1: number }[] = [];
-  const progress = new Progress({ total: cfg.iters, label: 'complete: train', unit: 'it' });
-  const logEvery = Math.max(1, Math.floor(cfg.iters / 100));
-  await model.train(train, {
-    batchSize,
-    onStep: async (iter, losses) => {
-      if (iter % logEvery === 0 || iter === cfg.iters) {
-        const [dReal, dFake, gGan, gL1] = await Promise.all([losses.dReal.item(), losses.dFake.item(), losses.gGan.item(), losses.gL1.item()]);
-        history.push({ iter, dReal, dFake, gGan, gL1 });
-        progress.update(iter, { L1: gL1.toFixed(3), G: gGan.toFixed(3), D: ((dReal + dFake) / 2).toFixed(3) });
-      } else {
-        progress.update(iter);
-      }
-    },
+  const model = new CompletionTrainer(cfg, train, {
+    hideProbability: hide,
+    residual,
+    ...(focus > 0 ? { focus: { available: availabilityWithout(M, missing), probability: focus } } : {}),
   });
+  const t = model;
+  const modules = { modules: { G: t.generator, D: t.discriminator }, optimizers: { G: t.optimizerG, D: t.optimizerD } };
+  const statePath = join(out, 'complete_state.safetensors');
+  const history: { iter: number; dReal: number; dFake: number; gGan: number; gL1: number }[] = [];
+  if (v.resume && existsSync(statePath)) {
+    const info = await loadTrainingState(statePath, modules);
+    t.iter = Number(info.iter);
+    history.push(...((info.history as typeof history) ?? []));
+    console.error(`resumed at iteration ${t.iter}`);
+  }
+  const generatorPath = join(out, 'completion-generator.safetensors');
+  const saveAll = async () => {
+    await saveTrainingState(statePath, { ...modules, info: { iter: t.iter, history, config: cfg, residual, focus, hideProbability: hide } });
+    await saveModule(generatorPath, model.generator, {
+      asyndgan_completion_generator: JSON.stringify({
+        config: cfg,
+        iter: t.iter,
+        conditionChannels: completionChannels(train.numClasses, M),
+        imageChannels: M,
+        size,
+        classNames: train.classNames,
+        modalities: train.modalities,
+        layout: residual
+          ? 'one-hot mask (classes), modalities with missing ones filled by the per-class linear model (M), availability planes (M); output on missing channels = linear estimate + network output'
+          : 'one-hot mask (classes), modalities with missing ones zeroed (M), availability planes (M); output on missing channels = network output',
+        ...(residual ? { linearModel: model.linear.toJSON() } : {}),
+      }),
+    });
+  };
+  const progress = new Progress({ total: cfg.iters, label: 'complete: train', unit: 'it' });
+  progress.update(t.iter);
+  const logEvery = Math.max(1, Math.floor(cfg.iters / 100));
+  const stop = new StopSignal('complete');
+  try {
+    await model.train(train, {
+      batchSize,
+      shouldStop: () => stop.requested,
+      onStep: async (iter, losses) => {
+        if (iter % logEvery === 0 || iter === cfg.iters) {
+          const [dReal, dFake, gGan, gL1] = await Promise.all([losses.dReal.item(), losses.dFake.item(), losses.gGan.item(), losses.gL1.item()]);
+          history.push({ iter, dReal, dFake, gGan, gL1 });
+          progress.update(iter, { L1: gL1.toFixed(3), G: gGan.toFixed(3), D: ((dReal + dFake) / 2).toFixed(3) });
+        } else {
+          progress.update(iter);
+        }
+      },
+    });
+    await saveAll();
+    if (stop.requested) {
+      // Interrupted: state and generator are saved; the evaluation and pictures wait for the end.
+      progress.log(`asyndgan complete: ${stop.received} at iteration ${t.iter}/${cfg.iters}: saved ${statePath} and ${generatorPath} (continue with --resume)`);
+      return;
+    }
+  } finally {
+    stop.dispose();
+  }
   progress.finish();
   const trainSeconds = (Date.now() - started) / 1000;
 
   const result = await evaluateCompletion(model, train, test, missing);
   const grid = join(out, 'complete.png');
   await writeCompletionGrid(grid, test, result, missing, given, model.modalities, Math.min(int(v, 'rows'), test.slices.length), cfg.iters);
-  const generatorPath = join(out, 'completion-generator.safetensors');
-  await saveModule(generatorPath, model.generator, {
-    asyndgan_completion_generator: JSON.stringify({
-      config: cfg,
-      conditionChannels: completionChannels(train.numClasses, M),
-      imageChannels: M,
-      size,
-      classNames: train.classNames,
-      modalities: train.modalities,
-      layout: 'one-hot mask (classes), modalities with missing ones zeroed (M), availability planes (M)',
-    }),
-  });
-
   const report = join(out, 'complete.json');
   await writeJsonAtomic(report, {
     data: data.name,
@@ -120,18 +166,20 @@ export async function completeCommand(argv: string[]): Promise<void> {
     config: cfg,
     batchSize,
     hideProbability: hide,
+    focus,
+    residual,
     given: givenNames,
     missing: missingNames,
     metrics: result.evaluation.metrics,
     metricsNote: 'intensities in [-1, 1]; mae over every pixel, maeForeground over pixels of class != 0, psnr = 10 log10(2^2 / mse)',
     seconds: { train: trainSeconds, total: (Date.now() - started) / 1000 },
     history,
-    files: { grid, generator: generatorPath },
+    files: { grid, generator: generatorPath, state: statePath },
   });
   for (const [name, m] of Object.entries(result.evaluation.metrics)) {
     const line = (label: string, x: { mae: number; psnr: number }) => `  ${label.padEnd(34)} MAE ${x.mae.toFixed(4)}  PSNR ${x.psnr.toFixed(2)} dB`;
     console.log(`${name} from [${givenNames.join(', ')}] on ${test.slices.length} held-out slices:`);
-    console.log(line('completion generator', m.completion));
+    console.log(line(residual ? 'completion (residual over linear)' : 'completion generator', m.completion));
     console.log(line('same generator, mask only', m.maskOnly));
     console.log(line('per-class mean (training data)', m.classMean));
     console.log(line('per-class linear on given modalities', m.classLinear));
