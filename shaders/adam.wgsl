@@ -1,4 +1,5 @@
-// Fused Adam / AdamW update of one parameter tensor (PyTorch's algorithm, torch.optim.Adam and
+// Fused multi-tensor Adam / AdamW update: the elements [off, off + n) of the optimizer's arenas
+// (parameters, gradients, moments of many tensors back to back; optim.ts) (PyTorch's algorithm, torch.optim.Adam and
 // torch.optim.AdamW, amsgrad off). The step-dependent scalars (bias corrections, step size,
 // decoupled decay factor) are computed on the CPU in float64 and passed in the uniform block:
 //   g     = grad + l2 * param                      (Adam's L2 weight decay; l2 = 0 for AdamW)
@@ -19,6 +20,7 @@ struct AdamParams {
   eps: f32,
   l2: f32,
   decay: f32,
+  off: u32,
 }
 
 @group(0) @binding(0) var<uniform> ap: AdamParams;
@@ -29,8 +31,9 @@ struct AdamParams {
 
 @compute @workgroup_size(WG)
 fn main(@builtin(global_invocation_id) gid: vec3u, @builtin(num_workgroups) groups: vec3u) {
-  let i = gid.x + gid.y * groups.x * WG;
-  if (i >= ap.n) { return; }
+  let j = gid.x + gid.y * groups.x * WG;
+  if (j >= ap.n) { return; }
+  let i = ap.off + j;
   let p = param[i];
   let g = grad[i] + ap.l2 * p;
   let mi = m[i] + ap.one_minus_beta1 * (g - m[i]);

@@ -244,7 +244,7 @@ t.test('exportState / importState: a resumed run continues identically', async (
   c.forEach((p) => p.dispose());
 });
 
-t.test('zeroGrad drops gradients; step records one kernel per parameter, no readback, no allocation', async (t) => {
+t.test('zeroGrad drops gradients; step records one kernel per run of parameters with grads, no readback, no allocation', async (t) => {
   const params = makeParams();
   const opt = new Adam(params, { lr: 1e-3 });
   setGrads(params, gradSource(), 0);
@@ -265,12 +265,35 @@ t.test('zeroGrad drops gradients; step records one kernel per parameter, no read
   E.tidy(() => opt.step()); // moments survive scopes
   eng.recorder.flushEvery = DEFAULT_FLUSH_EVERY;
   t.equal(eng.recorder.submits, submits, 'step() submits nothing (no readback)');
-  t.equal(eng.recorder.dispatches - dispatches, params.length - 1, 'one dispatch per parameter with a grad');
+  // Parameter 2 has no grad: parameters 0-1 and 3-4 are two runs of the multi-tensor kernel.
+  t.equal(eng.recorder.dispatches - dispatches, 2, 'one dispatch per run of adjacent parameters with a grad');
   t.equal(eng.pool.stats.created, created, 'no new buffer');
   t.equal(eng.kernels.pipelinesBuilt, pipelines, 'no new pipeline');
   await eng.sync();
   const state = await opt.exportState();
   t.ok(state.m.every((m) => m.some((x) => x !== 0)), 'moments still alive after the tidy');
+  opt.zeroGrad();
+  opt.dispose();
+  params.forEach((p) => p.dispose());
+});
+
+t.test('multi-tensor step: one dispatch for every parameter, two copies in and one out per parameter', async (t) => {
+  const params = makeParams();
+  const opt = new Adam(params, { lr: 1e-3 });
+  setGrads(params, gradSource(), 0);
+  opt.step(); // the first step also zero-fills the four arenas
+  setGrads(params, gradSource(), 1);
+  const [d0, c0] = [eng.recorder.dispatches, eng.recorder.copies];
+  opt.step();
+  t.equal(eng.recorder.dispatches - d0, 1, 'one Adam dispatch for all parameters');
+  t.equal(eng.recorder.copies - c0, 3 * params.length, 'grad and param copied in, param copied out');
+  // The second step of parameter 2 only: its step count now differs from its neighbours'.
+  setGrads(params, gradSource((_, i) => i !== 2), 2);
+  opt.step();
+  setGrads(params, gradSource(), 3);
+  const d1 = eng.recorder.dispatches;
+  opt.step();
+  t.equal(eng.recorder.dispatches - d1, 3, 'runs split where step counts differ: [0,1], [2], [3,4]');
   opt.zeroGrad();
   opt.dispose();
   params.forEach((p) => p.dispose());

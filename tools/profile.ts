@@ -13,7 +13,7 @@
  *          --conv-path auto|subgroup|tiled (convolution kernels: auto = tiled on GPUs, subgroup on CPUs)
  *          --unfused-norm (norm layers on the split kernels with separate activation / residual ops, as
  *          before the fused norm kernels: for before/after comparisons in the same minutes)
- * The last line gives the dispatches per step: `dispatches per step: G N, D M`.
+ * The last line gives the dispatches per step: `dispatches per step: G N, D M (plus buffer copies: ...)`.
  */
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { dirname } from 'node:path';
@@ -112,6 +112,8 @@ console.log(`warm-up (2 iterations): ${(performance.now() - t0).toFixed(0)} ms`)
 // command encoding): when it is close to the wall time, the step is bound by the CPU, not the GPU.
 /** Dispatches recorded by one call of each step function (unprofiled runs). */
 const dispatchesOf = new Map<() => void, number>();
+/** Buffer-to-buffer copies recorded by one call (the optimizer's arena copies; not dispatches). */
+const copiesOf = new Map<() => void, number>();
 interface Plain {
   wallMs: number;
   recordMs: number;
@@ -122,8 +124,10 @@ async function timeStep(step: () => void, runs = 5): Promise<Plain> {
   for (let i = 0; i < runs; i++) {
     const start = performance.now();
     const before = engine.recorder.dispatches;
+    const copiesBefore = engine.recorder.copies;
     step();
     dispatchesOf.set(step, engine.recorder.dispatches - before);
+    copiesOf.set(step, engine.recorder.copies - copiesBefore);
     record.push(performance.now() - start);
     await engine.sync();
     wall.push(performance.now() - start);
@@ -196,11 +200,14 @@ if (a.trace) {
   console.log(`\ntrace: ${a.trace} (${trace.traceEvents.length} events; open in https://ui.perfetto.dev)`);
 }
 if (a.json) {
-  write(a.json, JSON.stringify({ shape, adapter: engine.gpu.adapterName, unprofiledMs: { generator: plainG, discriminator: plainD }, dispatches: { generator: dispatchesOf.get(gStep), discriminator: dispatchesOf.get(dStep) }, memory, generator: g, discriminator: d }, null, 1));
+  write(a.json, JSON.stringify({ shape, adapter: engine.gpu.adapterName, unprofiledMs: { generator: plainG, discriminator: plainD }, dispatches: { generator: dispatchesOf.get(gStep), discriminator: dispatchesOf.get(dStep) }, copies: { generator: copiesOf.get(gStep), discriminator: copiesOf.get(dStep) }, memory, generator: g, discriminator: d }, null, 1));
   console.log(`reports: ${a.json}`);
 }
 gan.dispose();
-console.log(`dispatches per step: G ${dispatchesOf.get(gStep)}, D ${dispatchesOf.get(dStep)}${a['unfused-norm'] ? ' (--unfused-norm)' : ''}`);
+console.log(
+  `dispatches per step: G ${dispatchesOf.get(gStep)}, D ${dispatchesOf.get(dStep)} ` +
+    `(plus buffer copies: G ${copiesOf.get(gStep)}, D ${copiesOf.get(dStep)})${a['unfused-norm'] ? ' (--unfused-norm)' : ''}`,
+);
 
 function write(path: string, text: string): void {
   mkdirSync(dirname(path), { recursive: true });

@@ -2,11 +2,17 @@
  * Adam and AdamW (PyTorch's algorithms: torch.optim.Adam with L2 weight decay added to the
  * gradient, torch.optim.AdamW with decoupled weight decay; amsgrad off).
  *
- * `step()` records ONE fused kernel per parameter that has a gradient (shaders/adam.wgsl); the
- * bias corrections are computed on the CPU in float64 and passed as uniforms, the moments m and v
- * live on the GPU (kept out of every tidy scope), and nothing is read back. As in PyTorch, each
- * parameter has its own step count (a parameter whose grad is null is skipped entirely: its value,
- * moments and step count stay as they are), and the moments are created at its first update.
+ * Multi-tensor: the optimizer keeps four arenas (parameters, gradients, m, v), each parameter at
+ * its own 256-byte-aligned offset, zeros between. `step()` copies the gradients and parameters in
+ * (buffer copies, not kernels), records ONE fused kernel (shaders/adam.wgsl) per run of adjacent
+ * parameters that have a gradient and the same step count (one in a plain training loop), and
+ * copies the parameters back. Copies rather than parameters living in the arena, because code
+ * outside the optimizer writes parameter buffers in place (initializers, state-dict loads).
+ * Measured on lavapipe: 213 small copies 3.5-4.4 ms vs 71 tiny kernels 9.3-10.6 ms. The bias
+ * corrections are computed on the CPU in float64 and passed as uniforms, the moments live on the
+ * GPU (kept out of every tidy scope), and nothing is read back. As in PyTorch, each parameter has
+ * its own step count (a parameter whose grad is null is skipped entirely: its value, moments and
+ * step count stay as they are); its moments are zeros until its first update.
  *
  * Checkpoints: `exportState()` is async and returns plain Float32Arrays (one readback per moment
  * tensor), ready for safetensors or msgpack; `importState()` uploads them back. A run restored from
@@ -54,6 +60,18 @@ export interface AdamState {
 export type ParamList = readonly Tensor[] | readonly { name: string; tensor: Tensor }[];
 
 const FILE = 'adam.wgsl';
+/** Arena slots start at multiples of this many elements (256 bytes: copy and binding alignment). */
+const SLOT_ALIGN = 64;
+
+/** The optimizer's GPU state: every parameter's slot in four arenas of `total` elements. */
+interface Arenas {
+  offsets: number[];
+  total: number;
+  param: Tensor;
+  grad: Tensor;
+  m: Tensor;
+  v: Tensor;
+}
 
 function isNamed(p: Tensor | { name: string; tensor: Tensor }): p is { name: string; tensor: Tensor } {
   return 'tensor' in p && !('binding' in p);
@@ -69,8 +87,7 @@ export class Adam {
   decoupled: boolean;
   /** Number of `step()` calls so far. */
   stepCount = 0;
-  private readonly m: (Tensor | null)[];
-  private readonly v: (Tensor | null)[];
+  private arenas: Arenas | null = null;
   private readonly steps: number[];
 
   constructor(params: ParamList, opts: AdamOptions = {}) {
@@ -87,15 +104,33 @@ export class Adam {
     this.eps = opts.eps ?? 1e-8;
     this.weightDecay = opts.weightDecay ?? 0;
     this.decoupled = opts.decoupled ?? false;
-    this.m = this.params.map(() => null);
-    this.v = this.params.map(() => null);
     this.steps = this.params.map(() => 0);
   }
 
-  /** Updates every parameter that has a gradient (one fused kernel each; no readback). */
+  /** The arenas, created (zeros) at first use. */
+  private state(): Arenas {
+    if (this.arenas) return this.arenas;
+    const offsets: number[] = [];
+    let total = 0;
+    for (const p of this.params) {
+      offsets.push(total);
+      total += Math.ceil(p.size / SLOT_ALIGN) * SLOT_ALIGN;
+    }
+    const zeros = () => keep(fill([Math.max(total, 1)], 0));
+    this.arenas = { offsets, total, param: zeros(), grad: zeros(), m: zeros(), v: zeros() };
+    return this.arenas;
+  }
+
+  /**
+   * Updates every parameter that has a gradient: copies in, one kernel per run of adjacent
+   * parameters with a gradient and the same step count, copies out. No readback.
+   */
   step(): void {
     const [beta1, beta2] = this.betas;
     this.stepCount++;
+    const a = this.state();
+    const recorder = engine().recorder;
+    const live: number[] = [];
     for (let i = 0; i < this.params.length; i++) {
       const p = this.params[i]!;
       const g = p.grad;
@@ -104,22 +139,45 @@ export class Adam {
       if (g.size !== p.size) {
         throw new ShapeError(`Adam: gradient of ${this.names[i]} has ${g.size} elements, parameter [${p.shape.join(', ')}] has ${p.size}`);
       }
-      const m = (this.m[i] ??= keep(fill(p.shape, 0)));
-      const v = (this.v[i] ??= keep(fill(p.shape, 0)));
-      const t = ++this.steps[i]!;
+      live.push(i);
+    }
+    const bytesAt = (i: number) => 4 * a.offsets[i]!;
+    for (const i of live) {
+      const p = this.params[i]!;
+      if (p.size === 0) continue;
+      recorder.copy(p.grad!.buffer, 0, a.grad.buffer, bytesAt(i), 4 * p.size);
+      recorder.copy(p.buffer, 0, a.param.buffer, bytesAt(i), 4 * p.size);
+    }
+    // Runs of arena-adjacent parameters with the same step count share one launch.
+    for (let r = 0; r < live.length; ) {
+      const first = live[r]!;
+      const t = ++this.steps[first]!;
+      let last = first;
+      while (r + 1 < live.length && live[r + 1] === last + 1 && this.steps[last + 1] === t - 1) {
+        last = live[++r]!;
+        this.steps[last]!++;
+      }
+      r++;
+      const off = a.offsets[first]!;
+      const n = (last + 1 < this.params.length ? a.offsets[last + 1]! : a.total) - off;
       const bc1 = 1 - beta1 ** t;
       const bc2 = 1 - beta2 ** t;
       const params = new Params()
-        .u32(p.size)
+        .u32(n)
         .f32(beta2, 1 - beta1, 1 - beta2, this.lr / bc1, Math.sqrt(bc2), this.eps)
         .f32(this.decoupled ? 0 : this.weightDecay, this.decoupled ? 1 - this.lr * this.weightDecay : 1)
+        .u32(off)
         .data();
-      launch1d(p.size, {
+      launch1d(n, {
         file: FILE,
         params,
-        buffers: [p.binding(), g.binding(), m.binding(), v.binding()],
-        cost: { flops: 14 * p.size, bytes: 28 * p.size },
+        buffers: [a.param.binding(), a.grad.binding(), a.m.binding(), a.v.binding()],
+        cost: { flops: 14 * n, bytes: 28 * n },
       });
+    }
+    for (const i of live) {
+      const p = this.params[i]!;
+      if (p.size > 0) recorder.copy(a.param.buffer, bytesAt(i), p.buffer, 0, 4 * p.size);
     }
   }
 
@@ -133,9 +191,14 @@ export class Adam {
 
   /** Copies the optimizer state to the CPU (for checkpoints). */
   async exportState(): Promise<AdamState> {
-    const read = (t: Tensor | null, i: number) => (t ? t.read() : Promise.resolve(new Float32Array(this.params[i]!.size)));
-    const m = await Promise.all(this.m.map(read));
-    const v = await Promise.all(this.v.map(read));
+    const a = this.arenas;
+    const read = (arena: Tensor | undefined, i: number): Promise<Float32Array> => {
+      const n = this.params[i]!.size;
+      if (!arena || n === 0) return Promise.resolve(new Float32Array(n));
+      return engine().recorder.read(arena.buffer, 4 * n, 4 * a!.offsets[i]!).then((b) => new Float32Array(b));
+    };
+    const m = await Promise.all(this.params.map((_, i) => read(a?.m, i)));
+    const v = await Promise.all(this.params.map((_, i) => read(a?.v, i)));
     return {
       step: this.stepCount,
       lr: this.lr,
@@ -177,22 +240,20 @@ export class Adam {
     this.weightDecay = state.weightDecay;
     this.decoupled = state.decoupled;
     const recorder = engine().recorder;
+    const a = this.state();
     for (let i = 0; i < n; i++) {
       this.steps[i] = state.steps[i]!;
-      const upload = (slot: (Tensor | null)[], data: Float32Array) => {
-        const t = (slot[i] ??= keep(fill(this.params[i]!.shape, 0)));
-        if (data.length > 0) recorder.write(t.buffer, Float32Array.from(data));
-      };
-      upload(this.m, state.m[i]!);
-      upload(this.v, state.v[i]!);
+      const at = 4 * a.offsets[i]!;
+      if (state.m[i]!.length > 0) recorder.write(a.m.buffer, Float32Array.from(state.m[i]!), at);
+      if (state.v[i]!.length > 0) recorder.write(a.v.buffer, Float32Array.from(state.v[i]!), at);
     }
   }
 
   /** Releases the moments' GPU memory (the optimizer must not be used afterwards). */
   dispose(): void {
-    for (const t of [...this.m, ...this.v]) t?.dispose();
-    this.m.fill(null);
-    this.v.fill(null);
+    const a = this.arenas;
+    if (a) for (const t of [a.param, a.grad, a.m, a.v]) t.dispose();
+    this.arenas = null;
   }
 }
 

@@ -44,9 +44,10 @@ export class Recorder {
   private readonly scopes: Promise<KernelError | null>[] = [];
   private scopeOpen = false;
   private readonly staging = new Map<number, GPUBuffer[]>();
-  /** Counters: submissions and dispatches since creation. */
+  /** Counters: submissions, dispatches and buffer copies since creation. */
   submits = 0;
   dispatches = 0;
+  copies = 0;
   timer: DispatchTimer | null = null;
   /** Wraps every wait on the device (set by the engine: polling.ts). */
   waitFor: <T>(work: () => Promise<T>) => Promise<T> = (work) => work();
@@ -134,6 +135,7 @@ export class Recorder {
     const encoder = this.open();
     this.endPass();
     encoder.copyBufferToBuffer(src, srcOffset, dst, dstOffset, bytes);
+    this.copies++;
   }
 
   /** Uploads bytes into a buffer, ordered after everything recorded so far. */
@@ -176,17 +178,17 @@ export class Recorder {
     });
   }
 
-  /** Copies `bytes` bytes of a buffer back to the CPU. */
-  read(buffer: GPUBuffer, bytes: number): Promise<ArrayBuffer> {
-    return this.waitFor(() => this.readNow(buffer, bytes));
+  /** Copies `bytes` bytes of a buffer (from byte `offset`, a multiple of 4) back to the CPU. */
+  read(buffer: GPUBuffer, bytes: number, offset = 0): Promise<ArrayBuffer> {
+    return this.waitFor(() => this.readNow(buffer, bytes, offset));
   }
 
-  private async readNow(buffer: GPUBuffer, bytes: number): Promise<ArrayBuffer> {
+  private async readNow(buffer: GPUBuffer, bytes: number, offset: number): Promise<ArrayBuffer> {
     const size = alignUp(Math.max(bytes, 4), 4);
     const stagingSize = 2 ** Math.ceil(Math.log2(Math.max(size, 256)));
     const staging = this.staging.get(stagingSize)?.pop() ??
       this.device.createBuffer({ size: stagingSize, usage: GPUBufferUsage.MAP_READ | GPUBufferUsage.COPY_DST });
-    this.copy(buffer, 0, staging, 0, size);
+    this.copy(buffer, offset, staging, 0, size);
     this.flush();
     try {
       await staging.mapAsync(GPUMapMode.READ, 0, size);
