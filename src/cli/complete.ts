@@ -38,7 +38,7 @@ export async function completeCommand(argv: string[]): Promise<void> {
     size: { type: 'string', default: '32', help: 'image size (square; a multiple of 4, at least 16)' },
     nodes: { type: 'string', default: '3', help: 'how the data set is split into centers' },
     node: { type: 'string', help: 'train on this center only (0-based); default: all training data pooled' },
-    'batch-size': { type: 'string', default: '4', help: 'batch size' },
+    'batch-size': { type: 'string', default: '16', help: 'batch size' },
     'hide-probability': { type: 'string', default: '0.5', help: 'chance that a modality is hidden from a training sample (at least one always is)' },
     focus: { type: 'string', default: '0.5', help: 'share of training samples that hide exactly --missing (the rest: a random subset)' },
     'no-residual': { type: 'boolean', default: false, help: 'the network alone, not a residual over the per-class linear regression' },
@@ -47,12 +47,13 @@ export async function completeCommand(argv: string[]): Promise<void> {
     out: { type: 'string', default: 'runs/complete', help: 'output folder' },
     ...ganOptions,
     dropout: { type: 'boolean', default: false, help: 'dropout in the generator blocks (pix2pix has it; off by default here)' },
-    ngf: { type: 'string', default: '12', help: 'generator filters (reference 64)' },
+    generator: { type: 'string', default: 'refiner', help: 'refiner (full-resolution convolutions) | resnet (the pix2pix ResnetGenerator)' },
+    ngf: { type: 'string', default: '16', help: 'generator filters (refiner: every hidden layer; resnet: first layer)' },
     ndf: { type: 'string', default: '12', help: 'discriminator filters (reference 64)' },
-    blocks: { type: 'string', default: '3', help: 'generator residual blocks (reference 9)' },
-    lr: { type: 'string', default: '0.002', help: 'Adam learning rate (pix2pix uses 2e-4 for long runs)' },
-    iters: { type: 'string', default: '1500', help: 'training iterations' },
-    'decay-iters': { type: 'string', default: '750', help: 'final iterations with linear lr decay' },
+    blocks: { type: 'string', default: '2', help: 'refiner: hidden 3x3 layers; resnet: residual blocks' },
+    lr: { type: 'string', default: '0.003', help: 'Adam learning rate (pix2pix uses 2e-4 for long runs)' },
+    iters: { type: 'string', default: '600', help: 'training iterations' },
+    'decay-iters': { type: 'string', default: '300', help: 'final iterations with linear lr decay' },
   }, argv);
   const cfg = ganConfig({ ...v, 'no-dropout': !v.dropout });
   const size = int(v, 'size');
@@ -62,6 +63,8 @@ export async function completeCommand(argv: string[]): Promise<void> {
   const focus = num(v, 'focus');
   if (!(focus >= 0 && focus <= 1)) throw new UsageError('--focus must be in [0, 1]');
   const residual = !v['no-residual'];
+  const generator = String(v.generator);
+  if (generator !== 'refiner' && generator !== 'resnet') throw new UsageError(`--generator must be refiner or resnet, got "${generator}"`);
   const out = resolve(String(v.out));
   mkdirSync(out, { recursive: true });
   const started = Date.now();
@@ -92,6 +95,7 @@ export async function completeCommand(argv: string[]): Promise<void> {
   const model = new CompletionTrainer(cfg, train, {
     hideProbability: hide,
     residual,
+    generator,
     ...(focus > 0 ? { focus: { available: availabilityWithout(M, missing), probability: focus } } : {}),
   });
   const t = model;
@@ -111,6 +115,7 @@ export async function completeCommand(argv: string[]): Promise<void> {
       asyndgan_completion_generator: JSON.stringify({
         config: cfg,
         iter: t.iter,
+        generator,
         conditionChannels: completionChannels(train.numClasses, M),
         imageChannels: M,
         size,
@@ -168,6 +173,7 @@ export async function completeCommand(argv: string[]): Promise<void> {
     hideProbability: hide,
     focus,
     residual,
+    generator,
     given: givenNames,
     missing: missingNames,
     metrics: result.evaluation.metrics,
