@@ -26,6 +26,7 @@ import { ganConfigForRounds, GAN_OPTIONS, int, parseOptions, UsageError } from '
 import { Progress } from './progress.js';
 import { DEFAULT_PRIVACY_PRESET, PRIVACY_PRESETS, describeReportedPrivacy, type ReportedPrivacy } from '../privacy/index.js';
 import { writeSampleGrid } from './samples.js';
+import { FEDAVG_DEFAULTS } from '../fedavg/defaults.js';
 
 const CLI = fileURLToPath(new URL('../../bin/asyndgan.js', import.meta.url));
 
@@ -47,7 +48,7 @@ export interface LocalFederationOptions {
   batchSize?: number;
   /** Server rounds. */
   rounds: number;
-  /** FedAvg only: local steps E between two averagings. Default 1. */
+  /** FedAvg only: local steps E between two averagings. Default FEDAVG_DEFAULTS.localSteps (16, docs/FEDAVG.md). */
   localSteps?: number;
   /** Output folder (logs, checkpoints, generator.safetensors, server-report.json). */
   out: string;
@@ -58,7 +59,7 @@ export interface LocalFederationOptions {
   gan?: Partial<GanConfig>;
   /** Server port on loopback; 0 = a free one. Default 0. */
   port?: number;
-  /** FedAvg only: keep each site's Adam moments across averagings ('local', default) or zero them every round ('reset'). */
+  /** FedAvg only: zero each site's Adam moments every round ('reset', FEDAVG_DEFAULTS) or keep them ('local'). */
   adam?: 'local' | 'reset';
   /** AsynDGAN only: every node's privacy preset. Default DEFAULT_PRIVACY_PRESET. */
   privacy?: string;
@@ -153,7 +154,7 @@ export async function runLocalFederation(options: LocalFederationOptions): Promi
   const size = options.size ?? 32;
   const batchSize = options.batchSize ?? 4;
   const rounds = options.rounds;
-  const localSteps = fedavg ? options.localSteps ?? 1 : 1;
+  const localSteps = fedavg ? options.localSteps ?? FEDAVG_DEFAULTS.localSteps : 1;
   const privacy = options.privacy ?? DEFAULT_PRIVACY_PRESET;
   if (!(PRIVACY_PRESETS as readonly string[]).includes(privacy)) throw new UsageError(`--privacy must be one of ${PRIVACY_PRESETS.join(', ')}, got "${privacy}"`);
   if (fedavg && (options.nodeModalities || options.perModalityD)) throw new UsageError('--node-modalities and --per-modality-d exist only for --algorithm asyndgan');
@@ -210,7 +211,7 @@ export async function runLocalFederation(options: LocalFederationOptions): Promi
     ids.forEach((id, i) => {
       const child = spawn(process.execPath, [CLI, 'node', ...algoFlags, '--server', url, '--id', id, '--index', String(i), '--nodes', String(nodes),
         '--data', dataSpec, '--size', String(size), '--quiet', '--checkpoint-dir', join(out, 'checkpoints'), ...model,
-        ...(fedavg ? ['--adam', options.adam ?? 'local'] : ['--privacy', privacy]),
+        ...(fedavg ? ['--adam', options.adam ?? FEDAVG_DEFAULTS.adam] : ['--privacy', privacy]),
         ...(nodeModalities ? ['--modalities', nodeModalities[i]!.join(',')] : []), ...(perModalityD ? ['--per-modality-d'] : [])],
       { stdio: ['ignore', 'ignore', 'pipe'], env: { ...process.env, ASYNDGAN_TOKEN: tokens[id] } });
       const chunks: string[] = [];
@@ -267,12 +268,13 @@ export async function runLocalFederation(options: LocalFederationOptions): Promi
 export async function demoCommand(argv: string[]): Promise<void> {
   const v = parseOptions('demo', '[options]', {
     algorithm: { type: 'string', default: 'asyndgan', help: 'asyndgan | fedavg-gan (the weight-sharing baseline, docs/FEDAVG.md)' },
-    'local-steps': { type: 'string', default: '1', help: 'fedavg-gan: local steps E between two averagings' },
+    'local-steps': { type: 'string', default: String(FEDAVG_DEFAULTS.localSteps), help: 'fedavg-gan: local steps E between two averagings (docs/FEDAVG.md)' },
+    adam: { type: 'string', default: FEDAVG_DEFAULTS.adam, help: 'fedavg-gan: reset | local Adam moments at every averaging' },
     data: { type: 'string', default: 'phantom', help: 'data set split across the nodes' },
     nodes: { type: 'string', default: '3', help: 'number of hospitals (node processes)' },
     size: { type: 'string', default: '32', help: 'image size (use 64..256 on a GPU)' },
     'batch-size': { type: 'string', default: '4', help: 'masks per node per round' },
-    rounds: { type: 'string', default: '150', help: 'training rounds' },
+    rounds: { type: 'string', default: '150', help: 'training rounds (fedavg-gan: averaging rounds of --local-steps generator updates each)' },
     out: { type: 'string', default: 'runs/demo', help: 'output folder' },
     port: { type: 'string', default: '0', help: "the server's port on loopback (0 = a free one; the demo prints the /metrics URL)" },
     ...GAN_OPTIONS,
@@ -296,7 +298,7 @@ export async function demoCommand(argv: string[]): Promise<void> {
   const perModalityD = Boolean(v['per-modality-d']);
   const run = await runLocalFederation({
     algorithm, data: String(v.data), nodes, size, batchSize: int(v, 'batch-size'), rounds, localSteps: int(v, 'local-steps'),
-    out: String(v.out), gan: cfg, port: int(v, 'port'), privacy, ...(nodeModalities ? { nodeModalities } : {}), perModalityD,
+    out: String(v.out), gan: cfg, port: int(v, 'port'), privacy, adam: adamPolicy(String(v.adam)), ...(nodeModalities ? { nodeModalities } : {}), perModalityD,
   });
   const out = run.out;
 
@@ -378,6 +380,11 @@ export async function demoCommand(argv: string[]): Promise<void> {
   }
   console.log(`grid: ${grid}`);
   console.log(`report: ${report}`);
+}
+
+function adamPolicy(s: string): 'local' | 'reset' {
+  if (s !== 'local' && s !== 'reset') throw new UsageError(`--adam must be reset or local, got "${s}"`);
+  return s;
 }
 
 /**

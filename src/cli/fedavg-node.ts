@@ -1,12 +1,12 @@
 /**
  * `asyndgan node --algorithm fedavg-gan`: one hospital of the weight-sharing baseline. Loads ITS
  * data only, trains its own G and D E local steps per round from the server's global model, and
- * sends both models' weights back (docs/FEDAVG.md). Adam state stays local (--adam reset zeroes it
- * every round); it is checkpointed to --checkpoint-dir.
+ * sends both models' weights back (docs/FEDAVG.md). Adam moments are zeroed after every averaging
+ * (--adam local keeps them); local state is checkpointed to --checkpoint-dir.
  */
 import { init } from '../engine/index.js';
 import { consoleLogger, silentLogger } from '../net/index.js';
-import { EngineLocalGan, FedAvgNode, type AdamPolicy } from '../fedavg/index.js';
+import { EngineLocalGan, FEDAVG_DEFAULTS, FedAvgNode, type AdamPolicy } from '../fedavg/index.js';
 import { loadDataSource } from './data-source.js';
 import { GAN_OPTIONS, ganConfig, int, num, parseOptions, UsageError } from './options.js';
 
@@ -20,7 +20,7 @@ export async function fedavgNodeCommand(argv: string[]): Promise<void> {
     nodes: { type: 'string', default: '3', help: 'number of centers the data set is split into' },
     size: { type: 'string', default: '64', help: 'image size (square)' },
     'batch-size': { type: 'string', help: 'ignored: the server\'s session sets the batch size' },
-    adam: { type: 'string', default: 'local', help: 'local (keep the Adam moments across averagings) | reset (zero them every round)' },
+    adam: { type: 'string', default: FEDAVG_DEFAULTS.adam, help: 'reset (zero the Adam moments after every averaging) | local (keep them); docs/FEDAVG.md' },
     'checkpoint-dir': { type: 'string', help: 'checkpoint the local state here; resume from it' },
     'checkpoint-every': { type: 'string', default: '10', help: 'updates between local checkpoints' },
     'ca-file': { type: 'string', help: 'PEM CA certificate for a wss:// server' },

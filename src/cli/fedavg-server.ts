@@ -10,7 +10,7 @@ import { init } from '../engine/index.js';
 import { runScalarLog, writeJsonAtomic } from '../io/index.js';
 import { saveModule } from '../models/index.js';
 import { TokenTable, consoleLogger, silentLogger } from '../net/index.js';
-import { FedAvgServer, modelLayout, readModel, writeModel, type FedRoundSummary } from '../fedavg/index.js';
+import { FEDAVG_DEFAULTS, FedAvgServer, modelLayout, readModel, writeModel, type FedRoundSummary } from '../fedavg/index.js';
 import { Pix2pixTrainer } from '../train/pix2pix.js';
 import { GAN_OPTIONS, ganConfigForRounds, int, makeOutputDir, num, parseOptions, UsageError } from './options.js';
 import { Progress } from './progress.js';
@@ -29,7 +29,7 @@ export async function fedavgServerCommand(argv: string[]): Promise<void> {
     size: { type: 'string', default: '64', help: 'image size (square)' },
     'batch-size': { type: 'string', default: '4', help: 'masks per local step at every node' },
     rounds: { type: 'string', default: '200', help: 'averaging rounds' },
-    'local-steps': { type: 'string', default: '1', help: 'E: local G and D steps at every node between two averagings' },
+    'local-steps': { type: 'string', default: String(FEDAVG_DEFAULTS.localSteps), help: 'E: local G and D steps at every node between two averagings (docs/FEDAVG.md)' },
     'round-timeout': { type: 'string', default: '300000', help: 'ms a round waits for the nodes\' updates (must cover E local steps)' },
     'norm-bound-factor': { type: 'string', default: '3', help: 'an update\'s change may be this multiple of the round\'s median change (larger: scaled down)' },
     'max-relative-delta': { type: 'string', default: '0.5', help: 'an update\'s change may be this fraction of the global model\'s norm' },

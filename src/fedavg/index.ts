@@ -6,3 +6,4 @@ export * from './coordinator.js';
 export * from './server.js';
 export * from './local-gan.js';
 export * from './node.js';
+export * from './defaults.js';
