@@ -6,6 +6,7 @@
  *   node     a hospital's discriminator node
  *   demo     server + 3 nodes on loopback with the embedded phantom data
  *   eval     segmentation evaluation: real vs synthetic training data
+ *   experiment the paper's comparison table over seeds (src/cli/experiment.ts)
  *   complete missing-modality completion at one center
  */
 import { NoAdapterError } from '../engine/index.js';
@@ -19,6 +20,7 @@ const COMMANDS: Record<string, () => Promise<(argv: string[]) => Promise<void>>>
   node: async () => (await import('./node.js')).nodeCommand,
   demo: async () => (await import('./demo.js')).demoCommand,
   eval: async () => (await import('./eval.js')).evalCommand,
+  experiment: async () => (await import('./experiment.js')).experimentCommand,
   complete: async () => (await import('./complete.js')).completeCommand,
   audit: async () => (await import('./audit.js')).auditCommand,
   provision: async () => (await import('./provision.js')).provisionCommand,
@@ -44,6 +46,7 @@ commands:
   demo     a whole federation on this machine: server + 3 nodes on loopback
            (server, node, demo: --algorithm fedavg-gan runs the weight-sharing baseline, docs/FEDAVG.md)
   eval     segmentation evaluation: U-Net trained on real vs synthetic images
+  experiment the paper's table: real pooled, single centres, FedAvg-GAN, AsynDGAN (federated), seeds and intervals
   complete missing-modality completion: synthesize a modality a center lacks from the ones it has
   audit    privacy attacks on the federation (active, passive, membership)
   provision tokens, a private CA, server and node certificates, and the command for every site`);

@@ -9,9 +9,15 @@
  * Geometry is defined in continuous coordinates, so the same seed gives the same anatomy at any
  * resolution (32, 64, 128...). Everything is drawn from our seeded Rng: same options -> same bytes.
  *
- * Heterogeneity between nodes mirrors the AsynDGAN BraTS experiment (sites split by tumour size):
- * node k draws tumour radii from the k-th of N consecutive sub-ranges (small -> large), and every
- * node has its own scanner profile (gain, gamma, bias-field strength, noise level).
+ * Heterogeneity between nodes mirrors the AsynDGAN BraTS experiment (sites split by tumour size)
+ * and the DSL follow-up (sites = institutions, i.e. scanners). Each node covers only part of the
+ * distribution, the held-out test set spans all of it:
+ *  - tumour size: node k draws core radii from the k-th of N consecutive sub-ranges (small -> large);
+ *  - tumour location: node k's tumours sit in the k-th of N angular sectors of the brain (a seeded
+ *    rotation decides which sector is where), away from the centre so the sector matters;
+ *  - scanner: node k's gain, gamma, offset, bias-field strength and Rician noise level are spread
+ *    over fixed ranges (one seeded permutation per parameter), so no two sites share a scanner.
+ * `splitStats` (split-stats.ts) measures what each node then holds.
  */
 import { Rng, hashSeed } from '../engine/index.js';
 import type { Dataset, Slice } from './sample.js';
@@ -43,8 +49,16 @@ export interface SiteProfile {
   biasStrength: number;
   /** Rician noise sigma on the 0..1 intensity scale. */
   noise: number;
+  /** Additive intensity offset (0..1 scale) after gain and gamma: a scanner's baseline shift. */
+  offset: number;
   /** Tumour core radius range, in units of the head radius. */
   tumourRadius: [number, number];
+  /**
+   * Direction of the tumour centre from the brain centre, [from, to] in radians (to - from <= 2 pi),
+   * and its distance range as a fraction of the room left inside the brain.
+   */
+  tumourAngle: [number, number];
+  tumourDistance: [number, number];
 }
 
 /** Options of `makePhantom`; every field has a default. */
@@ -66,10 +80,11 @@ export interface PhantomOptions {
   /** Overall tumour core radius range in head-radius units (default [0.05, 0.3]). */
   tumourRadius?: [number, number];
   /**
-   * Which heterogeneity to simulate (default both true). tumourSize=false gives every node the full
-   * radius range; intensity=false gives every node the neutral scanner profile.
+   * Which heterogeneity to simulate (default all true). tumourSize=false gives every node the full
+   * radius range; location=false lets every node's tumours lie anywhere; intensity=false gives every
+   * node the neutral scanner profile.
    */
-  heterogeneity?: { tumourSize?: boolean; intensity?: boolean };
+  heterogeneity?: { tumourSize?: boolean; location?: boolean; intensity?: boolean };
 }
 
 /** The generated data: per-node training sets and a held-out test set, all with the same header. */
@@ -188,8 +203,10 @@ export function samplePhantomSlice(rng: Rng, site: SiteProfile, withTumour = tru
     const radius = rng.uniform(site.tumourRadius[0], site.tumourRadius[1]);
     // Keep the core inside the brain: the brain surface sits at about 0.8 head radii.
     const maxOff = Math.max(0, 0.68 - radius);
-    const a = rng.uniform(0, 2 * Math.PI);
-    const d = maxOff * Math.sqrt(rng.next());
+    const a = rng.uniform(site.tumourAngle[0], site.tumourAngle[1]);
+    // sqrt: uniform over the area of the annulus between the two distance fractions.
+    const [d0, d1] = site.tumourDistance;
+    const d = maxOff * Math.sqrt(rng.uniform(d0 * d0, d1 * d1));
     tumour = {
       cx: d * Math.cos(a),
       cy: d * Math.sin(a),
@@ -325,7 +342,7 @@ export function renderPhantomSlice(
         let val = 0;
         for (let k = 1; k < NUM_TISSUES; k++) if (frac[k]! > 0) val += frac[k]! * c[k]!;
         val = Math.max(0, val * (1 + tex));
-        val = site.gain * Math.pow(val, site.gamma) * bias;
+        val = Math.max(0, site.gain * Math.pow(val, site.gamma) + (val > 0 ? site.offset : 0)) * bias;
         const rng = rngs[m]!;
         const n1 = site.noise * rng.normal();
         const n2 = site.noise * rng.normal();
@@ -337,30 +354,63 @@ export function renderPhantomSlice(
   return { mask, image, tumourPixels };
 }
 
+/** Full tumour location range: any direction, any distance from the centre. */
+const ANY_ANGLE: [number, number] = [0, 2 * Math.PI];
+const ANY_DISTANCE: [number, number] = [0, 1];
+
 /** The neutral scanner profile (used for every node when intensity heterogeneity is off). */
-export function neutralSite(name: string, tumourRadius: [number, number]): SiteProfile {
-  return { name, gain: 1, gamma: 1, biasStrength: 0.1, noise: 0.02, tumourRadius };
+export function neutralSite(
+  name: string,
+  tumourRadius: [number, number],
+  tumourAngle: [number, number] = ANY_ANGLE,
+  tumourDistance: [number, number] = ANY_DISTANCE,
+): SiteProfile {
+  return { name, gain: 1, gamma: 1, biasStrength: 0.1, noise: 0.02, offset: 0, tumourRadius, tumourAngle, tumourDistance };
 }
 
-/** Per-node scanner profiles and tumour size ranges. */
+/**
+ * Scanner parameter ranges the sites are spread over. Chosen so that a segmenter trained on one
+ * site loses accuracy on the others (measured in test/data-phantom.test.ts and the experiment),
+ * while every site's image still shows every tissue with the same contrast order.
+ */
+const SCANNER_RANGES = {
+  gain: [0.75, 1.2],
+  gamma: [0.75, 1.35],
+  offset: [-0.08, 0.08],
+  biasStrength: [0.05, 0.4],
+  noise: [0.01, 0.045],
+} as const;
+
+/** Per-node scanner profiles, tumour size ranges and tumour location sectors. */
 export function phantomSites(opts: PhantomOptions = {}): SiteProfile[] {
   const n = opts.numNodes ?? 3;
   const [lo, hi] = opts.tumourRadius ?? [0.05, 0.3];
   const sizeHet = opts.heterogeneity?.tumourSize ?? true;
+  const locHet = opts.heterogeneity?.location ?? true;
   const intHet = opts.heterogeneity?.intensity ?? true;
   const rng = new Rng(hashSeed(opts.seed ?? 1, 'sites'));
+  // Drawn even when unused so toggling one kind of heterogeneity does not change the others.
+  const rotation = rng.uniform(0, 2 * Math.PI);
+  const spread = Object.fromEntries(
+    Object.entries(SCANNER_RANGES).map(([key, [a, b]]) => {
+      const order = rng.shuffle(Array.from({ length: n }, (_, k) => k));
+      return [key, order.map((q) => a + ((b - a) * (q + 0.5)) / n)];
+    }),
+  ) as Record<keyof typeof SCANNER_RANGES, number[]>;
   const sites: SiteProfile[] = [];
   for (let k = 0; k < n; k++) {
     const range: [number, number] = sizeHet ? [lo + ((hi - lo) * k) / n, lo + ((hi - lo) * (k + 1)) / n] : [lo, hi];
+    const angle: [number, number] = locHet && n > 1 ? [rotation + (2 * Math.PI * k) / n, rotation + (2 * Math.PI * (k + 1)) / n] : ANY_ANGLE;
+    const distance: [number, number] = locHet && n > 1 ? [0.45, 1] : ANY_DISTANCE;
     const name = `site${k}`;
-    // Drawn even when unused so toggling one kind of heterogeneity does not change the other.
     const prof = {
-      gain: rng.uniform(0.85, 1.1),
-      gamma: rng.uniform(0.8, 1.25),
-      biasStrength: rng.uniform(0.05, 0.3),
-      noise: rng.uniform(0.01, 0.03),
+      gain: spread.gain[k]!,
+      gamma: spread.gamma[k]!,
+      offset: spread.offset[k]!,
+      biasStrength: spread.biasStrength[k]!,
+      noise: spread.noise[k]!,
     };
-    sites.push(intHet ? { name, ...prof, tumourRadius: range } : neutralSite(name, range));
+    sites.push(intHet ? { name, ...prof, tumourRadius: range, tumourAngle: angle, tumourDistance: distance } : neutralSite(name, range, angle, distance));
   }
   return sites;
 }
@@ -402,8 +452,8 @@ function toDataset(slices: Slice[], size: number, modalities: PhantomModality[],
 
 /**
  * Generates the phantom data set: `numNodes` training sets (node k = site k) and a held-out test set
- * whose slices come from randomly chosen sites with tumour radii over the full range (so it covers
- * every node's distribution, like a pooled real test set).
+ * whose slices come from randomly chosen sites' scanners with tumours of any size anywhere (so it
+ * covers every node's distribution, like a pooled real test set).
  */
 export function makePhantom(opts: PhantomOptions = {}): PhantomData {
   const o = resolveOptions(opts);
@@ -431,7 +481,8 @@ export function makePhantom(opts: PhantomOptions = {}): PhantomData {
   for (let i = 0; i < o.testSlices; i++) {
     const rng = new Rng(hashSeed(o.seed, 'test', i));
     const s = rng.int(sites.length);
-    const site: SiteProfile = { ...sites[s]!, tumourRadius: o.radius };
+    // The test set spans every node's distribution: one of the sites' scanners, any size, anywhere.
+    const site: SiteProfile = { ...sites[s]!, tumourRadius: o.radius, tumourAngle: ANY_ANGLE, tumourDistance: ANY_DISTANCE };
     test.push(render(`phantom-test-${i}`, samplePhantomSlice(rng, site), { node: -1, index: i, siteIndex: s }));
   }
   return { nodes, test: toDataset(test, o.size, o.modalities, o.labels), sites };
