@@ -58,7 +58,7 @@ t.test('a mutual-TLS federation from the commands provision printed', async (t) 
   const out = join(dir, 'server-out');
   const server = runLine(`${serverLine.replace('--classes N', `--classes ${d.numClasses}`).replace('--modalities LIST', `--modalities ${d.modalities.join(',')}`)} `
     + `--size 32 --batch-size 1 --rounds 3 --round-timeout 60000 --exit-when-done --quiet --out ${out} ${model.join(' ')}`, 120_000);
-  const nodes = nodeLines.map((l) => runLine(`${l.replace('--data DATA', '--data phantom')} --size 32 --privacy off --quiet --give-up-after 90 ${model.join(' ')}`, 120_000));
+  const nodes = nodeLines.map((l, i) => runLine(`${l.replace('--data DATA', '--data phantom')} --size 32 --privacy off --quiet --give-up-after 90 --out ${join(dir, `node-${i}`)} ${model.join(' ')}`, 120_000));
   t.teardown(() => [server, ...nodes].forEach((c) => c.kill()));
 
   const [s, ...n] = await Promise.all([server.done, ...nodes.map((c) => c.done)]);

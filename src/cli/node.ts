@@ -4,16 +4,23 @@
  * the discriminator and its optimizer state stay in this process (checkpointed to --checkpoint-dir).
  */
 import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { init } from '../engine/index.js';
 import { conditionTensor, selectModalities } from '../data/index.js';
-import { consoleLogger, DiscriminatorNode, silentLogger } from '../net/index.js';
+import { runScalarLog } from '../io/index.js';
+import { consoleLogger, DiscriminatorNode, silentLogger, type ReplyInfo } from '../net/index.js';
 import { EngineDiscriminator } from '../federation/discriminator-backend.js';
 import { makeDiscriminatorUnits, modalityChannels, modalityNames } from '../train/modalities.js';
 import { loadDataSource } from './data-source.js';
-import { GAN_OPTIONS, ganConfig, int, num, parseOptions, UsageError } from './options.js';
+import { GAN_OPTIONS, ganConfig, int, makeOutputDir, num, parseOptions, UsageError } from './options.js';
+import { splitAlgorithm } from './algorithm.js';
 import { describePrivacy, PRIVACY_OPTIONS, privacyFromOptions } from './privacy-options.js';
 
 export async function nodeCommand(argv: string[]): Promise<void> {
+  // --algorithm fedavg-gan: the weight-sharing baseline (docs/FEDAVG.md), its own options.
+  const { algorithm, rest } = splitAlgorithm(argv);
+  if (algorithm === 'fedavg-gan') return (await import('./fedavg-node.js')).fedavgNodeCommand(rest);
+  argv = rest;
   const v = parseOptions('node', '--server URL --id ID --token TOKEN --index K [options]', {
     server: { type: 'string', help: 'server WebSocket URL, e.g. ws://10.0.0.5:8787/ws' },
     id: { type: 'string', help: 'this node id (as in the server token file)' },
@@ -30,6 +37,8 @@ export async function nodeCommand(argv: string[]): Promise<void> {
     cert: { type: 'string', help: 'mutual TLS: PEM client certificate to present to the server (with --key)' },
     key: { type: 'string', help: 'mutual TLS: PEM private key of --cert' },
     quiet: { type: 'boolean', default: false, help: 'no per-event log lines' },
+    out: { type: 'string', help: 'this node\'s run folder: OUT/scalars.jsonl gets one line per reply (its D losses, epsilon). Default runs/node-<id>' },
+    'status-every': { type: 'string', default: '25', help: 'a status line (rounds answered, D losses, epsilon) every this many replies; 0: none' },
     'give-up-after': { type: 'string', default: '600', help: 'seconds without reaching the server (wrong URL, refused, untrusted certificate) before exiting with an error' },
     ...PRIVACY_OPTIONS,
     ...GAN_OPTIONS,
@@ -49,6 +58,8 @@ export async function nodeCommand(argv: string[]): Promise<void> {
   };
   const tls = { ca: readPem('ca-file'), cert: readPem('cert'), key: readPem('key') };
   const wsOptions = Object.fromEntries(Object.entries(tls).filter(([, b]) => b !== undefined));
+  const out = v.out !== undefined ? String(v.out) : join('runs', `node-${v.id}`);
+  makeOutputDir(out);
   const cfg = ganConfig(v);
   const size = int(v, 'size');
   const index = int(v, 'index');
@@ -72,6 +83,8 @@ export async function nodeCommand(argv: string[]): Promise<void> {
   const heldData = subset ? selectModalities(own, heldNames) : own;
   const images = new Map(heldData.slices.map((s) => [s.key, s.image]));
   const backend = new EngineDiscriminator(units, { channels: held.length, height: size, width: size, get: (k) => images.get(k) }, cfg, subset ? { heldChannels: held } : {});
+  const scalars = runScalarLog(out, false);
+  const statusEvery = int(v, 'status-every');
   const node = new DiscriminatorNode({
     url: String(v.server),
     nodeId: String(v.id),
@@ -100,6 +113,14 @@ export async function nodeCommand(argv: string[]): Promise<void> {
     giveUpAfterMs: num(v, 'give-up-after') * 1000,
     log: v.quiet ? silentLogger : consoleLogger,
     ...(Object.keys(wsOptions).length ? { wsOptions } : {}),
+    onReply: (r) => {
+      const eps = Number.isFinite(r.privacy.epsilon) ? r.privacy.epsilon : undefined;
+      scalars.write(r.round, {
+        'loss/D_real': r.losses.dReal, 'loss/D_fake': r.losses.dFake, replies: r.repliesSent, batch: r.batch,
+        ...(eps !== undefined ? { 'privacy/epsilon': eps } : {}),
+      });
+      if (statusEvery > 0 && r.repliesSent % statusEvery === 0) console.error(statusLine(String(v.id), r));
+    },
   });
   console.error(`asyndgan node ${v.id}: ${own.slices.length} slices of ${data.name} [${heldNames.join(', ')}], ${units.length} discriminator(s), connecting to ${v.server}`);
   console.error(`asyndgan node ${v.id}: ${describePrivacy(privacy)}`);
@@ -107,4 +128,13 @@ export async function nodeCommand(argv: string[]): Promise<void> {
   process.once('SIGINT', stop);
   process.once('SIGTERM', stop);
   await node.start();
+}
+
+/** e.g. "asyndgan node a: round 50, 50 replies, D real 0.693 fake 0.701, epsilon 2.31 at delta 1e-5 (budget 10)". */
+export function statusLine(id: string, r: ReplyInfo): string {
+  const p = r.privacy;
+  const eps = Number.isFinite(p.epsilon)
+    ? `epsilon ${p.epsilon.toFixed(3)} at delta ${p.delta}${Number.isFinite(p.epsilonBudget) ? ` (budget ${p.epsilonBudget})` : ''}`
+    : `epsilon unbounded (privacy ${p.preset}: replies without noise)`;
+  return `asyndgan node ${id}: round ${r.round}, ${r.repliesSent} replies, D real ${r.losses.dReal.toFixed(3)} fake ${r.losses.dFake.toFixed(3)}, ${eps}`;
 }

@@ -16,7 +16,9 @@ import { EngineGenerator } from '../federation/generator-backend.js';
 import { makeGenerator } from '../train/pix2pix.js';
 import { privacyFromStatus, type ReportedPrivacy } from '../privacy/index.js';
 import { GAN_OPTIONS, ganConfigForRounds, int, num, parseOptions, UsageError } from './options.js';
+import { splitAlgorithm } from './algorithm.js';
 import { Progress } from './progress.js';
+import { ServerPictures, type LossPoint } from './server-pictures.js';
 import type { FederationInfo, GeneratorInfo } from './train.js';
 
 /** What each node that answered reported about its privacy (epsilon, delta, preset). */
@@ -32,6 +34,10 @@ function federationInfo(m: ServerMetrics): FederationInfo {
 }
 
 export async function serverCommand(argv: string[]): Promise<void> {
+  // --algorithm fedavg-gan: the weight-sharing baseline (docs/FEDAVG.md), its own options.
+  const { algorithm, rest } = splitAlgorithm(argv);
+  if (algorithm === 'fedavg-gan') return (await import('./fedavg-server.js')).fedavgServerCommand(rest);
+  argv = rest;
   const v = parseOptions('server', '--tokens FILE --classes N --modalities a,b [options]', {
     tokens: { type: 'string', help: 'JSON file {"nodes": {"<id>": "<token>"}}' },
     host: { type: 'string', default: '127.0.0.1', help: 'interface to listen on (0.0.0.0 for a network)' },
@@ -61,6 +67,7 @@ export async function serverCommand(argv: string[]): Promise<void> {
     'exit-when-done': { type: 'boolean', default: false, help: 'stop the server after the last round' },
     'min-nodes': { type: 'string', default: '1', help: 'rounds start only when this many nodes are connected with their masks' },
     quiet: { type: 'boolean', default: false, help: 'no per-event log lines' },
+    'sample-every': { type: 'string', default: '25', help: 'every this many rounds OUT/samples/round-N.png (masks the nodes uploaded and synthetic images; the server has no real ones) and OUT/losses.png; at the end OUT/samples.png. 0: only at the end' },
     tensorboard: { type: 'boolean', default: false, help: 'also write the round losses as TensorBoard events in OUT/tensorboard/ (they always go to OUT/scalars.jsonl)' },
     'max-connections': { type: 'string', default: '256', help: 'WebSocket connections open at once (beyond: HTTP 503)' },
     'max-connections-per-address': { type: 'string', default: '32', help: 'connections open at once from one address (IPv6: one /64)' },
@@ -88,6 +95,8 @@ export async function serverCommand(argv: string[]): Promise<void> {
   const size = int(v, 'size');
   const out = String(v.out);
   mkdirSync(out, { recursive: true });
+  const sampleEvery = int(v, 'sample-every');
+  const classNames = v['class-names'] ? String(v['class-names']).split(',') : undefined;
 
   const engine = await init();
   const g = makeGenerator(cfg, classes, modalities.length);
@@ -97,6 +106,8 @@ export async function serverCommand(argv: string[]): Promise<void> {
   });
   const backend = new EngineGenerator(g, optimizer, cfg);
   const history: (RoundSummary & { losses: NonNullable<RoundSummary['losses']> })[] = [];
+  let pictures: ServerPictures | undefined; // set once the server (which holds the masks) is up
+  const lossPoints = (): LossPoint[] => history.map((h) => ({ round: h.round, ...h.losses }));
   const progress = new Progress({ total: rounds, label: 'rounds', unit: 'round' });
   const scalars = runScalarLog(out, v.tensorboard === true);
   let finished: () => void = () => {};
@@ -142,9 +153,23 @@ export async function serverCommand(argv: string[]): Promise<void> {
         scalars.write(s.round, { 'loss/G_L1': l.gL1, 'loss/G_GAN': l.gGan, 'loss/D_real': l.dReal, 'loss/D_fake': l.dFake, nodes: s.onTime.length, 'round/seconds': s.durationMs / 1000 });
       }
       progress.update(s.round, l ? { L1: l.gL1.toFixed(3), G: l.gGan.toFixed(3), D: ((l.dReal + l.dFake) / 2).toFixed(3), nodes: s.onTime.length } : { nodes: 0 });
+      if (sampleEvery > 0 && s.round % sampleEvery === 0 && s.round < rounds) {
+        pictures?.schedule(s.round, lossPoints(), (e) => progress.log(`asyndgan server: samples at round ${s.round} not written: ${e.message}`));
+      }
       if (s.round >= rounds) finished();
     },
   });
+  pictures = new ServerPictures({
+    out, generator: g, registry: server.coordinator.registry, modalities, classes, size, ...(classNames ? { classNames } : {}),
+  });
+  const writePictures = async (): Promise<void> => {
+    try {
+      const path = await pictures!.final(server.metrics().round, lossPoints());
+      if (path) progress.log(`asyndgan server: samples ${path} (masks the nodes uploaded, synthetic images), losses ${join(out, 'losses.png')}`);
+    } catch (e) {
+      progress.log(`asyndgan server: final samples not written: ${(e as Error).message}`);
+    }
+  };
   console.error(`asyndgan server: ${server.url} (health: ${server.httpUrl}/health)${tls?.clientCaFile ? ', mutual TLS (nodes need a client certificate from ' + tls.clientCaFile + ')' : ''}, adapter ${engine.gpu.adapterName}`);
   console.log(`listening: ${server.url}`);
   const writeGenerator = async (): Promise<string> => {
@@ -169,6 +194,7 @@ export async function serverCommand(argv: string[]): Promise<void> {
     progress.log(`asyndgan server: ${sig}: finishing the round, checkpointing and writing the generator`);
     await server.stop();
     const path = await writeGenerator();
+    await writePictures();
     progress.log(`asyndgan server: stopped at round ${server.metrics().round}: generator ${path}${v['checkpoint-dir'] ? `, checkpoint in ${v['checkpoint-dir']}` : ''}`);
     process.exit(0);
   })().catch((err: unknown) => {
@@ -181,6 +207,7 @@ export async function serverCommand(argv: string[]): Promise<void> {
   await done;
   progress.finish();
   await writeGenerator();
+  await writePictures();
   const privacy = nodePrivacy(server.metrics());
   const report = join(out, 'server-report.json');
   await writeJsonAtomic(report, { rounds, config: cfg, metrics: server.metrics(), privacy, history });

@@ -22,7 +22,7 @@ import {
 } from './protocol.js';
 import { checkRoundRequest, validateMessage } from './validate.js';
 import { modalityChannelsOnWire } from './modalities.js';
-import { NodePrivacy, type PrivacyOverrides, type PrivacyPreset, type PrivacySettings } from '../privacy/index.js';
+import { NodePrivacy, type PrivacyOverrides, type PrivacyPreset, type PrivacySettings, type PrivacySummary } from '../privacy/index.js';
 
 export interface NodeOptions {
   /** Server WebSocket URL, e.g. ws://10.0.0.5:8080/ws; a function is re-read on every reconnect. */
@@ -92,6 +92,18 @@ export interface NodeOptions {
   privacyLedger?: CheckpointStore;
   /** An info log line with epsilon every this many replies. Default 25; 0: never. */
   privacyLogEvery?: number;
+  /** After each gradient reply has left: the round, this node's own (exact, local) losses and its privacy so far. */
+  onReply?: (r: ReplyInfo) => void;
+}
+
+/** What onReply reports. The losses are the discriminator's own, whatever the reply carried. */
+export interface ReplyInfo {
+  round: number;
+  /** Masks in the round's batch. */
+  batch: number;
+  losses: { dReal: number; dFake: number; gGan: number; gL1: number };
+  repliesSent: number;
+  privacy: PrivacySummary;
 }
 
 export type NodeState = 'idle' | 'connecting' | 'authenticating' | 'ready' | 'stopped' | 'failed';
@@ -545,6 +557,7 @@ export class DiscriminatorNode {
     job.keys.forEach((k, i) => raw.set(this.masks.get(k)!, i * per));
     const masks = applyAugmentation(raw, [job.keys.length, c, h, w], job.aug);
     let reply: Message;
+    let losses: ReplyInfo['losses'] | undefined;
     try {
       const out = await this.opts.backend.step({ round: job.round, keys: job.keys, masks, fakes: job.fakes, fakeShape: job.shape, aug: job.aug });
       if (out.gradFakes.length !== job.fakes.length) throw new ProtocolError('internal', `backend returned ${out.gradFakes.length} gradient values for ${job.fakes.length} fakes`);
@@ -555,6 +568,7 @@ export class DiscriminatorNode {
       }
       this.stats.steps++;
       this.stats.lastRound = job.round;
+      losses = { dReal: out.losses.dReal, dFake: out.losses.dFake, gGan: out.losses.gGan, gL1: out.losses.gL1 };
       // Clip each sample and add the noise here, the last point before the reply leaves the node.
       const grad = Float32Array.from(out.gradFakes);
       this.privacy.sanitize(grad, job.shape[1] * job.shape[2] * job.shape[3]);
@@ -584,6 +598,13 @@ export class DiscriminatorNode {
     if (s?.welcome && !s.closed && this.send(s, reply) && reply.type === 'gradientReply') {
       this.stats.repliesSent++;
       this.reportPrivacy(s);
+      if (losses) {
+        try {
+          this.opts.onReply?.({ round: job.round, batch: job.keys.length, losses, repliesSent: this.stats.repliesSent, privacy: this.privacy.summary() });
+        } catch {
+          /* a hook's error is not the protocol's */
+        }
+      }
     }
     const every = this.opts.checkpointEvery ?? 10;
     if (reply.type === 'gradientReply' && every > 0 && this.stats.steps % every === 0) await this.saveCheckpoint();
