@@ -117,11 +117,15 @@ const copiesOf = new Map<() => void, number>();
 interface Plain {
   wallMs: number;
   recordMs: number;
+  /** CPU time of the whole process (main thread + lavapipe's workers): steadier than wall time on shared cores. */
+  cpuMs: number;
 }
 async function timeStep(step: () => void, runs = 5): Promise<Plain> {
   const wall: number[] = [];
   const record: number[] = [];
+  const cpu: number[] = [];
   for (let i = 0; i < runs; i++) {
+    const cpu0 = process.cpuUsage();
     const start = performance.now();
     const before = engine.recorder.dispatches;
     const copiesBefore = engine.recorder.copies;
@@ -131,9 +135,11 @@ async function timeStep(step: () => void, runs = 5): Promise<Plain> {
     record.push(performance.now() - start);
     await engine.sync();
     wall.push(performance.now() - start);
+    const c = process.cpuUsage(cpu0);
+    cpu.push((c.user + c.system) / 1000);
   }
   const median = (v: number[]) => [...v].sort((x, y) => x - y)[Math.floor(v.length / 2)]!;
-  return { wallMs: median(wall), recordMs: median(record) };
+  return { wallMs: median(wall), recordMs: median(record), cpuMs: median(cpu) };
 }
 const pool = engine.pool;
 const createdAfterWarmup = pool.stats.created;
@@ -167,6 +173,7 @@ async function profile(name: string, step: () => void, nominalFlops: number, pla
   const r = await p.stop();
   console.log(
     `\n=== ${name} step (unprofiled: ${plain.wallMs.toFixed(1)} ms, of which ${plain.recordMs.toFixed(1)} ms recording on the CPU; ` +
+      `process CPU ${plain.cpuMs.toFixed(1)} ms; ` +
       `${(nominalFlops / (plain.wallMs * 1e6)).toFixed(2)} GFLOP/s nominal) ===`,
   );
   console.log(formatTable(r, int('rows', a.rows)));
