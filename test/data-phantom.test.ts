@@ -149,3 +149,38 @@ t.test('bad options are rejected with a message', async (t) => {
   t.throws(() => makePhantom({ modalities: ['pd' as 't1'] }), /unknown modality 'pd'/);
   t.throws(() => makePhantom({ numNodes: 2, slicesPerNode: [1, 2, 3] }), /3 entries for 2 nodes/);
 });
+
+t.test('split statistics: centres differ in tumour size, location and scanner; the test set spans them', async (t) => {
+  const { splitStats, splitStatsMarkdown, targetClassIds } = await import('../src/data/split-stats.js');
+  const d = makePhantom({ seed: 1, size: 32, slicesPerNode: 24, testSlices: 36 });
+  const st = splitStats(d.nodes, d.test);
+  t.same(st.map((s) => s.name), ['centre 0', 'centre 1', 'centre 2', 'test']);
+  t.same(st[0]!.targetClasses, ['edema', 'tumour_core']);
+  const area = st.map((s) => s.targetAreaPercent.mean);
+  t.ok(area[0]! < area[1]! && area[1]! < area[2]!, `tumour area grows with the centre: ${area.map((a) => a.toFixed(2))}`);
+  const test = st[3]!;
+  t.ok(test.targetAreaPercent.min < st[0]!.targetAreaPercent.max && test.targetAreaPercent.max > st[2]!.targetAreaPercent.min, 'test areas span small to large');
+  // Location: each centre's tumour centroids sit in its own sector, so the mean directions differ.
+  const dir = st.slice(0, 3).map((s) => Math.atan2(s.centroidV.mean, s.centroidU.mean));
+  for (let a = 0; a < 3; a++) for (let b = a + 1; b < 3; b++) {
+    const gap = Math.abs(Math.atan2(Math.sin(dir[a]! - dir[b]!), Math.cos(dir[a]! - dir[b]!)));
+    t.ok(gap > 1, `centres ${a} and ${b} point ${gap.toFixed(2)} rad apart`);
+  }
+  const testSpread = Math.max(test.centroidU.max - test.centroidU.min, test.centroidV.max - test.centroidV.min);
+  t.ok(testSpread > 0.5, `test tumours anywhere (centroid spread ${testSpread.toFixed(2)})`);
+  // Scanner: the T1 mean intensity differs between centres by more than anatomy explains.
+  const t1 = st.slice(0, 3).map((s) => s.intensity[0]!.mean);
+  t.ok(Math.max(...t1) - Math.min(...t1) > 0.15, `T1 means per centre: ${t1.map((v) => v.toFixed(3))}`);
+  t.match(splitStatsMarkdown(st), /\| centre 1 \| 24 \| 24 \|/);
+  t.same(targetClassIds(['background', 'frontal', 'occipital']), [1, 2], 'no tumour classes: every foreground class');
+});
+
+t.test('the centres are fixed by siteSeed, seed draws the patients', async (t) => {
+  const a = phantomSites({ seed: 1 });
+  const b = phantomSites({ seed: 2 });
+  t.same(b, a, 'another slice seed, the same centres');
+  t.notSame(phantomSites({ siteSeed: 2 }), a, 'another siteSeed, other centres');
+  const d1 = makePhantom({ seed: 1, size: 16, slicesPerNode: 1, testSlices: 0, modalities: ['t1'] });
+  const d2 = makePhantom({ seed: 2, size: 16, slicesPerNode: 1, testSlices: 0, modalities: ['t1'] });
+  t.notSame(Buffer.from(d1.nodes[0]!.slices[0]!.mask), Buffer.from(d2.nodes[0]!.slices[0]!.mask), 'other patients');
+});

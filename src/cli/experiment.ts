@@ -17,6 +17,7 @@ import { experimentFigure, experimentMarkdown, type ExperimentReport } from '../
 import { loadDataSource } from './data-source.js';
 import { runLocalFederation, type LocalFederationOptions } from './demo.js';
 import { int, num, parseOptions, UsageError } from './options.js';
+import { FEDAVG_DEFAULTS } from '../fedavg/defaults.js';
 
 /** The node privacy preset of the asyndgan-private row. */
 export const PRIVATE_ROW_PRESET = 'guarded';
@@ -29,33 +30,34 @@ export async function experimentCommand(argv: string[]): Promise<void> {
     out: { type: 'string', default: 'runs/experiment', help: 'output folder (resumes from what is there)' },
     nodes: { type: 'string', default: '3', help: 'centres' },
     size: { type: 'string', default: '32', help: 'image size' },
-    rounds: { type: 'string', default: '150', help: 'federation rounds per generator (= generator updates)' },
+    updates: { type: 'string', default: '96', help: 'generator updates per generator (AsynDGAN: rounds; FedAvg-GAN: rounds x E)' },
+    'gan-lr': { type: 'string', default: String(FEDAVG_DEFAULTS.lr), help: 'generator and discriminator learning rate, both designs (docs/FEDAVG.md sweep)' },
     ngf: { type: 'string', default: '12', help: 'generator filters' },
     ndf: { type: 'string', default: '12', help: 'discriminator filters' },
     blocks: { type: 'string', default: '3', help: 'generator residual blocks' },
     'batch-size': { type: 'string', default: '4', help: 'masks per node per round' },
-    'local-steps': { type: 'string', default: '1', help: 'FedAvg-GAN local steps E per round (1: same generator updates as AsynDGAN)' },
+    'local-steps': { type: 'string', default: String(FEDAVG_DEFAULTS.localSteps), help: 'FedAvg-GAN local steps E per round (FEDAVG_DEFAULTS, docs/FEDAVG.md)' },
     kinds: { type: 'string', default: GENERATOR_KINDS.join(','), help: `generators to train: ${GENERATOR_KINDS.join(', ')}` },
     'gen-seeds': { type: 'string', default: '2', help: 'generator seeds 1..N' },
     'seg-seeds': { type: 'string', default: '5', help: 'segmenter seeds 1..N' },
     iters: { type: 'string', default: '150', help: 'segmenter iterations (every row)' },
     depth: { type: 'string', default: '2', help: 'U-Net poolings' },
     width: { type: 'string', default: '8', help: 'U-Net channels of the first block' },
-    lr: { type: 'string', default: '0.002', help: 'segmenter learning rate' },
+    'seg-lr': { type: 'string', default: '0.002', help: 'segmenter learning rate' },
     'augment-centre': { type: 'string', default: '0', help: 'centre whose real data the augmentation row adds to the synthetic set' },
     'figure-slices': { type: 'string', default: '3', help: 'test slices shown per row in experiment.png' },
   }, argv);
   const quick = Boolean(v.quick);
   const size = quick ? 32 : int(v, 'size');
-  const rounds = quick ? 6 : int(v, 'rounds');
-  const gan = quick ? { ngf: 4, ndf: 4, blocks: 1 } : { ngf: int(v, 'ngf'), ndf: int(v, 'ndf'), blocks: int(v, 'blocks') };
+  const updates = quick ? 16 : int(v, 'updates');
+  const gan = { ...(quick ? { ngf: 4, ndf: 4, blocks: 1 } : { ngf: int(v, 'ngf'), ndf: int(v, 'ndf'), blocks: int(v, 'blocks') }), lr: num(v, 'gan-lr') };
   const segSeedsN = quick ? 2 : int(v, 'seg-seeds');
   const genSeedsN = quick ? 1 : int(v, 'gen-seeds');
   const segmenter = quick
     ? { depth: 2, width: 4, iters: 8, batchSize: 4, lr: 2e-3 }
-    : { depth: int(v, 'depth'), width: int(v, 'width'), iters: int(v, 'iters'), batchSize: 4, lr: num(v, 'lr') };
+    : { depth: int(v, 'depth'), width: int(v, 'width'), iters: int(v, 'iters'), batchSize: 4, lr: num(v, 'seg-lr') };
   if (segSeedsN < 1 || genSeedsN < 1) throw new UsageError('--seg-seeds and --gen-seeds must be at least 1');
-  if (rounds < 1) throw new UsageError('--rounds must be at least 1');
+  if (updates < 1) throw new UsageError('--updates must be at least 1');
   if (size % 2 ** segmenter.depth !== 0) throw new UsageError(`--size ${size} must be a multiple of 2^depth = ${2 ** segmenter.depth}`);
   const kinds = String(v.kinds).split(',').map((s) => s.trim()).filter(Boolean) as GeneratorKind[];
   for (const k of kinds) if (!GENERATOR_KINDS.includes(k)) throw new UsageError(`--kinds: unknown generator "${k}" (use ${GENERATOR_KINDS.join(', ')})`);
@@ -65,6 +67,9 @@ export async function experimentCommand(argv: string[]): Promise<void> {
   const augmentCentre = int(v, 'augment-centre');
   if (augmentCentre >= nodes) throw new UsageError(`--augment-centre ${augmentCentre}: there are ${nodes} centres`);
   const localSteps = int(v, 'local-steps');
+  if (localSteps < 1 || updates % localSteps !== 0) throw new UsageError(`--updates ${updates} must be a multiple of --local-steps ${localSteps} (same generator updates for both designs)`);
+  // Same generator updates: AsynDGAN takes one per round, FedAvg-GAN E per round.
+  const roundsOf = (kind: GeneratorKind) => (kind === 'fedavg-gan' ? updates / localSteps : updates);
   const batchSize = int(v, 'batch-size');
   const out = String(v.out);
   mkdirSync(out, { recursive: true });
@@ -76,7 +81,7 @@ export async function experimentCommand(argv: string[]): Promise<void> {
   const split = splitStats(data.nodes, data.test);
   const figureSlices = pickFigureRows(data.test, int(v, 'figure-slices'));
   console.error(`asyndgan experiment: ${spec}, ${nodes} centres (${data.nodes.map((d) => d.slices.length).join('/')} slices), ${data.test.slices.length} test slices, ` +
-    `${size}x${size}, ${rounds} rounds per generator, seeds ${genSeedsN} generator x ${segSeedsN} segmenter, adapter ${engine.gpu.adapterName}; out ${out}`);
+    `${size}x${size}, ${updates} generator updates per generator, seeds ${genSeedsN} generator x ${segSeedsN} segmenter, adapter ${engine.gpu.adapterName}; out ${out}`);
 
   const trainGenerator: GeneratorTrainer = async (kind, seed, dir) => {
     const opts: LocalFederationOptions & { dataSeed?: number } = {
@@ -85,10 +90,11 @@ export async function experimentCommand(argv: string[]): Promise<void> {
       nodes,
       size,
       batchSize,
-      rounds,
+      rounds: roundsOf(kind),
       out: dir,
-      gan: { ...gan, seed, decayIters: Math.floor(rounds / 2) },
-      ...(kind === 'fedavg-gan' ? { localSteps } : { privacy: kind === 'asyndgan-private' ? PRIVATE_ROW_PRESET : 'off' }),
+      // Constant, then linear decay over the second half (as in the docs/FEDAVG.md sweep).
+      gan: { ...gan, seed, decayIters: Math.floor(roundsOf(kind) / 2) },
+      ...(kind === 'fedavg-gan' ? { localSteps, adam: FEDAVG_DEFAULTS.adam } : { privacy: kind === 'asyndgan-private' ? PRIVATE_ROW_PRESET : 'off' }),
       // Generator seeds vary the initialization; the split stays the experiment's (seed 1).
       dataSeed,
     };
@@ -101,7 +107,7 @@ export async function experimentCommand(argv: string[]): Promise<void> {
       wallSeconds: r.wallSeconds,
       details: {
         algorithm: r.algorithm,
-        ...(kind === 'fedavg-gan' ? { localSteps: r.localStepsPerRound } : { privacy: kind === 'asyndgan-private' ? PRIVATE_ROW_PRESET : 'off' }),
+        ...(kind === 'fedavg-gan' ? { localSteps: r.localStepsPerRound, adam: FEDAVG_DEFAULTS.adam } : { privacy: kind === 'asyndgan-private' ? PRIVATE_ROW_PRESET : 'off' }),
         rounds: r.rounds,
         ngf: r.config.ngf,
         ndf: r.config.ndf,
@@ -115,8 +121,8 @@ export async function experimentCommand(argv: string[]): Promise<void> {
     centres: nodes,
     'slices per centre': data.nodes.map((d) => d.slices.length).join('/'),
     'test slices': data.test.slices.length,
-    rounds,
-    generator: `ngf ${gan.ngf}, ndf ${gan.ndf}, ${gan.blocks} blocks, batch ${batchSize} per node`,
+    'generator updates': updates,
+    generator: `ngf ${gan.ngf}, ndf ${gan.ndf}, ${gan.blocks} blocks, lr ${gan.lr}, batch ${batchSize} per node`,
     'FedAvg-GAN E': localSteps,
     segmenter: `depth ${segmenter.depth}, width ${segmenter.width}, ${segmenter.iters} iterations`,
     'generator seeds': genSeedsN,
@@ -124,6 +130,7 @@ export async function experimentCommand(argv: string[]): Promise<void> {
   };
   const notes = [
     `asyndgan-private uses every node's \`${PRIVATE_ROW_PRESET}\` preset (src/privacy: clip 0.1, noise 1, query guard); asyndgan and the augmentation row use privacy off.`,
+    `FedAvg-GAN: E = ${localSteps} local steps per round, Adam ${FEDAVG_DEFAULTS.adam}, lr ${gan.lr} for both designs (FEDAVG_DEFAULTS, chosen by the docs/FEDAVG.md sweep), ${updates / localSteps} rounds: the same ${updates} generator updates as AsynDGAN's ${updates} rounds.`,
     `The augmentation row is centre ${augmentCentre}'s real slices plus the AsynDGAN synthetic set (masks of every centre).`,
     'Synthetic sets: the generator\'s images for the masks of every centre\'s training slices (both designs hold those masks at the server or the sites).',
   ];
@@ -139,7 +146,7 @@ export async function experimentCommand(argv: string[]): Promise<void> {
     augmentCentre,
     figureSlices,
     // A federation round costs about as much as 4 segmenter iterations here (32x32, lavapipe).
-    generatorCost: rounds * 4,
+    generatorCost: updates * 4,
   };
   const write = async (): Promise<string> => {
     const report: ExperimentReport = {

@@ -63,8 +63,14 @@ export interface SiteProfile {
 
 /** Options of `makePhantom`; every field has a default. */
 export interface PhantomOptions {
-  /** PRNG seed (default 1). */
+  /** PRNG seed of the slices (default 1). */
   seed?: number;
+  /**
+   * Seed of the centres themselves: scanner profiles and tumour sectors (default 1, whatever
+   * `seed` is). The centres are the split's fixed property; `seed` draws their patients, so two
+   * runs with different seeds (e.g. a federation trained with generator seed 2) see the same centres.
+   */
+  siteSeed?: number;
   /** Square slice size in pixels (default 64; 16..512). */
   size?: number;
   /** Modalities in channel order (1 to 4, default all four). */
@@ -388,7 +394,7 @@ export function phantomSites(opts: PhantomOptions = {}): SiteProfile[] {
   const sizeHet = opts.heterogeneity?.tumourSize ?? true;
   const locHet = opts.heterogeneity?.location ?? true;
   const intHet = opts.heterogeneity?.intensity ?? true;
-  const rng = new Rng(hashSeed(opts.seed ?? 1, 'sites'));
+  const rng = new Rng(hashSeed(opts.siteSeed ?? 1, 'sites'));
   // Drawn even when unused so toggling one kind of heterogeneity does not change the others.
   const rotation = rng.uniform(0, 2 * Math.PI);
   const spread = Object.fromEntries(
