@@ -32,7 +32,8 @@ const USAGE = `
 usage: npm run bench:scaling -- [options]
   round time and bytes per round of a loopback federation (real server and node processes)
 
-  --part LIST       nodes,sizes,wire (default all three)
+  --part LIST       nodes,sizes,wire (default all three); 'report' only redraws the figures and
+                    prints the Markdown tables from the existing --out JSON
   --nodes LIST      node counts (1,3,8,16)
   --sizes LIST      image sizes (32,64,128,256)
   --rounds N        rounds per run (6; the first is not counted)
@@ -70,7 +71,7 @@ const int = (name: string, v: string): number => {
 };
 const list = (name: string, v: string): number[] => v.split(',').map((x) => int(name, x.trim()));
 const parts = a.part!.split(',');
-for (const p of parts) if (!['nodes', 'sizes', 'wire'].includes(p)) fail(`--part: unknown part "${p}" (nodes, sizes, wire)`);
+for (const p of parts) if (!['nodes', 'sizes', 'wire', 'report'].includes(p)) fail(`--part: unknown part "${p}" (nodes, sizes, wire, report)`);
 const model = { ngf: int('ngf', a.ngf!), ndf: int('ndf', a.ndf!), blocks: int('blocks', a.blocks!), batchSize: int('batch-size', a['batch-size']!) };
 // Every argument is checked before the first process starts.
 const opt = {
@@ -184,7 +185,7 @@ try {
 type Results = { nodes?: RunResult[]; sizes?: RunResult[]; wire?: RunResult[] };
 const previous = existsSync(out) ? (JSON.parse(readFileSync(out, 'utf8')) as { results?: Results }).results ?? {} : {};
 const results: Results = { ...previous };
-const data = await phantomInfo();
+const data = parts.some((p) => p !== 'report') ? await phantomInfo() : PHANTOM;
 const load0 = loadavg();
 console.log(`scaling: ${cpus().length} x ${cpus()[0]?.model ?? 'cpu'}, load ${load0.map((l) => l.toFixed(2)).join(' ')}; ngf ${model.ngf}, ndf ${model.ndf}, ${model.blocks} blocks, batch ${model.batchSize} per node`);
 const kib = (b: number) => `${(b / 1024).toFixed(1)} KiB`;
@@ -229,7 +230,7 @@ if (parts.includes('wire')) {
     }
   }
 }
-save();
+if (parts.some((p) => p !== 'report')) save();
 
 // ---- figures -----------------------------------------------------------------------------
 const png = (name: string, buf: Buffer) => {
@@ -256,8 +257,42 @@ if (results.sizes?.length) {
 }
 if (results.wire?.length) {
   png('scaling-wire-l1.png', lineChartPng({
-    title: 'Generator L1 per round: f32 vs scaled f16 on the wire', xLabel: 'round', yLabel: 'L1 |fake - real|',
+    title: 'Generator L1 per round, f32 vs f16s wire', xLabel: 'round', yLabel: 'L1 |fake - real|',
     series: results.wire.map((x) => ({ name: `${x.wire} seed ${x.seed}`, y: x.l1, x: x.l1.map((_, i) => i + 1) })),
   }));
 }
-console.log(`wrote ${out}`);
+if (parts.some((p) => p !== 'report')) console.log(`wrote ${out}`);
+
+// ---- tables (Markdown, for docs/BENCHMARKS.md) ----------------------------------------------
+const ms = (v: number) => v.toFixed(0);
+if (results.nodes?.length) {
+  console.log('\n| nodes | median round, ms | rounds (ms, first = compile + uploads) | KiB per round |');
+  console.log('|--:|--:|---|--:|');
+  for (const r of results.nodes) console.log(`| ${r.nodes} | ${ms(r.roundMs)} | ${r.roundsMs.map(ms).join(', ')} | ${(r.bytesPerRound / 1024).toFixed(1)} |`);
+}
+if (results.sizes?.length) {
+  console.log('\n| size | f32 round, ms | f16s round, ms | f32 KiB per round | f16s KiB per round | f16s / f32 bytes |');
+  console.log('|--:|--:|--:|--:|--:|--:|');
+  for (const size of [...new Set(results.sizes.map((r) => r.size))]) {
+    const f = results.sizes.find((r) => r.size === size && r.wire === 'f32');
+    const h = results.sizes.find((r) => r.size === size && r.wire === 'f16s');
+    const kb = (r?: RunResult) => (r ? (r.bytesPerRound / 1024).toFixed(1) : '-');
+    console.log(`| ${size} | ${f ? ms(f.roundMs) : '-'} | ${h ? ms(h.roundMs) : '-'} | ${kb(f)} | ${kb(h)} | ${f && h ? (h.bytesPerRound / f.bytesPerRound).toFixed(3) : '-'} |`);
+  }
+}
+if (results.wire?.length) {
+  console.log('\n| wire | seed | rounds | final L1 (mean of last 5 rounds) | KiB per round |');
+  console.log('|---|--:|--:|--:|--:|');
+  for (const r of results.wire) console.log(`| ${r.wire} | ${r.seed} | ${r.rounds} | ${r.finalL1.toFixed(4)} | ${(r.bytesPerRound / 1024).toFixed(1)} |`);
+  const of = (w: string) => results.wire!.filter((r) => r.wire === w).map((r) => r.finalL1);
+  const f = of('f32');
+  const h = of('f16s');
+  const spread = (xs: number[]) => Math.max(...xs) - Math.min(...xs);
+  const seeds = [...new Set(results.wire.map((r) => r.seed))];
+  const paired = seeds.map((sd) => {
+    const x = results.wire!.find((r) => r.seed === sd && r.wire === 'f32');
+    const y = results.wire!.find((r) => r.seed === sd && r.wire === 'f16s');
+    return x && y ? Math.abs(x.finalL1 - y.finalL1) : NaN;
+  });
+  console.log(`\nseed spread of the final L1: f32 ${spread(f).toFixed(4)}, f16s ${spread(h).toFixed(4)}; |f16s - f32| at the same seed: ${paired.map((d) => d.toFixed(4)).join(', ')}`);
+}
