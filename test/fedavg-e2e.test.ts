@@ -149,6 +149,33 @@ t.test('two sites over real sockets: weighted mean, counted bytes, leave and rej
   await b.stop();
 });
 
+t.test('the server restarts from its checkpoint; the sites reconnect and training goes on from the saved round', async (t) => {
+  const dir = mkdtempSync(join(tmpdir(), 'fedavg-restart-'));
+  t.teardown(() => rmSync(dir, { recursive: true, force: true }));
+  const initial = { G: [Float32Array.of(1, 2, 3), Float32Array.of(-1, -2, 0.5, 0.25)], D: [Float32Array.of(0.1, 0.2, 0.3, 0.4, 0.5)] };
+  const session = { localSteps: 1, batchSize: 2, lambdaL1: 100, lr: 2e-4, beta1: 0.5, totalSteps: 100, decaySteps: 0 };
+  const common = { tokens: TOKENS, initial, layouts: LAYOUTS, session, roundTimeoutMs: 5000, checkpointDir: dir, checkpointEvery: 0, shutdownGraceMs: 1000, minNodes: 2 };
+  const first = await FedAvgServer.start({ ...common, port: 0 });
+  const port = first.port;
+  const gans = [new FakeGan(10, 1), new FakeGan(30, 2)];
+  const nodes = (['a', 'b'] as const).map((id, i) => new FedAvgNode({ url: `ws://127.0.0.1:${port}/ws`, nodeId: id, token: TOKENS[id], gan: gans[i]!, reconnect: { initialDelayMs: 100, maxDelayMs: 300 } }));
+  t.teardown(() => nodes.forEach((n) => n.kill()));
+  await Promise.all(nodes.map((n) => n.start()));
+  await first.coordinator.waitForRound(3, 10000);
+  await first.stop(); // checkpoint on stop, goodbye: the sites will redial
+  const saved = first.round;
+  const savedG = first.coordinator.weights().G;
+  const second = await FedAvgServer.start({ ...common, port, maxRounds: saved + 2, listenRetryMs: 5000 });
+  t.equal(second.round, saved, `the new server resumed at round ${saved}`);
+  t.same(second.coordinator.weights().G.map((x) => [...x]), savedG.map((x) => [...x]), 'with the saved global model');
+  await second.coordinator.waitForRound(saved + 2, 15000);
+  t.same(second.metrics().lastRound!.onTime, ['a', 'b'], 'both sites reconnected and answered');
+  const loadsAfter = gans[0]!.loads.filter((m) => m.G[0]![0]! !== 0);
+  t.ok(loadsAfter.length >= saved + 2, 'site a trained in the rounds before and after the restart');
+  await second.stop();
+  await Promise.all(nodes.map((n) => n.stop()));
+});
+
 t.test('one round with the real GAN (tiny pix2pix, E = 2) changes both models and stays finite', async (t) => {
   const { init } = await import('../src/engine/index.js');
   const { loadDataSource } = await import('../src/cli/data-source.js');

@@ -229,6 +229,12 @@ export class FedAvgNode {
         safeLog(this.log, 'info', 'server said goodbye', { nodeId: this.nodeId, reason: msg.reason, code: msg.code });
         if (msg.code === GOODBYE_TRAINING_DONE) {
           void this.stop('training done').then(() => this.opts.onTrainingDone?.(msg.reason));
+        } else {
+          // Close our side first, so the server's port is not left in TIME_WAIT and a restarted
+          // server can bind it at once; then redial (onClosed).
+          const t = this.transport;
+          if (t?.terminate) t.terminate();
+          else t?.close(1000, 'goodbye');
         }
         return;
       }

@@ -25,6 +25,8 @@ export interface FedAvgServerOptions extends Omit<FedAvgCoordinatorOptions, 'tok
   tls?: { certFile: string; keyFile: string; passphrase?: string };
   idleTimeoutSec?: number;
   shutdownGraceMs?: number;
+  /** Keep retrying to bind for this long (ms), e.g. right after a previous server on the port stopped. Default 0. */
+  listenRetryMs?: number;
 }
 
 export type FedAvgServerMetrics = FedAvgMetrics & { connections: { open: number; refused: Admission['refused'] } };
@@ -169,15 +171,22 @@ export class FedAvgServer {
 
   private async listen(): Promise<void> {
     const wanted = this.opts.port ?? 0;
-    const app = this.buildApp();
-    const ls = await new Promise<uWS.us_listen_socket | false>((resolve) => {
-      // An explicit port is bound exclusively (as src/net/server.ts does): no silent SO_REUSEPORT sharing.
-      if (wanted === 0) app.listen(this.host, 0, resolve);
-      else (app.listen as unknown as (h: string, p: number, o: number, cb: (s: uWS.us_listen_socket | false) => void) => void)(this.host, wanted, LIBUS_LISTEN_EXCLUSIVE_PORT, resolve);
-    });
-    if (!ls) throw new StartupError(`cannot listen on ${this.host}:${wanted} (port in use?)`);
-    this.listenSocket = ls;
-    this.portValue = uWS.us_socket_local_port(ls as unknown as uWS.us_socket);
-    safeLog(this.opts.log ?? silentLogger, 'info', 'listening', { url: this.url });
+    const deadline = Date.now() + (this.opts.listenRetryMs ?? 0);
+    for (;;) {
+      const app = this.buildApp();
+      const ls = await new Promise<uWS.us_listen_socket | false>((resolve) => {
+        // An explicit port is bound exclusively (as src/net/server.ts does): no silent SO_REUSEPORT sharing.
+        if (wanted === 0) app.listen(this.host, 0, resolve);
+        else (app.listen as unknown as (h: string, p: number, o: number, cb: (s: uWS.us_listen_socket | false) => void) => void)(this.host, wanted, LIBUS_LISTEN_EXCLUSIVE_PORT, resolve);
+      });
+      if (ls) {
+        this.listenSocket = ls;
+        this.portValue = uWS.us_socket_local_port(ls as unknown as uWS.us_socket);
+        safeLog(this.opts.log ?? silentLogger, 'info', 'listening', { url: this.url });
+        return;
+      }
+      if (Date.now() >= deadline) throw new StartupError(`cannot listen on ${this.host}:${wanted} (port in use?)`);
+      await new Promise((r) => setTimeout(r, 200));
+    }
   }
 }
