@@ -51,7 +51,8 @@ usage: npm run bench -- [options]
                           needs python3 with torch: pip install 'torch==2.13.0+cpu')
   --out FILE              JSON results (runs/bench.json)
   --gan-size N --ngf N --ndf N --blocks N --batch N   G/D step shape (64, 16, 16, 9, 1)
-  --torch-threads N       PyTorch's CPU threads (default: its own choice, one per core)
+  --torch-threads N       PyTorch's CPU threads (default: its own choice, one per core; 1 when the
+                          load average is at least the core count)
   --conv-path auto|subgroup|tiled           convolution kernels (auto: tiled on GPUs, subgroup on CPUs)
 `;
 
@@ -126,7 +127,13 @@ if (peers.includes('tfjs-webgpu')) {
 
 let torch: TorchPeer | null = null;
 if (peers.includes('torch-cpu')) {
-  const r = await startTorch({ ...(torchThreads ? { threads: torchThreads } : {}) });
+  // PyTorch's OpenMP threads spin at every barrier: on oversubscribed cores a descheduled thread
+  // stalls each of the G step's hundreds of small parallel regions (measured here at load 13 on 2
+  // cores: G step 9.5 s with 2 threads, 0.14 s with 1). Under such load it gets 1 thread, said aloud.
+  const busy = torchThreads === undefined && load0[0]! >= cpus().length;
+  if (busy) console.log(`torch-cpu: load ${load0[0]!.toFixed(1)} >= ${cpus().length} cores: PyTorch gets 1 thread (its OpenMP threads stall when oversubscribed; --torch-threads N overrides)`);
+  const threads = busy ? 1 : torchThreads;
+  const r = await startTorch({ ...(threads ? { threads } : {}) });
   if (typeof r === 'string') {
     peerProblems.set('torch-cpu', r);
     console.log(`torch-cpu: ${r}`);
