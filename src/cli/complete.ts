@@ -46,7 +46,7 @@ export async function completeCommand(argv: string[]): Promise<void> {
     rows: { type: 'string', default: '6', help: 'held-out slices shown in complete.png' },
     out: { type: 'string', default: 'runs/complete', help: 'output folder' },
     ...ganOptions,
-    dropout: { type: 'boolean', default: false, help: 'dropout in the generator blocks (pix2pix has it; off by default here)' },
+    dropout: { type: 'boolean', default: false, help: 'resnet only: dropout in the generator blocks (pix2pix has it; off by default here)' },
     generator: { type: 'string', default: 'refiner', help: 'refiner (full-resolution convolutions) | resnet (the pix2pix ResnetGenerator)' },
     ngf: { type: 'string', default: '16', help: 'generator filters (refiner: every hidden layer; resnet: first layer)' },
     ndf: { type: 'string', default: '12', help: 'discriminator filters (reference 64)' },
@@ -183,7 +183,7 @@ export async function completeCommand(argv: string[]): Promise<void> {
     files: { grid, generator: generatorPath, state: statePath },
   });
   for (const [name, m] of Object.entries(result.evaluation.metrics)) {
-    const line = (label: string, x: { mae: number; psnr: number }) => `  ${label.padEnd(34)} MAE ${x.mae.toFixed(4)}  PSNR ${x.psnr.toFixed(2)} dB`;
+    const line = (label: string, x: { mae: number; psnr: number }) => `  ${label.padEnd(38)} MAE ${x.mae.toFixed(4)}  PSNR ${x.psnr.toFixed(2)} dB`;
     console.log(`${name} from [${givenNames.join(', ')}] on ${test.slices.length} held-out slices:`);
     console.log(line(residual ? 'completion (residual over linear)' : 'completion generator', m.completion));
     console.log(line('same generator, mask only', m.maskOnly));

@@ -516,7 +516,7 @@ export interface CompletionEvaluation {
   given: string[];
   slices: number;
   metrics: Record<string, {
-    /** The completion generator given the other modalities. */
+    /** The completion model given the other modalities. */
     completion: ImageMetrics;
     /** The same generator given only the mask (every modality hidden). */
     maskOnly: ImageMetrics;
@@ -544,8 +544,9 @@ export interface CompletionResult {
 
 /**
  * Synthesizes the `missing` modalities of every `test` slice from the others, and scores them
- * against the real ones together with two baselines (mask-only generator output, per-class mean
- * intensity of `train`).
+ * against the real ones together with the same generator given only the mask and two baselines
+ * fitted on `train`: the per-class mean intensity and the per-class linear regression on the
+ * given modalities.
  */
 export async function evaluateCompletion(
   model: CompletionTrainer,
