@@ -47,8 +47,9 @@ usage: npm run bench -- [options]
   --case-budget S         seconds per case (15)
   --budget S              seconds for the whole run (1200)
   --only REGEX            only workloads whose name matches
-  --peers LIST            tfjs-webgpu,ort-webgpu,ort-cpu,torch-cpu (default: all four; torch-cpu
-                          needs python3 with torch: pip install 'torch==2.13.0+cpu')
+  --peers LIST            tfjs-webgpu,ort-webgpu,ort-cpu,torch-cpu (default: all four, torch-cpu
+                          only on CPU adapters; it needs python3 with torch:
+                          pip install 'torch==2.13.0+cpu')
   --out FILE              JSON results (runs/bench.json)
   --gan-size N --ngf N --ndf N --blocks N --batch N   G/D step shape (64, 16, 16, 9, 1)
   --torch-threads N       PyTorch's CPU threads (default: its own choice, one per core; 1 when the
@@ -64,7 +65,7 @@ const a = toolArgs('npm run bench', USAGE, {
   'case-budget': { type: 'string' },
   budget: { type: 'string' },
   only: { type: 'string' },
-  peers: { type: 'string', default: 'tfjs-webgpu,ort-webgpu,ort-cpu,torch-cpu' },
+  peers: { type: 'string' },
   out: { type: 'string', default: 'runs/bench.json' },
   'gan-size': { type: 'string' },
   'conv-path': { type: 'string', default: 'auto' },
@@ -89,7 +90,10 @@ const opts = {
   caseBudgetMs: 1000 * num('case-budget', a['case-budget'], quick ? 6 : 15),
 };
 const budgetMs = 1000 * num('budget', a.budget, quick ? 240 : 1200);
-const peers = a.peers!.split(',').filter((p) => p.length > 0) as Exclude<Impl, 'ours'>[];
+// torch-cpu is a default peer on CPU adapters only: on a GPU the peer is PyTorch on that GPU
+// (tools/bench-gpu.sh runs torch_step.py there); --peers torch-cpu still asks for it anywhere.
+const peersGiven = a.peers !== undefined;
+const peers = (a.peers ?? 'tfjs-webgpu,ort-webgpu,ort-cpu,torch-cpu').split(',').filter((p) => p.length > 0) as Exclude<Impl, 'ours'>[];
 for (const p of peers) if (!IMPLS.includes(p) || p === ('ours' as string)) throw new Error(`--peers: unknown peer ${p}`);
 const gan: GanShape = {
   ...DEFAULT_GAN,
@@ -126,6 +130,10 @@ if (peers.includes('tfjs-webgpu')) {
 }
 
 let torch: TorchPeer | null = null;
+if (!peersGiven && !engine.gpu.software && peers.includes('torch-cpu')) {
+  peers.splice(peers.indexOf('torch-cpu'), 1);
+  console.log('torch-cpu: not a default peer on a GPU adapter (--peers ...,torch-cpu to add it)');
+}
 if (peers.includes('torch-cpu')) {
   // PyTorch's OpenMP threads spin at every barrier: on oversubscribed cores a descheduled thread
   // stalls each of the G step's hundreds of small parallel regions (measured here at load 13 on 2
@@ -139,7 +147,7 @@ if (peers.includes('torch-cpu')) {
     console.log(`torch-cpu: ${r}`);
   } else {
     torch = r;
-    console.log(`torch-cpu: PyTorch ${r.version} eager fp32 on the CPU, ${r.threads} threads, interleaved with ours`);
+    console.log(`torch-cpu: PyTorch ${r.version} eager fp32 on the CPU, ${r.threads} thread${r.threads === 1 ? '' : 's'}, interleaved with ours`);
   }
 }
 
