@@ -38,3 +38,14 @@ t.test('bad options: one line, exit 2', async (t) => {
     t.match(r.lines[0] ?? '', re);
   }
 });
+
+t.test('a folder holding a run with other settings is refused, not resumed', async (t) => {
+  const { mkdtempSync, writeFileSync } = await import('node:fs');
+  const { tmpdir } = await import('node:os');
+  const { join } = await import('node:path');
+  const dir = mkdtempSync(join(tmpdir(), 'asyndgan-exp-'));
+  writeFileSync(join(dir, 'settings.json'), JSON.stringify({ data: 'phantom', size: 64 }));
+  const r = run(['experiment', '--out', dir, '--quick']);
+  t.equal(r.code, 2);
+  t.match(r.lines.at(-1) ?? '', /holds a run with other settings/);
+});

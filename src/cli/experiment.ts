@@ -6,7 +6,7 @@
  * OUT/experiment.png, rewritten after every finished unit so a partial run is readable. A second
  * run with the same settings and --out resumes: finished generators and segmenter runs are kept.
  */
-import { mkdirSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { init } from '../engine/index.js';
 import { splitStats } from '../data/split-stats.js';
@@ -73,6 +73,18 @@ export async function experimentCommand(argv: string[]): Promise<void> {
   const batchSize = int(v, 'batch-size');
   const out = String(v.out);
   mkdirSync(out, { recursive: true });
+  // Resuming reuses finished units, so it is only right with the settings that made them; more
+  // seeds or other generator kinds are fine (they are other units).
+  const fingerprint = { data: spec, nodes, size, updates, gan, segmenter, localSteps, batchSize, augmentCentre };
+  const fpFile = join(out, 'settings.json');
+  if (existsSync(fpFile)) {
+    const before = readFileSync(fpFile, 'utf8');
+    if (before !== JSON.stringify(fingerprint)) {
+      throw new UsageError(`${out} holds a run with other settings (${fpFile}: ${before}); use another --out or the same settings`);
+    }
+  } else {
+    await writeFileAtomic(fpFile, JSON.stringify(fingerprint));
+  }
 
   // The data every row is evaluated on (seed 1); the federation's nodes load the same spec.
   const dataSeed = 1;

@@ -305,7 +305,7 @@ export function checkGoals(rows: readonly RowResult[], augmentCentre: number): {
   else {
     const bar = 0.93 * pooled.dice.mean;
     const ratio = asyn.dice.mean / pooled.dice.mean;
-    const status = asyn.dice.lo >= bar ? 'met' : asyn.dice.hi < bar ? 'not met' : 'tie';
+    const status = !(pooled.dice.mean > 0) ? 'tie' : asyn.dice.lo >= bar ? 'met' : asyn.dice.hi < bar ? 'not met' : 'tie';
     goals.push({ claim: 'AsynDGAN >= 0.93 x real pooled', status, detail: `ratio of means ${ratio.toFixed(3)}; AsynDGAN interval [${asyn.dice.lo.toFixed(3)}, ${asyn.dice.hi.toFixed(3)}] vs 0.93 x pooled mean = ${bar.toFixed(3)}` });
   }
   // 4. >= 10x fewer bytes than FedAvg-GAN for the same generator updates.
