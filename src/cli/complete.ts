@@ -6,7 +6,7 @@
  * slices, hides `--missing` and synthesizes it from the rest. Scores MAE and PSNR against the real
  * modality next to baselines measured in the same run (the same generator given only the mask;
  * per-class mean intensity; the per-class linear regression alone), and writes:
- *   OUT/complete.png                       given modalities, real and synthesized missing ones, baselines
+ *   OUT/complete.png                       given modalities, real and synthesized missing ones, both baselines
  *   OUT/complete.json                      numbers, config, loss history
  *   OUT/completion-generator.safetensors   the generator (PyTorch names); layout and linear model in the metadata
  *   OUT/complete_state.safetensors         everything needed to resume (--resume)
@@ -53,9 +53,13 @@ export async function completeCommand(argv: string[]): Promise<void> {
     blocks: { type: 'string', default: '2', help: 'refiner: hidden 3x3 layers; resnet: residual blocks' },
     lr: { type: 'string', default: '0.003', help: 'Adam learning rate (pix2pix uses 2e-4 for long runs)' },
     iters: { type: 'string', default: '600', help: 'training iterations' },
-    'decay-iters': { type: 'string', default: '300', help: 'final iterations with linear lr decay' },
+    'decay-iters': { type: 'string', help: 'final iterations with linear lr decay (default: half of --iters)' },
   }, argv);
-  const cfg = ganConfig({ ...v, 'no-dropout': !v.dropout });
+  const cfg = ganConfig({
+    ...v,
+    'no-dropout': !v.dropout,
+    'decay-iters': v['decay-iters'] ?? String(Math.floor(int(v, 'iters') / 2)),
+  });
   const size = int(v, 'size');
   const batchSize = int(v, 'batch-size');
   const hide = num(v, 'hide-probability');
@@ -219,12 +223,13 @@ async function writeCompletionGrid(
       tiles.push(tile(r.completed.subarray((n * M + m) * HW, (n * M + m + 1) * HW)));
       tiles.push(tile(r.maskOnly.subarray((n * M + m) * HW, (n * M + m + 1) * HW)));
       tiles.push(tile(r.classMean[k]!.subarray(n * HW, (n + 1) * HW)));
+      tiles.push(tile(r.classLinear[k]!.subarray(n * HW, (n + 1) * HW)));
     });
   }
   const colLabels = [
     'mask',
     ...given.map((g) => `given ${modalities[g]}`),
-    ...missing.flatMap((m) => [`real ${modalities[m]}`, `synth ${modalities[m]}`, 'mask only', 'class mean']),
+    ...missing.flatMap((m) => [`real ${modalities[m]}`, `synth ${modalities[m]}`, 'mask only', 'class mean', 'class linear']),
   ];
   const scale = W < 48 ? 3 : W < 96 ? 2 : 1;
   await saveImagePng(path, composeGrid(tiles, {
