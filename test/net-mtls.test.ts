@@ -101,7 +101,19 @@ t.test('why: uSockets with ca_file_name refuses a foreign certificate but admits
   t.match(await get(clientCert(other, 'alpha')), /^error/, 'another CA: refused');
 });
 
-t.test('a missing client CA file: one line naming it, before anything listens', async (t) => {
+t.test('a missing or wrong client CA file: one line naming it, before anything listens', async (t) => {
   await t.rejects(startTestServer(new LinearGenerator(), { tls: { ...serverTls, clientCaFile: '/nonexistent/ca.crt' } }),
     { name: 'StartupError', message: /^TLS client CA \/nonexistent\/ca\.crt: cannot read it \(ENOENT/ });
+  await t.rejects(startTestServer(new LinearGenerator(), { tls: { ...serverTls, clientCaFile: join(fed, 'ca.key') } }),
+    { name: 'StartupError', message: /^TLS client CA \S+ca\.key: not a PEM certificate/ }, 'a key given as the CA');
+});
+
+t.test('mutual TLS on a port in use: one line saying so', async (t) => {
+  const { createServer } = await import('node:net');
+  const holder = createServer();
+  await new Promise<void>((r) => holder.listen(0, '127.0.0.1', r));
+  t.teardown(() => holder.close());
+  const port = (holder.address() as { port: number }).port;
+  await t.rejects(startTestServer(new LinearGenerator(), { port, tls: { ...serverTls, clientCaFile: join(fed, 'ca.crt') } }),
+    { name: 'StartupError', message: new RegExp(`^cannot listen on 127\\.0\\.0\\.1:${port}: the port is in use`) });
 });

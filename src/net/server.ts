@@ -259,9 +259,13 @@ export class GeneratorServer {
           });
           break;
         } catch (e) {
+          const final = e instanceof StartupError || Date.now() >= deadline;
+          if (final) {
+            uWS.us_listen_socket_close(ls); // the loopback app must not keep the process alive
+            this.listenSocket = undefined;
+          }
           if (e instanceof StartupError) throw e;
-          if (Date.now() >= deadline) {
-            uWS.us_listen_socket_close(ls);
+          if (final) {
             throw new StartupError(`cannot listen on ${this.host}:${wanted}: ${(e as NodeJS.ErrnoException).code === 'EADDRINUSE' ? 'the port is in use (another server running?)' : await whyCannotListen(this.host, wanted)}`);
           }
           await new Promise((r) => setTimeout(r, 200));

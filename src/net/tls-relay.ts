@@ -11,7 +11,7 @@
  * verified certificate. The app admits a WebSocket upgrade only with the secret, so a local process
  * that dials the loopback port directly is refused, and it binds the certificate's name to the node id.
  */
-import { randomBytes, timingSafeEqual } from 'node:crypto';
+import { X509Certificate, randomBytes, timingSafeEqual } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { connect, type Socket } from 'node:net';
 import { createServer, createSecureContext, type Server, type TLSSocket } from 'node:tls';
@@ -69,6 +69,12 @@ export class TlsRelay {
       cert: read('certificate', opts.certFile), key: read('private key', opts.keyFile), ca: read('client CA', opts.clientCaFile),
       ...(opts.passphrase ? { passphrase: opts.passphrase } : {}),
     };
+    // A CA file without a certificate (a key, say) would make Node trust nobody, silently.
+    try {
+      new X509Certificate(secure.ca);
+    } catch (e) {
+      throw new StartupError(`TLS client CA ${opts.clientCaFile}: not a PEM certificate (${oneLine(e)})`);
+    }
     try {
       createSecureContext(secure);
     } catch (e) {
