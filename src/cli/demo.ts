@@ -322,7 +322,7 @@ export async function demoCommand(argv: string[]): Promise<void> {
   const title = algorithm === 'fedavg-gan'
     ? `FedAvg-GAN: ${nodes} hospitals, ${rounds} rounds of ${run.localStepsPerRound} local steps`
     : `AsynDGAN: one generator, ${nodes} hospitals, ${rounds} rounds`;
-  await writeSampleGrid(grid, rows, size, size, title);
+  await writeSampleGrid(grid, rows, size, size, title, data.test.classNames);
 
   const serverReport = JSON.parse(readFileSync(run.serverReport, 'utf8')) as {
     history: { round: number; bytesIn: number; bytesOut: number; losses?: Record<string, number>; onTime: string[] }[];
