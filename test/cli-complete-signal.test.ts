@@ -1,43 +1,17 @@
 // Ctrl-C (SIGINT) and SIGTERM on `asyndgan complete`: training stops at the next iteration, saves
 // its state and the completion generator, says where in one line, exits 0 without evaluating, and
 // --resume continues from there.
-import { spawn } from 'node:child_process';
 import { existsSync, mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import t from 'tap';
 import { loadSafetensors } from '../src/io/safetensors.js';
+import { runUntilSignal, savedIteration } from './helpers/cli.js';
 
-const cli = new URL('../bin/asyndgan.js', import.meta.url).pathname;
 const tiny = ['--size', '16', '--ngf', '4', '--ndf', '4', '--blocks', '1', '--d-layers', '2', '--batch-size', '1', '--iters', '2000'];
 
-/** Start complete, send `signal` once stderr matches `ready`, collect the rest. */
-function completeUntilSignal(args: string[], signal: NodeJS.Signals, ready: RegExp): Promise<{ code: number | null; stderr: string }> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [cli, 'complete', ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
-    let stderr = '';
-    let sent = false;
-    child.stderr.on('data', (d: Buffer) => {
-      stderr += d.toString();
-      if (!sent && ready.test(stderr)) {
-        sent = true;
-        child.kill(signal);
-      }
-    });
-    child.stdout.resume();
-    const timer = setTimeout(() => child.kill('SIGKILL'), 120_000);
-    child.on('error', reject);
-    child.on('exit', (code) => {
-      clearTimeout(timer);
-      resolve({ code, stderr });
-    });
-  });
-}
-
-async function savedIteration(path: string): Promise<number> {
-  const meta = JSON.parse((await loadSafetensors(path)).metadata.asyndgan!) as { info: { iter: number } };
-  return meta.info.iter;
-}
+const completeUntilSignal = (args: string[], signal: NodeJS.Signals, ready: RegExp) =>
+  runUntilSignal('complete', args, signal, ready, 120_000);
 
 t.test('complete: SIGINT saves state and generator, says where, exits 0; --resume continues; SIGTERM too', async (t) => {
   const out = join(mkdtempSync(join(tmpdir(), 'asyndgan-complete-sig-')), 'run');
