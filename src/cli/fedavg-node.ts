@@ -8,17 +8,12 @@ import { init } from '../engine/index.js';
 import { consoleLogger, silentLogger } from '../net/index.js';
 import { EngineLocalGan, FEDAVG_DEFAULTS, FedAvgNode, type AdamPolicy } from '../fedavg/index.js';
 import { loadDataSource } from './data-source.js';
+import { NODE_OPTIONS, nodeToken, readPemOption } from './server-options.js';
 import { GAN_OPTIONS, ganConfig, int, num, parseOptions, UsageError } from './options.js';
 
 export async function fedavgNodeCommand(argv: string[]): Promise<void> {
   const v = parseOptions('node --algorithm fedavg-gan', '--server URL --id ID --token TOKEN --index K [options]', {
-    server: { type: 'string', help: 'server WebSocket URL, e.g. ws://10.0.0.5:8787/ws' },
-    id: { type: 'string', help: 'this node id (as in the server token file)' },
-    token: { type: 'string', help: 'this node token (or env ASYNDGAN_TOKEN)' },
-    data: { type: 'string', default: 'phantom', help: 'phantom[:mods] | mricron | brats:DIR | png:IMAGES,LABELS' },
-    index: { type: 'string', help: 'which center of the split this node is (0-based)' },
-    nodes: { type: 'string', default: '3', help: 'number of centers the data set is split into' },
-    size: { type: 'string', default: '64', help: 'image size (square)' },
+    ...NODE_OPTIONS,
     'batch-size': { type: 'string', help: 'ignored: the server\'s session sets the batch size' },
     adam: { type: 'string', default: FEDAVG_DEFAULTS.adam, help: 'reset (zero the Adam moments after every averaging) | local (keep them); docs/FEDAVG.md' },
     'checkpoint-dir': { type: 'string', help: 'checkpoint the local state here; resume from it' },
@@ -28,8 +23,7 @@ export async function fedavgNodeCommand(argv: string[]): Promise<void> {
     'give-up-after': { type: 'string', default: '600', help: 'seconds without reaching the server before exiting with an error' },
     ...GAN_OPTIONS,
   }, argv);
-  const token = (v.token as string | undefined) ?? process.env.ASYNDGAN_TOKEN;
-  if (!v.server || !v.id || !token || v.index === undefined) throw new UsageError('node needs --server, --id, --token and --index (see --help)');
+  const token = nodeToken(v);
   const adam = String(v.adam);
   if (adam !== 'local' && adam !== 'reset') throw new UsageError(`--adam must be local or reset, got "${adam}"`);
   const cfg = ganConfig(v);
@@ -38,14 +32,7 @@ export async function fedavgNodeCommand(argv: string[]): Promise<void> {
   const data = await loadDataSource(String(v.data), { size, nodes: int(v, 'nodes'), seed: cfg.seed });
   const own = data.nodes[index];
   if (!own) throw new UsageError(`--index ${index}: the data set has ${data.nodes.length} centers`);
-  let ca: Buffer | undefined;
-  if (v['ca-file']) {
-    try {
-      ca = (await import('node:fs')).readFileSync(String(v['ca-file']));
-    } catch (err) {
-      throw new UsageError(`--ca-file ${v['ca-file']}: cannot read it (${(err as NodeJS.ErrnoException).code ?? (err as Error).message})`);
-    }
-  }
+  const ca = readPemOption(v, 'ca-file');
   const engine = await init();
   const gan = await EngineLocalGan.create(engine, cfg, own, { adam: adam as AdamPolicy, seed: cfg.seed * 7919 + index });
   const node = new FedAvgNode({

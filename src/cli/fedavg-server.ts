@@ -9,24 +9,18 @@ import { join } from 'node:path';
 import { init } from '../engine/index.js';
 import { runScalarLog, writeJsonAtomic } from '../io/index.js';
 import { saveModule } from '../models/index.js';
-import { TokenTable, consoleLogger, silentLogger } from '../net/index.js';
+import { consoleLogger, silentLogger } from '../net/index.js';
 import { FEDAVG_DEFAULTS, FedAvgServer, modelLayout, readModel, writeModel, type FedRoundSummary } from '../fedavg/index.js';
 import { Pix2pixTrainer } from '../train/pix2pix.js';
 import { GAN_OPTIONS, ganConfigForRounds, int, makeOutputDir, num, parseOptions, UsageError } from './options.js';
 import { Progress } from './progress.js';
+import { SERVER_LISTEN_OPTIONS, SERVER_MODEL_OPTIONS, SERVER_OUT_OPTIONS, serverTokens } from './server-options.js';
 import type { GeneratorInfo } from './train.js';
 
 export async function fedavgServerCommand(argv: string[]): Promise<void> {
   const v = parseOptions('server --algorithm fedavg-gan', '--tokens FILE --classes N --modalities a,b [options]', {
-    tokens: { type: 'string', help: 'JSON file {"nodes": {"<id>": "<token>"}}' },
-    host: { type: 'string', default: '127.0.0.1', help: 'interface to listen on (0.0.0.0 for a network)' },
-    port: { type: 'string', default: '8787', help: 'port (0 = ephemeral)' },
-    'tls-cert': { type: 'string', help: 'PEM certificate: serve wss:// and https://' },
-    'tls-key': { type: 'string', help: 'PEM private key for --tls-cert' },
-    classes: { type: 'string', help: 'mask classes (generator input channels)' },
-    'class-names': { type: 'string', help: 'comma-separated class names (for reports)' },
-    modalities: { type: 'string', default: 't1,t1c,t2,flair', help: 'comma-separated modality names (generator outputs)' },
-    size: { type: 'string', default: '64', help: 'image size (square)' },
+    ...SERVER_LISTEN_OPTIONS,
+    ...SERVER_MODEL_OPTIONS,
     'batch-size': { type: 'string', default: '4', help: 'masks per local step at every node' },
     rounds: { type: 'string', default: '200', help: 'averaging rounds' },
     'local-steps': { type: 'string', default: String(FEDAVG_DEFAULTS.localSteps), help: 'E: local G and D steps at every node between two averagings (docs/FEDAVG.md)' },
@@ -36,8 +30,7 @@ export async function fedavgServerCommand(argv: string[]): Promise<void> {
     'max-node-share': { type: 'string', default: '0.5', help: 'largest averaging share of one node (when more than 1/share nodes answer)' },
     'checkpoint-dir': { type: 'string', help: 'checkpoint here every K rounds and on shutdown; resume from it' },
     'checkpoint-every': { type: 'string', default: '10', help: 'rounds between checkpoints' },
-    out: { type: 'string', default: 'runs/server', help: 'where generator.safetensors and the report go' },
-    'exit-when-done': { type: 'boolean', default: false, help: 'stop the server after the last round' },
+    ...SERVER_OUT_OPTIONS,
     'min-nodes': { type: 'string', default: '1', help: 'rounds start only when this many nodes are connected' },
     quiet: { type: 'boolean', default: false, help: 'no per-event log lines' },
     tensorboard: { type: 'boolean', default: false, help: 'also write the round losses as TensorBoard events' },
@@ -45,8 +38,7 @@ export async function fedavgServerCommand(argv: string[]): Promise<void> {
     'max-login-failures': { type: 'string', default: '10', help: 'failed logins per address and minute before a lockout' },
     ...GAN_OPTIONS,
   }, argv);
-  if (!v.tokens) throw new UsageError('server needs --tokens FILE (see --help)');
-  const tokens = await TokenTable.load(String(v.tokens));
+  const tokens = await serverTokens(v);
   if (!v.classes) throw new UsageError('server needs --classes N (mask channels)');
   const rounds = int(v, 'rounds');
   const E = int(v, 'local-steps');

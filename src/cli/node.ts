@@ -3,7 +3,6 @@
  * share), uploads the masks once, and answers every round with d(loss)/d(fakes). Real images,
  * the discriminator and its optimizer state stay in this process (checkpointed to --checkpoint-dir).
  */
-import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { init } from '../engine/index.js';
 import { conditionTensor, selectModalities } from '../data/index.js';
@@ -14,6 +13,7 @@ import { makeDiscriminatorUnits, modalityChannels, modalityNames } from '../trai
 import { loadDataSource } from './data-source.js';
 import { GAN_OPTIONS, ganConfig, int, makeOutputDir, num, parseOptions, UsageError } from './options.js';
 import { splitAlgorithm } from './algorithm.js';
+import { NODE_OPTIONS, nodeToken, readPemOption } from './server-options.js';
 import { describePrivacy, PRIVACY_OPTIONS, privacyFromOptions } from './privacy-options.js';
 
 export async function nodeCommand(argv: string[]): Promise<void> {
@@ -22,13 +22,7 @@ export async function nodeCommand(argv: string[]): Promise<void> {
   if (algorithm === 'fedavg-gan') return (await import('./fedavg-node.js')).fedavgNodeCommand(rest);
   argv = rest;
   const v = parseOptions('node', '--server URL --id ID --token TOKEN --index K [options]', {
-    server: { type: 'string', help: 'server WebSocket URL, e.g. ws://10.0.0.5:8787/ws' },
-    id: { type: 'string', help: 'this node id (as in the server token file)' },
-    token: { type: 'string', help: 'this node token (or env ASYNDGAN_TOKEN)' },
-    data: { type: 'string', default: 'phantom', help: 'phantom[:mods] | mricron | brats:DIR | png:IMAGES,LABELS' },
-    index: { type: 'string', help: 'which center of the split this node is (0-based)' },
-    nodes: { type: 'string', default: '3', help: 'number of centers the data set is split into' },
-    size: { type: 'string', default: '64', help: 'image size (square)' },
+    ...NODE_OPTIONS,
     modalities: { type: 'string', help: 'modalities this node holds, a subset of the generator\'s, e.g. t1,t2 (default all)' },
     'per-modality-d': { type: 'boolean', default: false, help: 'one discriminator per held modality instead of one joint discriminator' },
     'checkpoint-dir': { type: 'string', help: 'checkpoint the discriminator here; resume from it' },
@@ -44,19 +38,10 @@ export async function nodeCommand(argv: string[]): Promise<void> {
     ...GAN_OPTIONS,
   }, argv);
   const privacy = privacyFromOptions(v);
-  const token = (v.token as string | undefined) ?? process.env.ASYNDGAN_TOKEN;
-  if (!v.server || !v.id || !token || v.index === undefined) throw new UsageError('node needs --server, --id, --token and --index (see --help)');
+  const token = nodeToken(v);
   // TLS files first: a wrong path is reported before the data and the engine load.
   if (Boolean(v.cert) !== Boolean(v.key)) throw new UsageError('--cert and --key go together (a client certificate and its private key)');
-  const readPem = (key: 'ca-file' | 'cert' | 'key'): Buffer | undefined => {
-    if (!v[key]) return undefined;
-    try {
-      return readFileSync(String(v[key]));
-    } catch (err) {
-      throw new UsageError(`--${key} ${v[key]}: cannot read it (${(err as NodeJS.ErrnoException).code ?? (err as Error).message})`);
-    }
-  };
-  const tls = { ca: readPem('ca-file'), cert: readPem('cert'), key: readPem('key') };
+  const tls = { ca: readPemOption(v, 'ca-file'), cert: readPemOption(v, 'cert'), key: readPemOption(v, 'key') };
   const wsOptions = Object.fromEntries(Object.entries(tls).filter(([, b]) => b !== undefined));
   const out = v.out !== undefined ? String(v.out) : join('runs', `node-${v.id}`);
   makeOutputDir(out);

@@ -10,13 +10,14 @@ import { Adam, init } from '../engine/index.js';
 import { runScalarLog, writeJsonAtomic } from '../io/index.js';
 import { saveModule } from '../models/index.js';
 import {
-  DTYPES, GeneratorServer, TokenTable, consoleLogger, silentLogger, type AggregationMode, type Dtype, type MaskEncoding, type RoundSummary, type ServerMetrics,
+  DTYPES, GeneratorServer, consoleLogger, silentLogger, type AggregationMode, type Dtype, type MaskEncoding, type RoundSummary, type ServerMetrics,
 } from '../net/index.js';
 import { EngineGenerator } from '../federation/generator-backend.js';
 import { makeGenerator } from '../train/pix2pix.js';
 import { privacyFromStatus, type ReportedPrivacy } from '../privacy/index.js';
 import { GAN_OPTIONS, ganConfigForRounds, int, num, parseOptions, UsageError } from './options.js';
 import { splitAlgorithm } from './algorithm.js';
+import { SERVER_LISTEN_OPTIONS, SERVER_MODEL_OPTIONS, SERVER_OUT_OPTIONS, serverTokens } from './server-options.js';
 import { Progress } from './progress.js';
 import { ServerPictures, type LossPoint } from './server-pictures.js';
 import type { FederationInfo, GeneratorInfo } from './train.js';
@@ -39,16 +40,9 @@ export async function serverCommand(argv: string[]): Promise<void> {
   if (algorithm === 'fedavg-gan') return (await import('./fedavg-server.js')).fedavgServerCommand(rest);
   argv = rest;
   const v = parseOptions('server', '--tokens FILE --classes N --modalities a,b [options]', {
-    tokens: { type: 'string', help: 'JSON file {"nodes": {"<id>": "<token>"}}' },
-    host: { type: 'string', default: '127.0.0.1', help: 'interface to listen on (0.0.0.0 for a network)' },
-    port: { type: 'string', default: '8787', help: 'port (0 = ephemeral)' },
-    'tls-cert': { type: 'string', help: 'PEM certificate: serve wss:// and https://' },
-    'tls-key': { type: 'string', help: 'PEM private key for --tls-cert' },
+    ...SERVER_LISTEN_OPTIONS,
     'client-ca': { type: 'string', help: 'mutual TLS: PEM CA file; a node must also present a certificate it signed, whose CN is its id (with --tls-cert)' },
-    classes: { type: 'string', help: 'mask classes (generator input channels)' },
-    'class-names': { type: 'string', help: 'comma-separated class names (for reports)' },
-    modalities: { type: 'string', default: 't1,t1c,t2,flair', help: 'comma-separated modality names (generator outputs)' },
-    size: { type: 'string', default: '64', help: 'image size (square)' },
+    ...SERVER_MODEL_OPTIONS,
     'batch-size': { type: 'string', default: '4', help: 'masks per node per round' },
     rounds: { type: 'string', default: '200', help: 'training rounds' },
     sampling: { type: 'string', default: 'balance', help: 'balance (one batch per node) | uniform (from the union)' },
@@ -63,8 +57,7 @@ export async function serverCommand(argv: string[]): Promise<void> {
     'wire-dtype': { type: 'string', default: 'f32', help: 'f32 | f16s (scaled f16 fakes and gradients: half the bytes) | f16 (fakes only)' },
     'checkpoint-dir': { type: 'string', help: 'checkpoint here every K rounds and on shutdown; resume from it' },
     'checkpoint-every': { type: 'string', default: '50', help: 'rounds between checkpoints' },
-    out: { type: 'string', default: 'runs/server', help: 'where generator.safetensors and the report go' },
-    'exit-when-done': { type: 'boolean', default: false, help: 'stop the server after the last round' },
+    ...SERVER_OUT_OPTIONS,
     'min-nodes': { type: 'string', default: '1', help: 'rounds start only when this many nodes are connected with their masks' },
     quiet: { type: 'boolean', default: false, help: 'no per-event log lines' },
     'sample-every': { type: 'string', default: '25', help: 'every this many rounds OUT/samples/round-N.png (masks the nodes uploaded and synthetic images; the server has no real ones) and OUT/losses.png; at the end OUT/samples.png. 0: only at the end' },
@@ -82,7 +75,7 @@ export async function serverCommand(argv: string[]): Promise<void> {
   const onDuplicateId = String(v['on-duplicate-id']);
   if (onDuplicateId !== 'refuse' && onDuplicateId !== 'replace') throw new UsageError(`--on-duplicate-id must be refuse or replace, got "${onDuplicateId}"`);
   // Before the engine starts: a bad token file is reported at once.
-  const tokens = await TokenTable.load(String(v.tokens));
+  const tokens = await serverTokens(v);
   if (!v.classes) throw new UsageError('server needs --classes N (mask channels)');
   const rounds = int(v, 'rounds');
   // The learning-rate schedule runs over rounds (--iters is ignored); a decay longer than the run is clamped.
