@@ -5,13 +5,13 @@
  * All protocol logic is in FedAvgCoordinator.
  */
 import uWS from 'uWebSockets.js';
-import { Admission, AUTHORIZATION_HEADER, NODE_ID_HEADER, REFUSAL_HEADER, statusLine, type AdmissionOptions } from '../net/admission.js';
+import { Admission, type AdmissionOptions } from '../net/admission.js';
 import { FileCheckpointStore } from '../net/checkpoint.js';
-import type { ConnHandle } from '../net/sessions.js';
 import { StartupError } from '../net/errors.js';
 import { safeLog, silentLogger } from '../net/log.js';
 import { DEFAULT_MAX_FRAME_BYTES } from '../net/protocol.js';
 import { TokenTable } from '../net/tokens.js';
+import { admitUpgrade, connectionHandlers, listenExclusive, notFoundRoute, sendJson, type EndpointUserData } from '../net/ws-endpoint.js';
 import { FedAvgCoordinator, type FedAvgCoordinatorOptions, type FedAvgMetrics } from './coordinator.js';
 
 export interface FedAvgServerOptions extends Omit<FedAvgCoordinatorOptions, 'tokens'>, Omit<AdmissionOptions, 'onDuplicateId'> {
@@ -30,16 +30,6 @@ export interface FedAvgServerOptions extends Omit<FedAvgCoordinatorOptions, 'tok
 }
 
 export type FedAvgServerMetrics = FedAvgMetrics & { connections: { open: number; refused: Admission['refused'] } };
-
-const LIBUS_LISTEN_EXCLUSIVE_PORT: number = (uWS as unknown as { LIBUS_LISTEN_EXCLUSIVE_PORT?: number }).LIBUS_LISTEN_EXCLUSIVE_PORT ?? 1;
-
-interface UserData {
-  h: ConnHandle | undefined;
-  open: boolean;
-  nodeId: string;
-  address: string;
-  remote: string;
-}
 
 export class FedAvgServer {
   readonly coordinator: FedAvgCoordinator;
@@ -113,7 +103,7 @@ export class FedAvgServer {
     const coord = this.coordinator;
     const admission = this.admission;
     const log = o.log ?? silentLogger;
-    app.ws<UserData>(this.path, {
+    app.ws<EndpointUserData>(this.path, {
       compression: uWS.DISABLED, // weights do not compress; and bytes counted are bytes sent
       maxPayloadLength: Math.min(2 * maxFrame, 2 ** 31 - 1),
       maxBackpressure: Math.min(4 * maxFrame, 2 ** 31 - 1),
@@ -121,51 +111,16 @@ export class FedAvgServer {
       sendPingsAutomatically: true,
       upgrade: (res, req, context) => {
         const remote = Buffer.from(res.getRemoteAddressAsText()).toString();
-        const verdict = admission.check(remote, req.getHeader(NODE_ID_HEADER), req.getHeader(AUTHORIZATION_HEADER), Date.now());
-        if (!verdict.ok) {
-          if (verdict.code !== 'rate_limited') safeLog(log, 'warn', 'connection refused', { remote, status: verdict.status, code: verdict.code });
-          res.writeStatus(statusLine(verdict.status)).writeHeader(REFUSAL_HEADER, verdict.code).writeHeader('Content-Type', 'application/json');
-          if (verdict.retryAfterSec !== undefined) res.writeHeader('Retry-After', String(verdict.retryAfterSec));
-          res.end(JSON.stringify({ error: verdict.code, message: verdict.message }), true);
-          return;
-        }
-        const ud: UserData = { h: undefined, open: true, nodeId: verdict.nodeId, address: verdict.address, remote };
-        res.upgrade<UserData>(ud, req.getHeader('sec-websocket-key'), req.getHeader('sec-websocket-protocol'), req.getHeader('sec-websocket-extensions'), context);
+        admitUpgrade(res, req, context, admission, log, remote);
       },
-      open: (ws) => {
-        const ud = ws.getUserData();
-        admission.opened(ud.address, ud.nodeId);
-        ud.h = coord.attach({
-          send: (bytes) => ud.open && ws.send(bytes, true) !== 2,
-          close: (code, reason) => {
-            if (!ud.open) return;
-            ud.open = false;
-            ws.end(code, reason.slice(0, 120));
-          },
-        }, ud.remote, ud.nodeId);
-      },
-      message: (ws, message, isBinary) => {
-        const h = ws.getUserData().h;
-        if (h) coord.receive(h, new Uint8Array(message), isBinary);
-      },
-      close: (ws) => {
-        const ud = ws.getUserData();
-        ud.open = false;
-        admission.closed(ud.address, ud.nodeId);
-        if (ud.h) coord.detach(ud.h);
-      },
+      ...connectionHandlers(admission, coord),
     });
-    const json = (res: uWS.HttpResponse, body: unknown): void => {
-      res.writeStatus('200 OK').writeHeader('Content-Type', 'application/json').writeHeader('Cache-Control', 'no-store').end(JSON.stringify(body));
-    };
     app.get('/health', (res) => {
       const m = coord.metrics();
-      json(res, { ok: true, algorithm: 'fedavg-gan', sessionId: m.sessionId, round: m.round, nodesConnected: m.nodesConnected });
+      sendJson(res, { ok: true, algorithm: 'fedavg-gan', sessionId: m.sessionId, round: m.round, nodesConnected: m.nodesConnected });
     });
-    app.get('/metrics', (res) => json(res, this.metrics()));
-    app.any('/*', (res) => {
-      res.writeStatus('404 Not Found').writeHeader('Content-Type', 'application/json').end('{"error":"not found"}');
-    });
+    app.get('/metrics', (res) => sendJson(res, this.metrics()));
+    notFoundRoute(app);
     return app;
   }
 
@@ -174,11 +129,7 @@ export class FedAvgServer {
     const deadline = Date.now() + (this.opts.listenRetryMs ?? 0);
     for (;;) {
       const app = this.buildApp();
-      const ls = await new Promise<uWS.us_listen_socket | false>((resolve) => {
-        // An explicit port is bound exclusively (as src/net/server.ts does): no silent SO_REUSEPORT sharing.
-        if (wanted === 0) app.listen(this.host, 0, resolve);
-        else (app.listen as unknown as (h: string, p: number, o: number, cb: (s: uWS.us_listen_socket | false) => void) => void)(this.host, wanted, LIBUS_LISTEN_EXCLUSIVE_PORT, resolve);
-      });
+      const ls = await listenExclusive(app, this.host, wanted);
       if (ls) {
         this.listenSocket = ls;
         this.portValue = uWS.us_socket_local_port(ls as unknown as uWS.us_socket);

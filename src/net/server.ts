@@ -7,8 +7,8 @@
 import { accessSync, constants as fsConstants } from 'node:fs';
 import { createServer } from 'node:net';
 import uWS from 'uWebSockets.js';
-import { Admission, AUTHORIZATION_HEADER, NODE_ID_HEADER, REFUSAL_HEADER, statusLine, type AdmissionOptions, type AdmissionResult } from './admission.js';
-import { Coordinator, type ConnHandle, type CoordinatorOptions, type ServerMetrics } from './coordinator.js';
+import { Admission, REFUSAL_HEADER, statusLine, type AdmissionOptions } from './admission.js';
+import { Coordinator, type CoordinatorOptions, type ServerMetrics } from './coordinator.js';
 import { FileCheckpointStore } from './checkpoint.js';
 import { StartupError, oneLine } from './errors.js';
 import { safeLog, silentLogger } from './log.js';
@@ -16,6 +16,7 @@ import { TokenTable } from './tokens.js';
 import { DEFAULT_MAX_FRAME_BYTES } from './protocol.js';
 import { privacyFromStatus, type ReportedPrivacy } from '../privacy/index.js';
 import { PROMETHEUS_CONTENT_TYPE, prometheusText, wantsPrometheus } from './prometheus.js';
+import { admitUpgrade, connectionHandlers, listenExclusive, notFoundRoute, sendJson, type EndpointUserData } from './ws-endpoint.js';
 import { PEER_ADDRESS_HEADER, PEER_CERT_HEADER, RELAY_SECRET_HEADER, TlsRelay } from './tls-relay.js';
 
 /** /metrics: the coordinator's metrics plus the transport's admission counters. */
@@ -57,20 +58,6 @@ export interface ServerOptions extends Omit<CoordinatorOptions, 'tokens'>, Omit<
   listenRetryMs?: number;
   /** On stop, how long nodes get to close their side before the server closes it (ms). Default 2000. */
   shutdownGraceMs?: number;
-}
-
-/** uSockets listen option (exported by the binary, missing from its typings): no SO_REUSEPORT. */
-const LIBUS_LISTEN_EXCLUSIVE_PORT: number = (uWS as unknown as { LIBUS_LISTEN_EXCLUSIVE_PORT?: number }).LIBUS_LISTEN_EXCLUSIVE_PORT ?? 1;
-
-interface UserData {
-  h: ConnHandle | undefined;
-  /** False once closed: a uWS socket must not be touched after its close event. */
-  open: boolean;
-  /** Identity authenticated in the upgrade. */
-  nodeId: string;
-  /** Admission bucket of the peer's address; remote: the address itself. */
-  address: string;
-  remote: string;
 }
 
 export class GeneratorServer {
@@ -160,7 +147,7 @@ export class GeneratorServer {
     const maxFrame = o.maxFrameBytes ?? DEFAULT_MAX_FRAME_BYTES;
     const coord = this.coordinator;
     const log = o.log ?? silentLogger;
-    app.ws<UserData>(this.path, {
+    app.ws<EndpointUserData>(this.path, {
       compression: uWS.DISABLED, // tensors do not compress; deflate would only cost CPU and memory
       maxPayloadLength: Math.min(o.hardMaxFrameBytes ?? 2 * maxFrame, 2 ** 31 - 1),
       maxBackpressure: Math.min(o.maxBackpressureBytes ?? 4 * maxFrame, 2 ** 31 - 1),
@@ -180,62 +167,21 @@ export class GeneratorServer {
           remote = peer.address;
           certName = peer.certName;
         }
-        const checked = admission.check(remote, req.getHeader(NODE_ID_HEADER), req.getHeader(AUTHORIZATION_HEADER), Date.now());
-        // A certificate is one site's: its common name must be the node id the token is for.
-        const verdict: AdmissionResult = checked.ok && certName !== undefined && certName !== checked.nodeId
-          ? { ok: false, status: 401, code: 'auth_failed', message: `the client certificate is for "${certName}", not for node "${checked.nodeId}"` }
-          : checked;
-        if (!verdict.ok) {
-          if (verdict.code !== 'rate_limited') safeLog(log, 'warn', 'connection refused', { remote, status: verdict.status, code: verdict.code, message: verdict.message });
-          res.writeStatus(statusLine(verdict.status)).writeHeader(REFUSAL_HEADER, verdict.code).writeHeader('Content-Type', 'application/json');
-          if (verdict.retryAfterSec !== undefined) res.writeHeader('Retry-After', String(verdict.retryAfterSec));
-          res.end(JSON.stringify({ error: verdict.code, message: verdict.message }), true);
-          return;
-        }
-        const ud: UserData = { h: undefined, open: true, nodeId: verdict.nodeId, address: verdict.address, remote };
-        res.upgrade<UserData>(ud, req.getHeader('sec-websocket-key'), req.getHeader('sec-websocket-protocol'), req.getHeader('sec-websocket-extensions'), context);
+        admitUpgrade(res, req, context, admission, log, remote, certName);
       },
-      open: (ws) => {
-        const ud = ws.getUserData();
-        admission.opened(ud.address, ud.nodeId);
-        ud.h = coord.attach({
-          // uWS throws on a closed socket, hence the flag; 2 means dropped at the backpressure limit.
-          send: (bytes) => ud.open && ws.send(bytes, true) !== 2,
-          close: (code, reason) => {
-            if (!ud.open) return;
-            ud.open = false;
-            ws.end(code, reason.slice(0, 120)); // runs the close handler synchronously
-          },
-        }, ud.remote, ud.nodeId);
-      },
-      message: (ws, message, isBinary) => {
-        const h = ws.getUserData().h;
-        // Decoding copies what it keeps: `message` is neutered when this callback returns.
-        if (h) coord.receive(h, new Uint8Array(message), isBinary);
-      },
-      close: (ws) => {
-        const ud = ws.getUserData();
-        ud.open = false;
-        admission.closed(ud.address, ud.nodeId);
-        if (ud.h) coord.detach(ud.h);
-      },
+      ...connectionHandlers(admission, coord),
     });
-    const json = (res: uWS.HttpResponse, body: unknown): void => {
-      res.writeStatus('200 OK').writeHeader('Content-Type', 'application/json').writeHeader('Cache-Control', 'no-store').end(JSON.stringify(body));
-    };
     app.get('/health', (res) => {
       const m = coord.metrics();
-      json(res, { ok: true, sessionId: m.sessionId, round: m.round, nodesConnected: m.nodesConnected });
+      sendJson(res, { ok: true, sessionId: m.sessionId, round: m.round, nodesConnected: m.nodesConnected });
     });
     app.get('/metrics', (res, req) => {
       // Prometheus scrapes ask for text/plain (or ?format=prometheus); everything else gets JSON.
       if (wantsPrometheus(req.getHeader('accept'), req.getQuery())) {
         res.writeStatus('200 OK').writeHeader('Content-Type', PROMETHEUS_CONTENT_TYPE).writeHeader('Cache-Control', 'no-store').end(prometheusText(this.metrics()));
-      } else json(res, this.metrics());
+      } else sendJson(res, this.metrics());
     });
-    app.any('/*', (res) => {
-      res.writeStatus('404 Not Found').writeHeader('Content-Type', 'application/json').end('{"error":"not found"}');
-    });
+    notFoundRoute(app);
     safeLog(log, 'debug', 'uWS app built', { path: this.path, secure: this.secure });
     return app;
   }
@@ -277,12 +223,7 @@ export class GeneratorServer {
     }
     for (;;) {
       const app = this.buildApp();
-      const ls = await new Promise<uWS.us_listen_socket | false>((resolve) => {
-        // An explicit port is bound exclusively: without it uSockets sets SO_REUSEPORT and a second
-        // server on the same port would silently share the traffic.
-        if (wanted === 0) app.listen(this.host, 0, resolve);
-        else (app.listen as unknown as (h: string, p: number, o: number, cb: (s: uWS.us_listen_socket | false) => void) => void)(this.host, wanted, LIBUS_LISTEN_EXCLUSIVE_PORT, resolve);
-      });
+      const ls = await listenExclusive(app, this.host, wanted);
       if (ls) {
         this.listenSocket = ls;
         this.portValue = uWS.us_socket_local_port(ls as unknown as uWS.us_socket);
