@@ -25,6 +25,7 @@ import {
   type GoodbyeMsg, type HelloMsg, type Losses, type Message, type ValidationLimits,
 } from '../net/protocol.js';
 import { ConnHandle, Sessions, type Connection } from '../net/sessions.js';
+import { RoundWaiters, sayGoodbyeAndClose, startHelloTimer } from '../net/lifecycle.js';
 import { TokenTable } from '../net/tokens.js';
 import { validateMessage } from '../net/validate.js';
 import { DEFAULT_FEDAVG_POLICY, fedAvgModel, type FedAvgPolicy, type ModelUpdate } from './aggregate.js';
@@ -152,7 +153,7 @@ export class FedAvgCoordinator {
   private loopDone: Promise<void> | undefined;
   private stopped: Promise<void> | undefined;
   private changeWaiters: (() => void)[] = [];
-  private roundWaiters: { n: number; resolve: () => void }[] = [];
+  private readonly roundWaiters = new RoundWaiters();
   private readonly totals = { bytesIn: 0, bytesOut: 0, framesIn: 0, framesRejected: 0, steps: 0 };
   private recent: FedRoundSummary[] = [];
   private readonly checkpointHealth: CheckpointHealth = {
@@ -216,29 +217,18 @@ export class FedAvgCoordinator {
       await this.loopDone;
       if (this.started && opts.checkpoint !== false) await this.saveCheckpoint();
       const bye: GoodbyeMsg = this.trainingDone ? this.trainingDoneGoodbye() : { type: 'goodbye', reason };
-      for (const h of this.sessions.handles) this.send(h, bye);
-      const deadline = Date.now() + (opts.graceMs ?? 2000);
-      while (this.sessions.handles.size > 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 10));
-      for (const h of [...this.sessions.handles]) {
+      await sayGoodbyeAndClose(this.sessions.handles, opts.graceMs ?? 2000, (h) => this.send(h, bye), (h) => {
         this.closeHandle(h, 1001, reason);
         this.detach(h);
-      }
-      for (const w of this.roundWaiters.splice(0)) w.resolve();
+      });
+      this.roundWaiters.releaseAll();
     })();
     await this.stopped;
   }
 
   /** Resolves once round `n` has finished (or the coordinator stops); rejects after `timeoutMs`. */
   waitForRound(n: number, timeoutMs: number): Promise<void> {
-    if (this.roundValue >= n || this.stopping) return Promise.resolve();
-    return new Promise((resolve, reject) => {
-      const entry = { n, resolve: () => { clearTimeout(timer); resolve(); } };
-      const timer = setTimeout(() => {
-        this.roundWaiters = this.roundWaiters.filter((w) => w !== entry);
-        reject(new Error(`round ${n} not reached within ${timeoutMs} ms (at ${this.roundValue})`));
-      }, timeoutMs);
-      this.roundWaiters.push(entry);
-    });
+    return this.roundWaiters.wait(n, () => this.roundValue, this.stopping, timeoutMs);
   }
 
   // ---- transport entry points --------------------------------------------------------
@@ -254,10 +244,7 @@ export class FedAvgCoordinator {
       return h;
     }
     const ms = this.opts.helloTimeoutMs ?? 10000;
-    h.helloTimer = setTimeout(() => {
-      if (!h.authed && !h.closed) this.reject(h, new ProtocolError('not_authenticated', `no hello within ${ms} ms`, { fatal: true }));
-    }, ms);
-    h.helloTimer.unref?.();
+    startHelloTimer(h, ms, () => this.reject(h, new ProtocolError('not_authenticated', `no hello within ${ms} ms`, { fatal: true })));
     return h;
   }
 
@@ -549,10 +536,7 @@ export class FedAvgCoordinator {
     } catch {
       /* hook errors are not ours */
     }
-    this.roundWaiters = this.roundWaiters.filter((w) => {
-      if (round >= w.n) w.resolve();
-      return round < w.n;
-    });
+    this.roundWaiters.reached(round);
     const every = this.opts.checkpointEvery ?? 10;
     if (every > 0 && round % every === 0) await this.saveCheckpoint();
     return true;

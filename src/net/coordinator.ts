@@ -25,6 +25,7 @@ import { NodeRegistry, type NodeSnapshot, type NodeStats } from './registry.js';
 import { DEFAULT_REPLY_BOUNDS, admitLateReplies, aggregateReplies, checkReplyBounds, pushNormHistory, type ReplyBounds } from './aggregate.js';
 import { Rng, sampleRound } from './sampling.js';
 import { ConnHandle, Sessions, type Connection } from './sessions.js';
+import { RoundWaiters, sayGoodbyeAndClose, startHelloTimer } from './lifecycle.js';
 import { TokenTable } from './tokens.js';
 import { MAX_KNOWN_KEYS, checkGradientReply, checkMaskUpload, validateMessage } from './validate.js';
 
@@ -235,7 +236,7 @@ export class Coordinator {
   private loopDone: Promise<void> | undefined;
   private stopped: Promise<void> | undefined;
   private changeWaiters: (() => void)[] = [];
-  private roundWaiters: { n: number; resolve: () => void }[] = [];
+  private readonly roundWaiters = new RoundWaiters();
   private readonly totals = { bytesIn: 0, bytesOut: 0, framesIn: 0, framesRejected: 0, steps: 0 };
   private recent: RoundSummary[] = [];
   private readonly checkpointHealth: CheckpointHealth = {
@@ -301,9 +302,7 @@ export class Coordinator {
 
   /**
    * Stop training, write a final checkpoint, say goodbye to every node, give them `graceMs`
-   * to close their side, then close the rest. Idempotent.
-   * Why wait: the side that closes a TCP connection first keeps its port in TIME_WAIT; when the
-   * nodes close first, a restarted server can bind the same port at once.
+   * to close their side, then close the rest (why wait: see sayGoodbyeAndClose). Idempotent.
    */
   async stop(opts: { reason?: string; graceMs?: number; checkpoint?: boolean } = {}): Promise<void> {
     const reason = opts.reason ?? 'server shutdown';
@@ -319,29 +318,18 @@ export class Coordinator {
       await this.loopDone;
       if (this.started && opts.checkpoint !== false) await this.saveCheckpoint();
       const bye = this.trainingDone ? this.trainingDoneGoodbye() : { type: 'goodbye' as const, reason };
-      for (const h of this.sessions.handles) this.send(h, bye);
-      const deadline = Date.now() + graceMs;
-      while (this.sessions.handles.size > 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 10));
-      for (const h of [...this.sessions.handles]) {
+      await sayGoodbyeAndClose(this.sessions.handles, graceMs, (h) => this.send(h, bye), (h) => {
         this.closeHandle(h, 1001, reason);
         this.detach(h);
-      }
-      for (const w of this.roundWaiters.splice(0)) w.resolve();
+      });
+      this.roundWaiters.releaseAll();
     })();
     await this.stopped;
   }
 
   /** Resolves once round `n` has finished (or the coordinator stops); rejects after `timeoutMs`. */
   waitForRound(n: number, timeoutMs: number): Promise<void> {
-    if (this.roundValue >= n || this.stopping) return Promise.resolve();
-    return new Promise((resolve, reject) => {
-      const entry = { n, resolve: () => { clearTimeout(timer); resolve(); } };
-      const timer = setTimeout(() => {
-        this.roundWaiters = this.roundWaiters.filter((w) => w !== entry);
-        reject(new Error(`round ${n} not reached within ${timeoutMs} ms (at ${this.roundValue})`));
-      }, timeoutMs);
-      this.roundWaiters.push(entry);
-    });
+    return this.roundWaiters.wait(n, () => this.roundValue, this.stopping, timeoutMs);
   }
 
   // ---- transport entry points --------------------------------------------------------------
@@ -361,10 +349,7 @@ export class Coordinator {
       return h;
     }
     const ms = this.opts.helloTimeoutMs ?? 10000;
-    h.helloTimer = setTimeout(() => {
-      if (!h.authed && !h.closed) this.reject(h, new ProtocolError('not_authenticated', `no hello within ${ms} ms`, { fatal: true }));
-    }, ms);
-    h.helloTimer.unref?.();
+    startHelloTimer(h, ms, () => this.reject(h, new ProtocolError('not_authenticated', `no hello within ${ms} ms`, { fatal: true })));
     return h;
   }
 
@@ -760,10 +745,7 @@ export class Coordinator {
     } catch {
       /* hook errors are not ours */
     }
-    this.roundWaiters = this.roundWaiters.filter((w) => {
-      if (summary.round >= w.n) w.resolve();
-      return summary.round < w.n;
-    });
+    this.roundWaiters.reached(summary.round);
     const every = this.opts.checkpointEvery ?? 50;
     if (every > 0 && round % every === 0) await this.saveCheckpoint();
     return asked.length > 0;
