@@ -25,7 +25,7 @@ import {
   type GoodbyeMsg, type HelloMsg, type Losses, type Message, type ValidationLimits,
 } from '../net/protocol.js';
 import { ConnHandle, Sessions, type Connection } from '../net/sessions.js';
-import { RoundWaiters, sayGoodbyeAndClose, startHelloTimer } from '../net/lifecycle.js';
+import { ChangeSignal, closeConnection, RoundWaiters, sayGoodbyeAndClose, sendOrLog, startHelloTimer } from '../net/lifecycle.js';
 import { TokenTable } from '../net/tokens.js';
 import { validateMessage } from '../net/validate.js';
 import { DEFAULT_FEDAVG_POLICY, fedAvgModel, type FedAvgPolicy, type ModelUpdate } from './aggregate.js';
@@ -152,7 +152,7 @@ export class FedAvgCoordinator {
   private trainingDone = false;
   private loopDone: Promise<void> | undefined;
   private stopped: Promise<void> | undefined;
-  private changeWaiters: (() => void)[] = [];
+  private readonly changes = new ChangeSignal();
   private readonly roundWaiters = new RoundWaiters();
   private readonly totals = { bytesIn: 0, bytesOut: 0, framesIn: 0, framesRejected: 0, steps: 0 };
   private recent: FedRoundSummary[] = [];
@@ -410,44 +410,21 @@ export class FedAvgCoordinator {
     this.totals.bytesOut += bytes.byteLength;
     const rec = h.authed && h.nodeId !== undefined ? this.nodes.get(h.nodeId) : undefined;
     if (rec) rec.stats.bytesOut += bytes.byteLength;
-    try {
-      return h.conn.send(bytes);
-    } catch (e) {
-      safeLog(this.log, 'warn', 'send failed', { nodeId: h.nodeId, error: String(e) });
-      return false;
-    }
+    return sendOrLog(h, bytes, this.log);
   }
 
   private closeHandle(h: ConnHandle, code: number, reason: string): void {
-    if (h.closed) return;
-    h.closed = true;
-    clearTimeout(h.helloTimer);
-    try {
-      h.conn.close(code, reason);
-    } catch {
-      /* already gone */
-    }
+    closeConnection(h, code, reason);
   }
 
   // ---- rounds ------------------------------------------------------------------------
 
   private notifyChange(): void {
-    for (const w of this.changeWaiters.splice(0)) w();
+    this.changes.notify();
   }
 
   private waitForChange(timeoutMs?: number): Promise<void> {
-    return new Promise((resolve) => {
-      let timer: NodeJS.Timeout | undefined;
-      const done = (): void => {
-        clearTimeout(timer);
-        resolve();
-      };
-      if (timeoutMs !== undefined) timer = setTimeout(() => {
-        this.changeWaiters = this.changeWaiters.filter((w) => w !== done);
-        resolve();
-      }, timeoutMs);
-      this.changeWaiters.push(done);
-    });
+    return this.changes.wait(timeoutMs);
   }
 
   private trainingDoneGoodbye(): GoodbyeMsg {

@@ -25,7 +25,7 @@ import { NodeRegistry, type NodeSnapshot, type NodeStats } from './registry.js';
 import { DEFAULT_REPLY_BOUNDS, admitLateReplies, aggregateReplies, checkReplyBounds, pushNormHistory, type ReplyBounds } from './aggregate.js';
 import { Rng, sampleRound } from './sampling.js';
 import { ConnHandle, Sessions, type Connection } from './sessions.js';
-import { RoundWaiters, sayGoodbyeAndClose, startHelloTimer } from './lifecycle.js';
+import { ChangeSignal, closeConnection, RoundWaiters, sayGoodbyeAndClose, sendOrLog, startHelloTimer } from './lifecycle.js';
 import { TokenTable } from './tokens.js';
 import { MAX_KNOWN_KEYS, checkGradientReply, checkMaskUpload, validateMessage } from './validate.js';
 
@@ -235,7 +235,7 @@ export class Coordinator {
   private waitingLogged = false;
   private loopDone: Promise<void> | undefined;
   private stopped: Promise<void> | undefined;
-  private changeWaiters: (() => void)[] = [];
+  private readonly changes = new ChangeSignal();
   private readonly roundWaiters = new RoundWaiters();
   private readonly totals = { bytesIn: 0, bytesOut: 0, framesIn: 0, framesRejected: 0, steps: 0 };
   private recent: RoundSummary[] = [];
@@ -581,45 +581,22 @@ export class Coordinator {
     this.totals.bytesOut += bytes.byteLength;
     const rec = h.nodeId !== undefined && h.authed ? this.registry.get(h.nodeId) : undefined;
     if (rec) rec.stats.bytesOut += bytes.byteLength;
-    try {
-      return h.conn.send(bytes);
-    } catch (e) {
-      safeLog(this.log, 'warn', 'send failed', { nodeId: h.nodeId, error: String(e) });
-      return false;
-    }
+    return sendOrLog(h, bytes, this.log);
   }
 
   private closeHandle(h: ConnHandle, code: number, reason: string): void {
-    if (h.closed) return;
-    h.closed = true;
-    clearTimeout(h.helloTimer);
-    try {
-      h.conn.close(code, reason);
-    } catch {
-      /* already gone */
-    }
+    closeConnection(h, code, reason);
   }
 
   // ---- the round loop --------------------------------------------------------------
 
   private notifyChange(): void {
-    for (const w of this.changeWaiters.splice(0)) w();
+    this.changes.notify();
   }
 
   /** Resolve on the next join/upload/stop, or after `timeoutMs`. No polling. */
   private waitForChange(timeoutMs?: number): Promise<void> {
-    return new Promise((resolve) => {
-      let timer: NodeJS.Timeout | undefined;
-      const done = (): void => {
-        clearTimeout(timer);
-        resolve();
-      };
-      if (timeoutMs !== undefined) timer = setTimeout(() => {
-        this.changeWaiters = this.changeWaiters.filter((w) => w !== done);
-        resolve();
-      }, timeoutMs);
-      this.changeWaiters.push(done);
-    });
+    return this.changes.wait(timeoutMs);
   }
 
   /** maxRounds reached: tell every node the run is over (goodbye training_done); they close and exit. */

@@ -3,6 +3,7 @@
  * FedAvg-GAN one in src/fedavg): promises for "round n finished", the hello deadline of a new
  * connection, and the goodbye-then-grace close of every connection on stop.
  */
+import { safeLog, type Logger } from './log.js';
 import type { ConnHandle } from './sessions.js';
 
 /** Callers waiting for a round to finish (waitForRound). */
@@ -60,4 +61,52 @@ export async function sayGoodbyeAndClose(
   const deadline = Date.now() + graceMs;
   while (handles.size > 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 10));
   for (const h of [...handles]) close(h);
+}
+
+/** Close a connection once (after flushing what was sent); a connection already gone is fine. */
+export function closeConnection(h: ConnHandle, code: number, reason: string): void {
+  if (h.closed) return;
+  h.closed = true;
+  clearTimeout(h.helloTimer);
+  try {
+    h.conn.close(code, reason);
+  } catch {
+    /* already gone */
+  }
+}
+
+/** Send one encoded frame; false (logged) when the transport throws. */
+export function sendOrLog(h: ConnHandle, bytes: Uint8Array, log: Logger): boolean {
+  try {
+    return h.conn.send(bytes);
+  } catch (e) {
+    safeLog(log, 'warn', 'send failed', { nodeId: h.nodeId, error: String(e) });
+    return false;
+  }
+}
+
+/** Wakes the round loop on a join, an upload or stop, without polling. */
+export class ChangeSignal {
+  private waiters: (() => void)[] = [];
+
+  /** Something changed: wake every waiter. */
+  notify(): void {
+    for (const w of this.waiters.splice(0)) w();
+  }
+
+  /** Resolve on the next notify(), or after `timeoutMs`. */
+  wait(timeoutMs?: number): Promise<void> {
+    return new Promise((resolve) => {
+      let timer: NodeJS.Timeout | undefined;
+      const done = (): void => {
+        clearTimeout(timer);
+        resolve();
+      };
+      if (timeoutMs !== undefined) timer = setTimeout(() => {
+        this.waiters = this.waiters.filter((w) => w !== done);
+        resolve();
+      }, timeoutMs);
+      this.waiters.push(done);
+    });
+  }
 }
