@@ -7,8 +7,7 @@
 import { init } from '../engine/index.js';
 import { consoleLogger, silentLogger } from '../net/index.js';
 import { EngineLocalGan, FEDAVG_DEFAULTS, FedAvgNode, type AdamPolicy } from '../fedavg/index.js';
-import { loadDataSource } from './data-source.js';
-import { NODE_OPTIONS, nodeToken, readPemOption } from './server-options.js';
+import { NODE_OPTIONS, loadNodeShare, nodeToken, readPemOption } from './server-options.js';
 import { GAN_OPTIONS, ganConfig, int, num, parseOptions, UsageError } from './options.js';
 
 export async function fedavgNodeCommand(argv: string[]): Promise<void> {
@@ -27,11 +26,7 @@ export async function fedavgNodeCommand(argv: string[]): Promise<void> {
   const adam = String(v.adam);
   if (adam !== 'local' && adam !== 'reset') throw new UsageError(`--adam must be local or reset, got "${adam}"`);
   const cfg = ganConfig(v);
-  const size = int(v, 'size');
-  const index = int(v, 'index');
-  const data = await loadDataSource(String(v.data), { size, nodes: int(v, 'nodes'), seed: cfg.seed });
-  const own = data.nodes[index];
-  if (!own) throw new UsageError(`--index ${index}: the data set has ${data.nodes.length} centers`);
+  const { data, own, index } = await loadNodeShare(v, cfg.seed);
   const ca = readPemOption(v, 'ca-file');
   const engine = await init();
   const gan = await EngineLocalGan.create(engine, cfg, own, { adam: adam as AdamPolicy, seed: cfg.seed * 7919 + index });

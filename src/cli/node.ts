@@ -10,10 +10,9 @@ import { runScalarLog } from '../io/index.js';
 import { consoleLogger, DiscriminatorNode, silentLogger, type ReplyInfo } from '../net/index.js';
 import { EngineDiscriminator } from '../federation/discriminator-backend.js';
 import { makeDiscriminatorUnits, modalityChannels, modalityNames } from '../train/modalities.js';
-import { loadDataSource } from './data-source.js';
 import { GAN_OPTIONS, ganConfig, int, makeOutputDir, num, parseOptions, UsageError } from './options.js';
 import { splitAlgorithm } from './algorithm.js';
-import { NODE_OPTIONS, nodeToken, readPemOption } from './server-options.js';
+import { NODE_OPTIONS, loadNodeShare, nodeToken, readPemOption } from './server-options.js';
 import { describePrivacy, PRIVACY_OPTIONS, privacyFromOptions } from './privacy-options.js';
 
 export async function nodeCommand(argv: string[]): Promise<void> {
@@ -46,11 +45,7 @@ export async function nodeCommand(argv: string[]): Promise<void> {
   const out = v.out !== undefined ? String(v.out) : join('runs', `node-${v.id}`);
   makeOutputDir(out);
   const cfg = ganConfig(v);
-  const size = int(v, 'size');
-  const index = int(v, 'index');
-  const data = await loadDataSource(String(v.data), { size, nodes: int(v, 'nodes'), seed: cfg.seed });
-  const own = data.nodes[index];
-  if (!own) throw new UsageError(`--index ${index}: the data set has ${data.nodes.length} centers`);
+  const { data, own, size, index } = await loadNodeShare(v, cfg.seed);
 
   await init();
   // The generator makes every modality of the data set; this node keeps only the ones it holds.

@@ -4,7 +4,8 @@
  */
 import { readFileSync } from 'node:fs';
 import { TokenTable } from '../net/index.js';
-import { UsageError, type OptionSpecs } from './options.js';
+import { loadDataSource, type FederatedData } from './data-source.js';
+import { int, UsageError, type OptionSpecs } from './options.js';
 
 /** Where a server listens and who may log in. */
 export const SERVER_LISTEN_OPTIONS: OptionSpecs = {
@@ -61,4 +62,14 @@ export function readPemOption(v: Record<string, string | boolean>, key: string):
   } catch (err) {
     throw new UsageError(`--${key} ${v[key]}: cannot read it (${(err as NodeJS.ErrnoException).code ?? (err as Error).message})`);
   }
+}
+
+/** This node's share of the data set: --data split into --nodes centers, center --index (checked). */
+export async function loadNodeShare(v: Record<string, string | boolean>, seed: number): Promise<{ data: FederatedData; own: FederatedData['nodes'][number]; size: number; index: number }> {
+  const size = int(v, 'size');
+  const index = int(v, 'index');
+  const data = await loadDataSource(String(v.data), { size, nodes: int(v, 'nodes'), seed });
+  const own = data.nodes[index];
+  if (!own) throw new UsageError(`--index ${index}: the data set has ${data.nodes.length} centers`);
+  return { data, own, size, index };
 }
