@@ -11,7 +11,7 @@ import { StartupError } from '../net/errors.js';
 import { safeLog, silentLogger } from '../net/log.js';
 import { DEFAULT_MAX_FRAME_BYTES } from '../net/protocol.js';
 import { TokenTable } from '../net/tokens.js';
-import { admitUpgrade, connectionHandlers, listenExclusive, notFoundRoute, sendJson, type EndpointUserData } from '../net/ws-endpoint.js';
+import { admitUpgrade, connectionHandlers, listenExclusive, notFoundRoute, sendJson, serverTokenTable, type EndpointUserData } from '../net/ws-endpoint.js';
 import { FedAvgCoordinator, type FedAvgCoordinatorOptions, type FedAvgMetrics } from './coordinator.js';
 
 export interface FedAvgServerOptions extends Omit<FedAvgCoordinatorOptions, 'tokens'>, Omit<AdmissionOptions, 'onDuplicateId'> {
@@ -52,8 +52,7 @@ export class FedAvgServer {
 
   /** Create, resume from the checkpoint if any, listen, and start the rounds. */
   static async start(opts: FedAvgServerOptions): Promise<FedAvgServer> {
-    const tokens = typeof opts.tokens === 'string' ? await TokenTable.load(opts.tokens) : opts.tokens instanceof TokenTable ? opts.tokens : new TokenTable(opts.tokens);
-    if (tokens.size === 0) throw new StartupError('the token table lists no nodes: nobody could ever connect');
+    const tokens = await serverTokenTable(opts.tokens);
     const s = new FedAvgServer(opts, tokens);
     await s.coordinator.start();
     try {

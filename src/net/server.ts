@@ -16,7 +16,7 @@ import { TokenTable } from './tokens.js';
 import { DEFAULT_MAX_FRAME_BYTES } from './protocol.js';
 import { privacyFromStatus, type ReportedPrivacy } from '../privacy/index.js';
 import { PROMETHEUS_CONTENT_TYPE, prometheusText, wantsPrometheus } from './prometheus.js';
-import { admitUpgrade, connectionHandlers, listenExclusive, notFoundRoute, sendJson, type EndpointUserData } from './ws-endpoint.js';
+import { admitUpgrade, connectionHandlers, listenExclusive, notFoundRoute, sendJson, serverTokenTable, type EndpointUserData } from './ws-endpoint.js';
 import { PEER_ADDRESS_HEADER, PEER_CERT_HEADER, RELAY_SECRET_HEADER, TlsRelay } from './tls-relay.js';
 
 /** /metrics: the coordinator's metrics plus the transport's admission counters. */
@@ -83,8 +83,7 @@ export class GeneratorServer {
 
   /** Create, resume from the checkpoint if any, listen, and start training. */
   static async start(opts: ServerOptions): Promise<GeneratorServer> {
-    const tokens = typeof opts.tokens === 'string' ? await TokenTable.load(opts.tokens) : opts.tokens instanceof TokenTable ? opts.tokens : new TokenTable(opts.tokens);
-    if (tokens.size === 0) throw new StartupError('the token table lists no nodes: nobody could ever connect');
+    const tokens = await serverTokenTable(opts.tokens);
     if (opts.tls) checkTlsFiles(opts.tls);
     const s = new GeneratorServer(opts, tokens);
     await s.coordinator.start();

@@ -5,8 +5,10 @@
  */
 import uWS from 'uWebSockets.js';
 import { AUTHORIZATION_HEADER, NODE_ID_HEADER, REFUSAL_HEADER, statusLine, type Admission, type AdmissionResult } from './admission.js';
+import { StartupError } from './errors.js';
 import { safeLog, type Logger } from './log.js';
 import type { ConnHandle, Connection } from './sessions.js';
+import { TokenTable } from './tokens.js';
 
 /** uSockets listen option (exported by the binary, missing from its typings): no SO_REUSEPORT. */
 const LIBUS_LISTEN_EXCLUSIVE_PORT: number = (uWS as unknown as { LIBUS_LISTEN_EXCLUSIVE_PORT?: number }).LIBUS_LISTEN_EXCLUSIVE_PORT ?? 1;
@@ -106,4 +108,11 @@ export function notFoundRoute(app: uWS.TemplatedApp): void {
   app.any('/*', (res) => {
     res.writeStatus('404 Not Found').writeHeader('Content-Type', 'application/json').end('{"error":"not found"}');
   });
+}
+
+/** A server's token table from a path, a table or a plain record; one that lists nobody is a StartupError. */
+export async function serverTokenTable(tokens: TokenTable | Record<string, string> | string): Promise<TokenTable> {
+  const table = typeof tokens === 'string' ? await TokenTable.load(tokens) : tokens instanceof TokenTable ? tokens : new TokenTable(tokens);
+  if (table.size === 0) throw new StartupError('the token table lists no nodes: nobody could ever connect');
+  return table;
 }
