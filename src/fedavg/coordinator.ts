@@ -14,18 +14,17 @@
  * asynchronous averaging: that is the design being compared with). A round nobody answered is
  * repeated, not counted. Bytes are counted frame by frame in both directions.
  */
-import { randomUUID } from 'node:crypto';
 import type { CheckpointStore } from '../net/checkpoint.js';
 import { decodeFrame, encodeFrame } from '../net/codec.js';
-import type { FrameOutcome, FrameRecorder, CheckpointHealth } from '../net/coordinator.js';
+import type { CheckpointHealth } from '../net/coordinator.js';
+import { SessionCoordinator, type FrameOutcome, type FrameRecorder } from '../net/session-coordinator.js';
 import { StartupError, oneLine } from '../net/errors.js';
 import { safeLog, silentLogger, type Logger } from '../net/log.js';
 import {
-  DEFAULT_LIMITS, GOODBYE_TRAINING_DONE, PROTOCOL_VERSION, ProtocolError, errorMessageFor,
-  type GoodbyeMsg, type HelloMsg, type Losses, type Message, type ValidationLimits,
+  DEFAULT_LIMITS, PROTOCOL_VERSION, ProtocolError, errorMessageFor,
+  type HelloMsg, type Losses, type ValidationLimits,
 } from '../net/protocol.js';
-import { ConnHandle, Sessions, type Connection } from '../net/sessions.js';
-import { ChangeSignal, closeConnection, RoundWaiters, sayGoodbyeAndClose, sendOrLog, startHelloTimer } from '../net/lifecycle.js';
+import { ConnHandle, Sessions } from '../net/sessions.js';
 import { TokenTable } from '../net/tokens.js';
 import { validateMessage } from '../net/validate.js';
 import { DEFAULT_FEDAVG_POLICY, fedAvgModel, type FedAvgPolicy, type ModelUpdate } from './aggregate.js';
@@ -135,32 +134,23 @@ interface PendingRound {
 
 const CHECKPOINT_FORMAT = 'asyndgan-fedavg-checkpoint';
 
-export class FedAvgCoordinator {
+export class FedAvgCoordinator extends SessionCoordinator {
   readonly config: FedSessionConfig;
-  private readonly opts: FedAvgCoordinatorOptions;
-  private readonly limits: ValidationLimits;
+  protected readonly opts: FedAvgCoordinatorOptions;
+  protected readonly limits: ValidationLimits;
   private readonly policy: FedAvgPolicy;
-  private readonly log: Logger;
-  private readonly sessions: Sessions;
+  protected readonly log: Logger;
+  protected readonly sessions: Sessions;
   private readonly nodes = new Map<string, NodeRec>();
   private global: GanWeights;
-  private roundValue = 0;
-  private sessionIdValue: string = randomUUID();
   private gathering: PendingRound | undefined;
-  private started = false;
-  private stopping = false;
-  private trainingDone = false;
-  private loopDone: Promise<void> | undefined;
-  private stopped: Promise<void> | undefined;
-  private readonly changes = new ChangeSignal();
-  private readonly roundWaiters = new RoundWaiters();
-  private readonly totals = { bytesIn: 0, bytesOut: 0, framesIn: 0, framesRejected: 0, steps: 0 };
   private recent: FedRoundSummary[] = [];
   private readonly checkpointHealth: CheckpointHealth = {
     saves: 0, failures: 0, consecutiveFailures: 0, lastSavedRound: undefined, lastSavedAt: undefined, lastError: undefined, lastErrorAt: undefined,
   };
 
   constructor(opts: FedAvgCoordinatorOptions) {
+    super();
     this.opts = opts;
     this.limits = { ...DEFAULT_LIMITS, ...opts.limits, maxFrameBytes: opts.maxFrameBytes ?? DEFAULT_LIMITS.maxFrameBytes };
     this.policy = { ...DEFAULT_FEDAVG_POLICY, ...opts.policy };
@@ -173,13 +163,6 @@ export class FedAvgCoordinator {
     });
   }
 
-  /** Last finished round. */
-  get round(): number {
-    return this.roundValue;
-  }
-  get sessionId(): string {
-    return this.sessionIdValue;
-  }
   /** A copy of the current global model. */
   weights(): GanWeights {
     return { G: this.global.G.map((x) => new Float32Array(x)), D: this.global.D.map((x) => new Float32Array(x)) };
@@ -203,58 +186,23 @@ export class FedAvgCoordinator {
     this.loopDone = this.loop().catch((e) => safeLog(this.log, 'error', 'round loop crashed', { error: String(e) }));
   }
 
-  /** Finish the round, checkpoint, say goodbye, give nodes `graceMs` to close first, close the rest. Idempotent. */
-  async stop(opts: { reason?: string; graceMs?: number; checkpoint?: boolean } = {}): Promise<void> {
-    const reason = opts.reason ?? 'server shutdown';
-    if (this.stopping) {
-      await this.stopped;
-      return;
-    }
-    this.stopping = true;
-    this.stopped = (async () => {
-      this.gathering?.wake();
-      this.notifyChange();
-      await this.loopDone;
-      if (this.started && opts.checkpoint !== false) await this.saveCheckpoint();
-      const bye: GoodbyeMsg = this.trainingDone ? this.trainingDoneGoodbye() : { type: 'goodbye', reason };
-      await sayGoodbyeAndClose(this.sessions.handles, opts.graceMs ?? 2000, (h) => this.send(h, bye), (h) => {
-        this.closeHandle(h, 1001, reason);
-        this.detach(h);
-      });
-      this.roundWaiters.releaseAll();
-    })();
-    await this.stopped;
+  // ---- SessionCoordinator hooks -----------------------------------------------------
+
+  protected wakeRound(): void {
+    this.gathering?.wake();
   }
 
-  /** Resolves once round `n` has finished (or the coordinator stops); rejects after `timeoutMs`. */
-  waitForRound(n: number, timeoutMs: number): Promise<void> {
-    return this.roundWaiters.wait(n, () => this.roundValue, this.stopping, timeoutMs);
+  protected nodeStats(nodeId: string): FedNodeStats | undefined {
+    return this.nodes.get(nodeId)?.stats;
   }
 
-  // ---- transport entry points --------------------------------------------------------
-
-  /** A connection opened; `identity`: the node id the transport authenticated in the upgrade. */
-  attach(conn: Connection, remote = '', identity?: string): ConnHandle {
-    const h = new ConnHandle(conn, remote, identity);
-    this.sessions.handles.add(h);
-    if (this.stopping || this.trainingDone) {
-      this.send(h, this.trainingDone ? this.trainingDoneGoodbye() : { type: 'goodbye', reason: 'server shutting down' });
-      this.closeHandle(h, 1001, 'server shutting down');
-      this.detach(h);
-      return h;
-    }
-    const ms = this.opts.helloTimeoutMs ?? 10000;
-    startHelloTimer(h, ms, () => this.reject(h, new ProtocolError('not_authenticated', `no hello within ${ms} ms`, { fatal: true })));
-    return h;
+  protected countRejected(h: ConnHandle, type: string | undefined): void {
+    const rec = h.authed && h.nodeId !== undefined ? this.nodes.get(h.nodeId) : undefined;
+    if (rec) rec.stats.framesRejected++;
+    if (rec && type === 'fedUpdate') rec.stats.updatesRefused++;
   }
 
-  /** A connection closed (by either side). */
-  detach(h: ConnHandle): void {
-    if (!this.sessions.handles.has(h)) return;
-    h.closed = true;
-    clearTimeout(h.helloTimer);
-    const id = this.sessions.remove(h);
-    if (id === undefined) return;
+  protected onDetached(id: string): void {
     const rec = this.nodes.get(id);
     if (rec) rec.connected = false;
     safeLog(this.log, 'info', 'node disconnected', { nodeId: id });
@@ -262,45 +210,29 @@ export class FedAvgCoordinator {
     if (g && g.outstanding.delete(id) && g.outstanding.size === 0) g.wake();
   }
 
-  /** One frame arrived. Never throws. */
-  receive(h: ConnHandle, bytes: Uint8Array, isBinary = true): FrameOutcome {
-    if (h.closed) return 'closed';
-    this.totals.framesIn++;
-    this.totals.bytesIn += bytes.byteLength;
-    const rec = h.authed && h.nodeId !== undefined ? this.nodes.get(h.nodeId) : undefined;
-    if (rec) rec.stats.bytesIn += bytes.byteLength;
-    this.record('in', h.nodeId, bytes);
-    let type: string | undefined;
-    try {
-      if (!isBinary) throw new ProtocolError('bad_frame', 'text frames are not part of the protocol; send binary msgpack');
-      const raw = decodeFrame(bytes, this.limits.maxFrameBytes);
-      type = typeof raw.type === 'string' ? raw.type.slice(0, 64) : undefined;
-      if (!h.authed && type !== 'hello') throw new ProtocolError('not_authenticated', `expected hello first, got ${type === undefined ? 'a frame without type' : JSON.stringify(type)}`, { fatal: true });
-      if (h.authed && type === 'hello') throw new ProtocolError('unexpected', 'already authenticated', { offendingType: 'hello' });
-      if (type === 'fedUpdate') return this.onUpdate(h.nodeId!, raw);
-      const msg = validateMessage(raw, 'toServer', this.limits);
-      switch (msg.type) {
-        case 'hello':
-          return this.onHello(h, msg);
-        case 'status':
-          this.node(h.nodeId!).stats.reported = msg.metrics;
-          return 'accepted';
-        case 'error':
-          safeLog(this.log, 'warn', 'node reported an error', { nodeId: h.nodeId, code: msg.code, message: msg.message });
-          if (msg.fatal) {
-            this.closeHandle(h, 1000, 'peer reported fatal error');
-            return 'closed';
-          }
-          return 'accepted';
-        case 'goodbye':
-          safeLog(this.log, 'info', 'node said goodbye', { nodeId: h.nodeId, reason: msg.reason });
-          this.closeHandle(h, 1000, 'goodbye');
+  /** fedUpdate is checked against the model layouts (checkFedUpdate), the rest structurally. */
+  protected dispatchFrame(h: ConnHandle, raw: Record<string, unknown>, type: string | undefined): FrameOutcome {
+    if (type === 'fedUpdate') return this.onUpdate(h.nodeId!, raw);
+    const msg = validateMessage(raw, 'toServer', this.limits);
+    switch (msg.type) {
+      case 'hello':
+        return this.onHello(h, msg);
+      case 'status':
+        this.node(h.nodeId!).stats.reported = msg.metrics;
+        return 'accepted';
+      case 'error':
+        safeLog(this.log, 'warn', 'node reported an error', { nodeId: h.nodeId, code: msg.code, message: msg.message });
+        if (msg.fatal) {
+          this.closeHandle(h, 1000, 'peer reported fatal error');
           return 'closed';
-        default:
-          throw new ProtocolError('unexpected', `${msg.type} is an AsynDGAN message; this server runs fedavg-gan`, { offendingType: msg.type });
-      }
-    } catch (e) {
-      return this.reject(h, e, type);
+        }
+        return 'accepted';
+      case 'goodbye':
+        safeLog(this.log, 'info', 'node said goodbye', { nodeId: h.nodeId, reason: msg.reason });
+        this.closeHandle(h, 1000, 'goodbye');
+        return 'closed';
+      default:
+        throw new ProtocolError('unexpected', `${msg.type} is an AsynDGAN message; this server runs fedavg-gan`, { offendingType: msg.type });
     }
   }
 
@@ -362,74 +294,7 @@ export class FedAvgCoordinator {
     return 'accepted';
   }
 
-  /** Answer a bad frame with an error frame (a one-line warn log for bad weights); close on fatal errors or abuse. */
-  private reject(h: ConnHandle, e: unknown, type?: string): FrameOutcome {
-    const pe = e instanceof ProtocolError ? e : undefined;
-    if (!pe) safeLog(this.log, 'error', 'internal error while handling a frame', { nodeId: h.nodeId, error: String(e) });
-    if (pe?.code !== 'stale') {
-      h.errors++;
-      this.totals.framesRejected++;
-      const rec = h.authed && h.nodeId !== undefined ? this.nodes.get(h.nodeId) : undefined;
-      if (rec) rec.stats.framesRejected++;
-      if (rec && type === 'fedUpdate') rec.stats.updatesRefused++;
-    }
-    const tooMany = h.errors > (this.opts.maxErrorsPerConnection ?? 50);
-    const fatal = (pe?.fatal ?? false) || !h.authed || tooMany;
-    const err = tooMany && !pe?.fatal
-      ? errorMessageFor(new ProtocolError('too_many_errors', `closing after ${h.errors} rejected frames; last: ${pe?.message ?? String(e)}`), { fatal: true, ...(type ? { offendingType: type } : {}) })
-      : errorMessageFor(e, { fatal, ...(type ? { offendingType: type } : {}) });
-    if (pe?.code === 'non_finite' || pe?.code === 'shape_mismatch' || pe?.code === 'invalid_field') {
-      safeLog(this.log, 'warn', 'frame rejected', { nodeId: h.nodeId, code: err.code, field: err.field, message: err.message });
-    }
-    this.send(h, err);
-    if (fatal) {
-      this.closeHandle(h, pe?.code === 'auth_failed' || tooMany ? 1008 : 1002, err.code);
-      return 'closed';
-    }
-    return 'rejected';
-  }
-
-  // ---- sending -----------------------------------------------------------------------
-
-  private record(direction: 'in' | 'out', nodeId: string | undefined, bytes: Uint8Array): void {
-    if (!this.opts.onFrame) return;
-    try {
-      this.opts.onFrame({ direction, nodeId, bytes });
-    } catch {
-      /* a faulty recorder must not break the protocol */
-    }
-  }
-
-  private send(h: ConnHandle, msg: Message | FedWelcomeMsg): boolean {
-    return this.sendBytes(h, encodeFrame(msg as unknown as Record<string, unknown>));
-  }
-
-  private sendBytes(h: ConnHandle, bytes: Uint8Array): boolean {
-    if (h.closed) return false;
-    this.record('out', h.nodeId, bytes);
-    this.totals.bytesOut += bytes.byteLength;
-    const rec = h.authed && h.nodeId !== undefined ? this.nodes.get(h.nodeId) : undefined;
-    if (rec) rec.stats.bytesOut += bytes.byteLength;
-    return sendOrLog(h, bytes, this.log);
-  }
-
-  private closeHandle(h: ConnHandle, code: number, reason: string): void {
-    closeConnection(h, code, reason);
-  }
-
   // ---- rounds ------------------------------------------------------------------------
-
-  private notifyChange(): void {
-    this.changes.notify();
-  }
-
-  private waitForChange(timeoutMs?: number): Promise<void> {
-    return this.changes.wait(timeoutMs);
-  }
-
-  private trainingDoneGoodbye(): GoodbyeMsg {
-    return { type: 'goodbye', reason: `training done: ${this.roundValue} rounds`, code: GOODBYE_TRAINING_DONE };
-  }
 
   private async loop(): Promise<void> {
     while (!this.stopping) {
@@ -531,7 +396,7 @@ export class FedAvgCoordinator {
     });
   }
 
-  private async saveCheckpoint(): Promise<void> {
+  protected async saveCheckpoint(): Promise<void> {
     const store = this.opts.checkpoint;
     if (!store) return;
     const c = this.checkpointHealth;

@@ -9,7 +9,6 @@
  * Invariant: a frame is processed synchronously from bytes to state change, and a frame
  * that fails validation changes nothing but the sender's error counter.
  */
-import { randomUUID } from 'node:crypto';
 import { applyAugmentation, type AugmentationPolicy } from './augment.js';
 import { GeneratorStepSkipped, type GeneratorBackend, type GeneratorBatch, type GeneratorStep, type Shape4 } from './backend.js';
 import type { CheckpointStore } from './checkpoint.js';
@@ -17,28 +16,21 @@ import { decodeFrame, encodeFrame, encodeTensor } from './codec.js';
 import { StartupError, oneLine } from './errors.js';
 import { safeLog, silentLogger, type Logger } from './log.js';
 import {
-  DEFAULT_LIMITS, GOODBYE_TRAINING_DONE, MASK_ENCODINGS, PROTOCOL_VERSION, ProtocolError, errorMessageFor,
-  type AugParams, type Dtype, type GoodbyeMsg, type GradientReplyMsg, type HelloMsg, type Losses, type MaskEncoding, type MaskUploadMsg, type Message,
+  DEFAULT_LIMITS, MASK_ENCODINGS, PROTOCOL_VERSION, ProtocolError, errorMessageFor,
+  type AugParams, type Dtype, type GradientReplyMsg, type HelloMsg, type Losses, type MaskEncoding, type MaskUploadMsg,
   type NodeToServer, type SamplingMode, type SessionConfig, type ValidationLimits, type WeightingMode,
 } from './protocol.js';
 import { NodeRegistry, type NodeSnapshot, type NodeStats } from './registry.js';
 import { DEFAULT_REPLY_BOUNDS, admitLateReplies, aggregateReplies, checkReplyBounds, pushNormHistory, type ReplyBounds } from './aggregate.js';
 import { Rng, sampleRound } from './sampling.js';
-import { ConnHandle, Sessions, type Connection } from './sessions.js';
-import { ChangeSignal, closeConnection, RoundWaiters, sayGoodbyeAndClose, sendOrLog, startHelloTimer } from './lifecycle.js';
+import { ConnHandle, Sessions } from './sessions.js';
+import { SessionCoordinator, type FrameOutcome, type FrameRecorder } from './session-coordinator.js';
 import { TokenTable } from './tokens.js';
 import { MAX_KNOWN_KEYS, checkGradientReply, checkMaskUpload, validateMessage } from './validate.js';
 
 export { ConnHandle, type Connection } from './sessions.js';
 
-/**
- * Per-frame hook (debugging, audits, tests). `bytes` is only valid during the call: copy it to
- * keep it. Incoming hello frames carry the node's token: treat recordings as secrets.
- */
-export type FrameRecorder = (e: { direction: 'in' | 'out'; nodeId: string | undefined; bytes: Uint8Array }) => void;
-
-/** What became of one received frame. */
-export type FrameOutcome = 'accepted' | 'rejected' | 'closed';
+export type { FrameOutcome, FrameRecorder } from './session-coordinator.js';
 
 /** Geometry and loss settings shared with nodes. */
 export interface SessionGeometry {
@@ -211,33 +203,21 @@ interface Reply {
 
 const CHECKPOINT_FORMAT = 'asyndgan-server-checkpoint';
 
-export class Coordinator {
+export class Coordinator extends SessionCoordinator {
   readonly config: SessionConfig;
   readonly registry: NodeRegistry;
-  private readonly opts: CoordinatorOptions;
-  private readonly limits: ValidationLimits;
-  private readonly log: Logger;
+  protected readonly opts: CoordinatorOptions;
+  protected readonly limits: ValidationLimits;
+  protected readonly log: Logger;
   private rng: Rng;
-  /** Connections and which node each speaks for (sessions.ts). */
-  private readonly sessions: Sessions;
+  protected readonly sessions: Sessions;
   private readonly pending = new Map<number, PendingRound>();
   private late: Reply[] = [];
-  private sessionIdValue: string = randomUUID();
-  private roundValue = 0;
   private gathering: PendingRound | undefined;
   /** Round whose generator step the next late reply would join. */
   private collectingRound = 1;
-  private started = false;
-  private stopping = false;
-  /** maxRounds reached: nodes are told so and sent away. */
-  private trainingDone = false;
   /** 'waiting for nodes' is logged once per wait. */
   private waitingLogged = false;
-  private loopDone: Promise<void> | undefined;
-  private stopped: Promise<void> | undefined;
-  private readonly changes = new ChangeSignal();
-  private readonly roundWaiters = new RoundWaiters();
-  private readonly totals = { bytesIn: 0, bytesOut: 0, framesIn: 0, framesRejected: 0, steps: 0 };
   private recent: RoundSummary[] = [];
   private readonly checkpointHealth: CheckpointHealth = {
     saves: 0, failures: 0, consecutiveFailures: 0, lastSavedRound: undefined, lastSavedAt: undefined, lastError: undefined, lastErrorAt: undefined,
@@ -247,6 +227,7 @@ export class Coordinator {
   private normHistory: number[][] = [];
 
   constructor(opts: CoordinatorOptions) {
+    super();
     this.opts = opts;
     this.limits = { ...DEFAULT_LIMITS, ...opts.limits, maxFrameBytes: opts.maxFrameBytes ?? DEFAULT_LIMITS.maxFrameBytes };
     this.log = opts.log ?? silentLogger;
@@ -272,14 +253,6 @@ export class Coordinator {
     });
   }
 
-  /** Last finished round. */
-  get round(): number {
-    return this.roundValue;
-  }
-  get sessionId(): string {
-    return this.sessionIdValue;
-  }
-
   // ---- lifecycle --------------------------------------------------------------------
 
   /** Resume from the checkpoint (if any) and start the round loop in the background. */
@@ -300,96 +273,31 @@ export class Coordinator {
     this.loopDone = this.loop().catch((e) => safeLog(this.log, 'error', 'round loop crashed', { error: String(e) }));
   }
 
-  /**
-   * Stop training, write a final checkpoint, say goodbye to every node, give them `graceMs`
-   * to close their side, then close the rest (why wait: see sayGoodbyeAndClose). Idempotent.
-   */
-  async stop(opts: { reason?: string; graceMs?: number; checkpoint?: boolean } = {}): Promise<void> {
-    const reason = opts.reason ?? 'server shutdown';
-    const graceMs = opts.graceMs ?? 2000;
-    if (this.stopping) {
-      await this.stopped;
-      return;
-    }
-    this.stopping = true;
-    this.stopped = (async () => {
-      this.gathering?.wake();
-      this.notifyChange();
-      await this.loopDone;
-      if (this.started && opts.checkpoint !== false) await this.saveCheckpoint();
-      const bye = this.trainingDone ? this.trainingDoneGoodbye() : { type: 'goodbye' as const, reason };
-      await sayGoodbyeAndClose(this.sessions.handles, graceMs, (h) => this.send(h, bye), (h) => {
-        this.closeHandle(h, 1001, reason);
-        this.detach(h);
-      });
-      this.roundWaiters.releaseAll();
-    })();
-    await this.stopped;
+  // ---- SessionCoordinator hooks -----------------------------------------------------
+
+  protected wakeRound(): void {
+    this.gathering?.wake();
   }
 
-  /** Resolves once round `n` has finished (or the coordinator stops); rejects after `timeoutMs`. */
-  waitForRound(n: number, timeoutMs: number): Promise<void> {
-    return this.roundWaiters.wait(n, () => this.roundValue, this.stopping, timeoutMs);
+  protected nodeStats(nodeId: string): NodeStats | undefined {
+    return this.registry.get(nodeId)?.stats;
   }
 
-  // ---- transport entry points --------------------------------------------------------------
-
-  /**
-   * A connection opened. `identity`: the node id the transport authenticated; the hello must then
-   * name it (its token is still checked).
-   */
-  attach(conn: Connection, remote = '', identity?: string): ConnHandle {
-    const h = new ConnHandle(conn, remote, identity);
-    this.sessions.handles.add(h);
-    if (this.stopping || this.trainingDone) {
-      // After the last round a (re)connecting node learns at once that the run is over.
-      this.send(h, this.trainingDone ? this.trainingDoneGoodbye() : { type: 'goodbye', reason: 'server shutting down' });
-      this.closeHandle(h, 1001, 'server shutting down');
-      this.detach(h);
-      return h;
-    }
-    const ms = this.opts.helloTimeoutMs ?? 10000;
-    startHelloTimer(h, ms, () => this.reject(h, new ProtocolError('not_authenticated', `no hello within ${ms} ms`, { fatal: true })));
-    return h;
-  }
-
-  /** A connection closed (by either side). */
-  detach(h: ConnHandle): void {
-    if (!this.sessions.handles.has(h)) return;
-    h.closed = true;
-    clearTimeout(h.helloTimer);
-    const id = this.sessions.remove(h);
-    if (id !== undefined) {
-      const rec = this.registry.get(id);
-      if (rec) rec.connected = false;
-      safeLog(this.log, 'info', 'node disconnected', { nodeId: id });
-      const g = this.gathering;
-      if (g && g.outstanding.delete(id) && g.outstanding.size === 0) g.wake();
-    }
-  }
-
-  /** One frame arrived. Never throws. */
-  receive(h: ConnHandle, bytes: Uint8Array, isBinary = true): FrameOutcome {
-    if (h.closed) return 'closed';
-    this.totals.framesIn++;
-    this.totals.bytesIn += bytes.byteLength;
+  protected countRejected(h: ConnHandle): void {
     const rec = h.nodeId !== undefined ? this.registry.get(h.nodeId) : undefined;
-    if (rec && h.authed) rec.stats.bytesIn += bytes.byteLength;
-    this.record('in', h.nodeId, bytes);
-    let type: string | undefined;
-    try {
-      if (!isBinary) throw new ProtocolError('bad_frame', 'text frames are not part of the protocol; send binary msgpack');
-      const raw = decodeFrame(bytes, this.limits.maxFrameBytes);
-      type = typeof raw.type === 'string' ? raw.type.slice(0, 64) : undefined;
-      // Before hello nothing else is even validated: an unauthenticated peer learns nothing more.
-      if (!h.authed && type !== 'hello') throw new ProtocolError('not_authenticated', `expected hello first, got ${type === undefined ? 'a frame without type' : JSON.stringify(type)}`, { fatal: true });
-      // A second hello is refused as such, whatever it contains (even a version we would refuse).
-      if (h.authed && type === 'hello') throw new ProtocolError('unexpected', 'already authenticated', { offendingType: 'hello' });
-      const msg = validateMessage(raw, 'toServer', this.limits);
-      return this.dispatch(h, msg);
-    } catch (e) {
-      return this.reject(h, e, type);
-    }
+    if (rec) rec.stats.framesRejected++;
+  }
+
+  protected onDetached(id: string): void {
+    const rec = this.registry.get(id);
+    if (rec) rec.connected = false;
+    safeLog(this.log, 'info', 'node disconnected', { nodeId: id });
+    const g = this.gathering;
+    if (g && g.outstanding.delete(id) && g.outstanding.size === 0) g.wake();
+  }
+
+  protected dispatchFrame(h: ConnHandle, raw: Record<string, unknown>): FrameOutcome {
+    return this.dispatch(h, validateMessage(raw, 'toServer', this.limits));
   }
 
   // ---- message handling --------------------------------------------------------------
@@ -537,67 +445,7 @@ export class Coordinator {
     return 'accepted';
   }
 
-  /** Answer a bad frame with an error frame; close on fatal errors, before auth, or on abuse. */
-  private reject(h: ConnHandle, e: unknown, type?: string): FrameOutcome {
-    const pe = e instanceof ProtocolError ? e : undefined;
-    if (!pe) safeLog(this.log, 'error', 'internal error while handling a frame', { nodeId: h.nodeId, error: String(e) });
-    if (pe?.code !== 'stale') {
-      h.errors++;
-      this.totals.framesRejected++;
-      const rec = h.nodeId !== undefined ? this.registry.get(h.nodeId) : undefined;
-      if (rec) rec.stats.framesRejected++;
-    }
-    const tooMany = h.errors > (this.opts.maxErrorsPerConnection ?? 50);
-    const fatal = (pe?.fatal ?? false) || !h.authed || tooMany;
-    const err = tooMany && !pe?.fatal
-      ? errorMessageFor(new ProtocolError('too_many_errors', `closing after ${h.errors} rejected frames; last: ${pe?.message ?? String(e)}`), { fatal: true, ...(type ? { offendingType: type } : {}) })
-      : errorMessageFor(e, { fatal, ...(type ? { offendingType: type } : {}) });
-    if (pe?.code === 'non_finite' || pe?.code === 'shape_mismatch' || pe?.code === 'invalid_field') {
-      safeLog(this.log, 'warn', 'frame rejected', { nodeId: h.nodeId, code: err.code, field: err.field, message: err.message });
-    }
-    this.send(h, err);
-    if (fatal) {
-      this.closeHandle(h, pe?.code === 'auth_failed' || tooMany ? 1008 : 1002, err.code);
-      return 'closed';
-    }
-    return 'rejected';
-  }
-
-  // ---- sending -------------------------------------------------------------------
-
-  private record(direction: 'in' | 'out', nodeId: string | undefined, bytes: Uint8Array): void {
-    if (!this.opts.onFrame) return;
-    try {
-      this.opts.onFrame({ direction, nodeId, bytes });
-    } catch {
-      /* a faulty recorder must not break the protocol */
-    }
-  }
-
-  private send(h: ConnHandle, msg: Message): boolean {
-    if (h.closed) return false;
-    const bytes = encodeFrame(msg);
-    this.record('out', h.nodeId, bytes);
-    this.totals.bytesOut += bytes.byteLength;
-    const rec = h.nodeId !== undefined && h.authed ? this.registry.get(h.nodeId) : undefined;
-    if (rec) rec.stats.bytesOut += bytes.byteLength;
-    return sendOrLog(h, bytes, this.log);
-  }
-
-  private closeHandle(h: ConnHandle, code: number, reason: string): void {
-    closeConnection(h, code, reason);
-  }
-
   // ---- the round loop --------------------------------------------------------------
-
-  private notifyChange(): void {
-    this.changes.notify();
-  }
-
-  /** Resolve on the next join/upload/stop, or after `timeoutMs`. No polling. */
-  private waitForChange(timeoutMs?: number): Promise<void> {
-    return this.changes.wait(timeoutMs);
-  }
 
   /** maxRounds reached: tell every node the run is over (goodbye training_done); they close and exit. */
   private finishTraining(): void {
@@ -605,10 +453,6 @@ export class Coordinator {
     this.trainingDone = true;
     safeLog(this.log, 'info', 'training done: telling the nodes', { round: this.roundValue });
     for (const h of this.sessions.handles) this.send(h, this.trainingDoneGoodbye());
-  }
-
-  private trainingDoneGoodbye(): GoodbyeMsg {
-    return { type: 'goodbye', reason: `training done: ${this.roundValue} rounds`, code: GOODBYE_TRAINING_DONE };
   }
 
   private readyNodes(): { nodeId: string; keys: string[] }[] {
@@ -810,7 +654,7 @@ export class Coordinator {
   }
 
   /** Training goes on when a checkpoint cannot be written, but every failure is an error log line and shows in /metrics. */
-  private async saveCheckpoint(): Promise<void> {
+  protected async saveCheckpoint(): Promise<void> {
     const store = this.opts.checkpoint;
     if (!store) return;
     const c = this.checkpointHealth;
