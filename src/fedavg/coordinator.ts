@@ -16,9 +16,7 @@
  */
 import type { CheckpointStore } from '../net/checkpoint.js';
 import { decodeFrame, encodeFrame } from '../net/codec.js';
-import type { CheckpointHealth } from '../net/coordinator.js';
-import { SessionCoordinator, type FrameOutcome, type FrameRecorder } from '../net/session-coordinator.js';
-import { StartupError, oneLine } from '../net/errors.js';
+import { SessionCoordinator, type CheckpointHealth, type FrameOutcome, type FrameRecorder } from '../net/session-coordinator.js';
 import { safeLog, silentLogger, type Logger } from '../net/log.js';
 import {
   DEFAULT_LIMITS, PROTOCOL_VERSION, ProtocolError, errorMessageFor,
@@ -145,9 +143,6 @@ export class FedAvgCoordinator extends SessionCoordinator {
   private global: GanWeights;
   private gathering: PendingRound | undefined;
   private recent: FedRoundSummary[] = [];
-  private readonly checkpointHealth: CheckpointHealth = {
-    saves: 0, failures: 0, consecutiveFailures: 0, lastSavedRound: undefined, lastSavedAt: undefined, lastError: undefined, lastErrorAt: undefined,
-  };
 
   constructor(opts: FedAvgCoordinatorOptions) {
     super();
@@ -170,21 +165,6 @@ export class FedAvgCoordinator extends SessionCoordinator {
 
   // ---- lifecycle --------------------------------------------------------------------
 
-  async start(): Promise<void> {
-    if (this.started) throw new Error('coordinator already started');
-    this.started = true;
-    const store = this.opts.checkpoint;
-    const bytes = await store?.load();
-    if (bytes) {
-      try {
-        this.restore(bytes);
-      } catch (e) {
-        if (e instanceof StartupError) throw e;
-        throw new StartupError(`checkpoint ${store?.location ?? '(store)'}: cannot resume from it: ${oneLine(e)}`);
-      }
-    }
-    this.loopDone = this.loop().catch((e) => safeLog(this.log, 'error', 'round loop crashed', { error: String(e) }));
-  }
 
   // ---- SessionCoordinator hooks -----------------------------------------------------
 
@@ -296,7 +276,7 @@ export class FedAvgCoordinator extends SessionCoordinator {
 
   // ---- rounds ------------------------------------------------------------------------
 
-  private async loop(): Promise<void> {
+  protected async loop(): Promise<void> {
     while (!this.stopping) {
       if (this.opts.maxRounds !== undefined && this.roundValue >= this.opts.maxRounds) {
         this.trainingDone = true;
@@ -396,27 +376,8 @@ export class FedAvgCoordinator extends SessionCoordinator {
     });
   }
 
-  protected async saveCheckpoint(): Promise<void> {
-    const store = this.opts.checkpoint;
-    if (!store) return;
-    const c = this.checkpointHealth;
-    try {
-      await store.save(this.checkpointBytes());
-      c.saves++;
-      c.consecutiveFailures = 0;
-      c.lastSavedRound = this.roundValue;
-      c.lastSavedAt = new Date().toISOString();
-      safeLog(this.log, 'info', 'checkpoint saved', { round: this.roundValue });
-    } catch (e) {
-      c.failures++;
-      c.consecutiveFailures++;
-      c.lastError = oneLine(e);
-      c.lastErrorAt = new Date().toISOString();
-      safeLog(this.log, 'error', 'checkpoint failed', { round: this.roundValue, location: store.location, error: c.lastError, lastSavedRound: c.lastSavedRound });
-    }
-  }
 
-  private restore(bytes: Uint8Array): void {
+  protected restore(bytes: Uint8Array): void {
     const c = decodeFrame(bytes, Number.MAX_SAFE_INTEGER) as { format?: unknown; version?: unknown; sessionId?: unknown; round?: unknown; models?: unknown; nodes?: unknown };
     if (c.format !== CHECKPOINT_FORMAT || c.version !== 1) throw new Error('not an asyndgan fedavg-gan server checkpoint (version 1)');
     if (typeof c.round !== 'number' || typeof c.sessionId !== 'string' || !Array.isArray(c.nodes)) throw new Error('checkpoint is missing fields');

@@ -13,7 +13,6 @@ import { applyAugmentation, type AugmentationPolicy } from './augment.js';
 import { GeneratorStepSkipped, type GeneratorBackend, type GeneratorBatch, type GeneratorStep, type Shape4 } from './backend.js';
 import type { CheckpointStore } from './checkpoint.js';
 import { decodeFrame, encodeFrame, encodeTensor } from './codec.js';
-import { StartupError, oneLine } from './errors.js';
 import { safeLog, silentLogger, type Logger } from './log.js';
 import {
   DEFAULT_LIMITS, MASK_ENCODINGS, PROTOCOL_VERSION, ProtocolError, errorMessageFor,
@@ -24,13 +23,13 @@ import { NodeRegistry, type NodeSnapshot, type NodeStats } from './registry.js';
 import { DEFAULT_REPLY_BOUNDS, admitLateReplies, aggregateReplies, checkReplyBounds, pushNormHistory, type ReplyBounds } from './aggregate.js';
 import { Rng, sampleRound } from './sampling.js';
 import { ConnHandle, Sessions } from './sessions.js';
-import { SessionCoordinator, type FrameOutcome, type FrameRecorder } from './session-coordinator.js';
+import { SessionCoordinator, type CheckpointHealth, type FrameOutcome, type FrameRecorder } from './session-coordinator.js';
 import { TokenTable } from './tokens.js';
 import { MAX_KNOWN_KEYS, checkGradientReply, checkMaskUpload, validateMessage } from './validate.js';
 
 export { ConnHandle, type Connection } from './sessions.js';
 
-export type { FrameOutcome, FrameRecorder } from './session-coordinator.js';
+export type { CheckpointHealth, FrameOutcome, FrameRecorder } from './session-coordinator.js';
 
 /** Geometry and loss settings shared with nodes. */
 export interface SessionGeometry {
@@ -156,17 +155,6 @@ export interface ServerMetrics {
   checkpoint: CheckpointHealth;
 }
 
-/** Checkpoint writing as /metrics shows it: failures are visible without reading logs. */
-export interface CheckpointHealth {
-  saves: number;
-  failures: number;
-  /** Failures since the last successful save (0: healthy). */
-  consecutiveFailures: number;
-  lastSavedRound: number | undefined;
-  lastSavedAt: string | undefined;
-  lastError: string | undefined;
-  lastErrorAt: string | undefined;
-}
 
 interface Part {
   keys: string[];
@@ -219,9 +207,6 @@ export class Coordinator extends SessionCoordinator {
   /** 'waiting for nodes' is logged once per wait. */
   private waitingLogged = false;
   private recent: RoundSummary[] = [];
-  private readonly checkpointHealth: CheckpointHealth = {
-    saves: 0, failures: 0, consecutiveFailures: 0, lastSavedRound: undefined, lastSavedAt: undefined, lastError: undefined, lastErrorAt: undefined,
-  };
   private readonly replyBounds: ReplyBounds;
   /** Per-sample reply norms of the last few steps, for the median norm bound (not checkpointed: it refills in a few rounds). */
   private normHistory: number[][] = [];
@@ -255,22 +240,8 @@ export class Coordinator extends SessionCoordinator {
 
   // ---- lifecycle --------------------------------------------------------------------
 
-  /** Resume from the checkpoint (if any) and start the round loop in the background. */
-  async start(): Promise<void> {
-    if (this.started) throw new Error('coordinator already started');
-    this.started = true;
-    const store = this.opts.checkpoint;
-    const bytes = await store?.load();
-    if (bytes) {
-      try {
-        await this.restore(bytes);
-      } catch (e) {
-        if (e instanceof StartupError) throw e;
-        throw new StartupError(`checkpoint ${store?.location ?? '(store)'}: cannot resume from it: ${oneLine(e)}`);
-      }
-    }
+  protected override beforeLoop(): void {
     this.collectingRound = this.roundValue + 1;
-    this.loopDone = this.loop().catch((e) => safeLog(this.log, 'error', 'round loop crashed', { error: String(e) }));
   }
 
   // ---- SessionCoordinator hooks -----------------------------------------------------
@@ -464,7 +435,7 @@ export class Coordinator extends SessionCoordinator {
     return out.sort((a, b) => (a.nodeId < b.nodeId ? -1 : a.nodeId > b.nodeId ? 1 : 0));
   }
 
-  private async loop(): Promise<void> {
+  protected async loop(): Promise<void> {
     while (!this.stopping) {
       if (this.opts.maxRounds !== undefined && this.roundValue >= this.opts.maxRounds) {
         this.finishTraining();
@@ -653,31 +624,13 @@ export class Coordinator extends SessionCoordinator {
     return encodeFrame({ ...head, geometry: [this.config.maskChannels, this.config.height, this.config.width], generator, nodes });
   }
 
-  /** Training goes on when a checkpoint cannot be written, but every failure is an error log line and shows in /metrics. */
-  protected async saveCheckpoint(): Promise<void> {
-    const store = this.opts.checkpoint;
-    if (!store) return;
-    const c = this.checkpointHealth;
-    try {
-      await store.save(await this.checkpointBytes());
-      c.saves++;
-      c.consecutiveFailures = 0;
-      c.lastSavedRound = this.roundValue;
-      c.lastSavedAt = new Date().toISOString();
-      safeLog(this.log, 'info', 'checkpoint saved', { round: this.roundValue });
-    } catch (e) {
-      c.failures++;
-      c.consecutiveFailures++;
-      c.lastError = oneLine(e);
-      c.lastErrorAt = new Date().toISOString();
-      const msg = c.consecutiveFailures > 1
-        ? `checkpoint failed ${c.consecutiveFailures} times in a row: a crash now loses everything since round ${c.lastSavedRound ?? 0}`
-        : 'checkpoint failed';
-      safeLog(this.log, 'error', msg, { round: this.roundValue, location: store.location, error: c.lastError, lastSavedRound: c.lastSavedRound });
-    }
+  protected override checkpointFailedMessage(c: CheckpointHealth): string {
+    return c.consecutiveFailures > 1
+      ? `checkpoint failed ${c.consecutiveFailures} times in a row: a crash now loses everything since round ${c.lastSavedRound ?? 0}`
+      : 'checkpoint failed';
   }
 
-  private async restore(bytes: Uint8Array): Promise<void> {
+  protected async restore(bytes: Uint8Array): Promise<void> {
     const c = decodeFrame(bytes, Number.MAX_SAFE_INTEGER) as {
       format?: unknown; version?: unknown; sessionId?: unknown; round?: unknown; rngState?: unknown; geometry?: unknown; generator?: unknown; nodes?: unknown;
     };

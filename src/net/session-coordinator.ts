@@ -2,12 +2,15 @@
  * What both coordinators (the AsynDGAN Coordinator and the FedAvg-GAN one in src/fedavg) do the
  * same way with connections: attach (turn a newcomer away while stopping or after training, else
  * start its hello deadline), detach, receive (count, decode, hello-first rule, one reject path),
- * send (count and record), and stop (wake the loop, await it, checkpoint, goodbye and close).
+ * send (count and record), start (resume from the checkpoint, start the loop), stop (wake the loop,
+ * await it, checkpoint, goodbye and close) and checkpoint saving with its health record.
  * The subclass keeps its rounds, its per-node records and its messages, reached through the
  * abstract hooks below.
  */
 import { randomUUID } from 'node:crypto';
+import type { CheckpointStore } from './checkpoint.js';
 import { decodeFrame, encodeFrame } from './codec.js';
+import { StartupError, oneLine } from './errors.js';
 import { ChangeSignal, closeConnection, RoundWaiters, sayGoodbyeAndClose, sendOrLog, startHelloTimer } from './lifecycle.js';
 import { safeLog, type Logger } from './log.js';
 import { GOODBYE_TRAINING_DONE, ProtocolError, errorMessageFor, type GoodbyeMsg, type ValidationLimits } from './protocol.js';
@@ -27,6 +30,19 @@ export interface SessionCoordinatorOptions {
   maxErrorsPerConnection?: number;
   helloTimeoutMs?: number;
   onFrame?: FrameRecorder;
+  checkpoint?: CheckpointStore;
+}
+
+/** Checkpoint writing as /metrics shows it: failures are visible without reading logs. */
+export interface CheckpointHealth {
+  saves: number;
+  failures: number;
+  /** Failures since the last successful save (0: healthy). */
+  consecutiveFailures: number;
+  lastSavedRound: number | undefined;
+  lastSavedAt: string | undefined;
+  lastError: string | undefined;
+  lastErrorAt: string | undefined;
 }
 
 /** Byte and rejection counters of one node, as both coordinators keep them. */
@@ -53,6 +69,9 @@ export abstract class SessionCoordinator {
   protected readonly changes = new ChangeSignal();
   protected readonly roundWaiters = new RoundWaiters();
   protected readonly totals = { bytesIn: 0, bytesOut: 0, framesIn: 0, framesRejected: 0, steps: 0 };
+  protected readonly checkpointHealth: CheckpointHealth = {
+    saves: 0, failures: 0, consecutiveFailures: 0, lastSavedRound: undefined, lastSavedAt: undefined, lastError: undefined, lastErrorAt: undefined,
+  };
 
   /** Last finished round. */
   get round(): number {
@@ -74,9 +93,38 @@ export abstract class SessionCoordinator {
   protected abstract onDetached(id: string): void;
   /** stop(): end the round being gathered now. */
   protected abstract wakeRound(): void;
-  protected abstract saveCheckpoint(): Promise<void>;
+  /** The round loop start() runs in the background until stop or training done. */
+  protected abstract loop(): Promise<void>;
+  /** Take over the state in checkpoint `bytes`; throw (one line) when they cannot be resumed from. */
+  protected abstract restore(bytes: Uint8Array): void | Promise<void>;
+  /** The whole resumable state as one blob. */
+  abstract checkpointBytes(): Uint8Array | Promise<Uint8Array>;
+  /** start(): after the checkpoint (if any) was loaded, before the loop starts. */
+  protected beforeLoop(): void {}
+  /** The error log line of a failed checkpoint save. */
+  protected checkpointFailedMessage(_c: CheckpointHealth): string {
+    return 'checkpoint failed';
+  }
 
   // ---- lifecycle ---------------------------------------------------------------------
+
+  /** Resume from the checkpoint (if any) and start the round loop in the background. */
+  async start(): Promise<void> {
+    if (this.started) throw new Error('coordinator already started');
+    this.started = true;
+    const store = this.opts.checkpoint;
+    const bytes = await store?.load();
+    if (bytes) {
+      try {
+        await this.restore(bytes);
+      } catch (e) {
+        if (e instanceof StartupError) throw e;
+        throw new StartupError(`checkpoint ${store?.location ?? '(store)'}: cannot resume from it: ${oneLine(e)}`);
+      }
+    }
+    this.beforeLoop();
+    this.loopDone = this.loop().catch((e) => safeLog(this.log, 'error', 'round loop crashed', { error: String(e) }));
+  }
 
   /**
    * Stop training, write a final checkpoint, say goodbye to every node, give them `graceMs`
@@ -231,6 +279,27 @@ export abstract class SessionCoordinator {
   /** Resolve on the next change, or after `timeoutMs`. No polling. */
   protected waitForChange(timeoutMs?: number): Promise<void> {
     return this.changes.wait(timeoutMs);
+  }
+
+  /** Training goes on when a checkpoint cannot be written, but every failure is an error log line and shows in /metrics. */
+  protected async saveCheckpoint(): Promise<void> {
+    const store = this.opts.checkpoint;
+    if (!store) return;
+    const c = this.checkpointHealth;
+    try {
+      await store.save(await this.checkpointBytes());
+      c.saves++;
+      c.consecutiveFailures = 0;
+      c.lastSavedRound = this.roundValue;
+      c.lastSavedAt = new Date().toISOString();
+      safeLog(this.log, 'info', 'checkpoint saved', { round: this.roundValue });
+    } catch (e) {
+      c.failures++;
+      c.consecutiveFailures++;
+      c.lastError = oneLine(e);
+      c.lastErrorAt = new Date().toISOString();
+      safeLog(this.log, 'error', this.checkpointFailedMessage(c), { round: this.roundValue, location: store.location, error: c.lastError, lastSavedRound: c.lastSavedRound });
+    }
   }
 
   protected trainingDoneGoodbye(): GoodbyeMsg {
