@@ -19,7 +19,7 @@ import { decodeFrame, encodeFrame } from '../net/codec.js';
 import { SessionCoordinator, type CheckpointHealth, type FrameOutcome, type FrameRecorder } from '../net/session-coordinator.js';
 import { safeLog, silentLogger, type Logger } from '../net/log.js';
 import {
-  DEFAULT_LIMITS, PROTOCOL_VERSION, ProtocolError, errorMessageFor,
+  DEFAULT_LIMITS, PROTOCOL_VERSION, ProtocolError,
   type HelloMsg, type Losses, type ValidationLimits,
 } from '../net/protocol.js';
 import { ConnHandle, Sessions } from '../net/sessions.js';
@@ -168,26 +168,18 @@ export class FedAvgCoordinator extends SessionCoordinator {
 
   // ---- SessionCoordinator hooks -----------------------------------------------------
 
-  protected wakeRound(): void {
-    this.gathering?.wake();
+  protected gatheringRound(): PendingRound | undefined {
+    return this.gathering;
   }
 
-  protected nodeStats(nodeId: string): FedNodeStats | undefined {
-    return this.nodes.get(nodeId)?.stats;
+  protected nodeRecord(nodeId: string): { connected: boolean; stats: FedNodeStats } | undefined {
+    return this.nodes.get(nodeId);
   }
 
   protected countRejected(h: ConnHandle, type: string | undefined): void {
     const rec = h.authed && h.nodeId !== undefined ? this.nodes.get(h.nodeId) : undefined;
     if (rec) rec.stats.framesRejected++;
     if (rec && type === 'fedUpdate') rec.stats.updatesRefused++;
-  }
-
-  protected onDetached(id: string): void {
-    const rec = this.nodes.get(id);
-    if (rec) rec.connected = false;
-    safeLog(this.log, 'info', 'node disconnected', { nodeId: id });
-    const g = this.gathering;
-    if (g && g.outstanding.delete(id) && g.outstanding.size === 0) g.wake();
   }
 
   /** fedUpdate is checked against the model layouts (checkFedUpdate), the rest structurally. */
@@ -229,11 +221,7 @@ export class FedAvgCoordinator extends SessionCoordinator {
 
   private onHello(h: ConnHandle, msg: HelloMsg): FrameOutcome {
     const previous = this.sessions.authenticate(h, msg);
-    if (previous) {
-      this.send(previous, errorMessageFor(new ProtocolError('replaced', 'another connection authenticated as this node'), { fatal: true }));
-      this.closeHandle(previous, 1008, 'replaced');
-      this.detach(previous);
-    }
+    if (previous) this.closeReplaced(previous);
     this.sessions.bind(h, msg, 'f32');
     const rec = this.node(msg.nodeId);
     rec.connected = true;

@@ -15,7 +15,7 @@ import type { CheckpointStore } from './checkpoint.js';
 import { decodeFrame, encodeFrame, encodeTensor } from './codec.js';
 import { safeLog, silentLogger, type Logger } from './log.js';
 import {
-  DEFAULT_LIMITS, MASK_ENCODINGS, PROTOCOL_VERSION, ProtocolError, errorMessageFor,
+  DEFAULT_LIMITS, MASK_ENCODINGS, PROTOCOL_VERSION, ProtocolError,
   type AugParams, type Dtype, type GradientReplyMsg, type HelloMsg, type Losses, type MaskEncoding, type MaskUploadMsg,
   type NodeToServer, type SamplingMode, type SessionConfig, type ValidationLimits, type WeightingMode,
 } from './protocol.js';
@@ -246,25 +246,17 @@ export class Coordinator extends SessionCoordinator {
 
   // ---- SessionCoordinator hooks -----------------------------------------------------
 
-  protected wakeRound(): void {
-    this.gathering?.wake();
+  protected gatheringRound(): PendingRound | undefined {
+    return this.gathering;
   }
 
-  protected nodeStats(nodeId: string): NodeStats | undefined {
-    return this.registry.get(nodeId)?.stats;
+  protected nodeRecord(nodeId: string): { connected: boolean; stats: NodeStats } | undefined {
+    return this.registry.get(nodeId);
   }
 
   protected countRejected(h: ConnHandle): void {
     const rec = h.nodeId !== undefined ? this.registry.get(h.nodeId) : undefined;
     if (rec) rec.stats.framesRejected++;
-  }
-
-  protected onDetached(id: string): void {
-    const rec = this.registry.get(id);
-    if (rec) rec.connected = false;
-    safeLog(this.log, 'info', 'node disconnected', { nodeId: id });
-    const g = this.gathering;
-    if (g && g.outstanding.delete(id) && g.outstanding.size === 0) g.wake();
   }
 
   protected dispatchFrame(h: ConnHandle, raw: Record<string, unknown>): FrameOutcome {
@@ -305,11 +297,7 @@ export class Coordinator extends SessionCoordinator {
 
   private onHello(h: ConnHandle, msg: HelloMsg): FrameOutcome {
     const previous = this.sessions.authenticate(h, msg);
-    if (previous) {
-      this.send(previous, errorMessageFor(new ProtocolError('replaced', 'another connection authenticated as this node'), { fatal: true }));
-      this.closeHandle(previous, 1008, 'replaced');
-      this.detach(previous);
-    }
+    if (previous) this.closeReplaced(previous);
     this.sessions.bind(h, msg, this.config.wireDtype);
     const rec = this.registry.ensure(msg.nodeId);
     rec.connected = true;

@@ -83,16 +83,14 @@ export abstract class SessionCoordinator {
 
   // ---- hooks -------------------------------------------------------------------------
 
-  /** Counters of node `nodeId` when it has a record. */
-  protected abstract nodeStats(nodeId: string): FrameStats | undefined;
+  /** The record of node `nodeId`, when it has one. */
+  protected abstract nodeRecord(nodeId: string): { connected: boolean; stats: FrameStats } | undefined;
+  /** The round being gathered now: nodes still to answer, and how to end the wait. */
+  protected abstract gatheringRound(): { outstanding: Set<string>; wake: () => void } | undefined;
   /** A decoded frame that passed the hello-first rule: validate it and act on it (throw ProtocolError to refuse). */
   protected abstract dispatchFrame(h: ConnHandle, raw: Record<string, unknown>, type: string | undefined): FrameOutcome;
   /** A refused frame (not a stale one) from `h`: count it on the node's record. */
   protected abstract countRejected(h: ConnHandle, type: string | undefined): void;
-  /** Authenticated node `id` lost its connection. */
-  protected abstract onDetached(id: string): void;
-  /** stop(): end the round being gathered now. */
-  protected abstract wakeRound(): void;
   /** The round loop start() runs in the background until stop or training done. */
   protected abstract loop(): Promise<void>;
   /** Take over the state in checkpoint `bytes`; throw (one line) when they cannot be resumed from. */
@@ -139,7 +137,7 @@ export abstract class SessionCoordinator {
     }
     this.stopping = true;
     this.stopped = (async () => {
-      this.wakeRound();
+      this.gatheringRound()?.wake();
       this.notifyChange();
       await this.loopDone;
       if (this.started && opts.checkpoint !== false) await this.saveCheckpoint();
@@ -185,7 +183,20 @@ export abstract class SessionCoordinator {
     h.closed = true;
     clearTimeout(h.helloTimer);
     const id = this.sessions.remove(h);
-    if (id !== undefined) this.onDetached(id);
+    if (id === undefined) return;
+    const rec = this.nodeRecord(id);
+    if (rec) rec.connected = false;
+    safeLog(this.log, 'info', 'node disconnected', { nodeId: id });
+    // The round need not wait for a node that is gone.
+    const g = this.gatheringRound();
+    if (g && g.outstanding.delete(id) && g.outstanding.size === 0) g.wake();
+  }
+
+  /** onDuplicateId 'replace': the connection a new hello took the node's place from is told and closed. */
+  protected closeReplaced(previous: ConnHandle): void {
+    this.send(previous, errorMessageFor(new ProtocolError('replaced', 'another connection authenticated as this node'), { fatal: true }));
+    this.closeHandle(previous, 1008, 'replaced');
+    this.detach(previous);
   }
 
   /** One frame arrived. Never throws. */
@@ -240,7 +251,7 @@ export abstract class SessionCoordinator {
 
   /** The counters of the node `h` is authenticated as. */
   private authedStats(h: ConnHandle): FrameStats | undefined {
-    return h.authed && h.nodeId !== undefined ? this.nodeStats(h.nodeId) : undefined;
+    return h.authed && h.nodeId !== undefined ? this.nodeRecord(h.nodeId)?.stats : undefined;
   }
 
   private record(direction: 'in' | 'out', nodeId: string | undefined, bytes: Uint8Array): void {
