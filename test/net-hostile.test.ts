@@ -211,7 +211,7 @@ async function run(attack: Attack, defences = true, aggregation?: AggregationMod
 // baseline, the undefended ones with the undefended baseline (which is the paper's plain rule).
 const baseline = await run('none');
 const baselineOff = await run('none', false);
-const within = (l1: number, base = baseline.l1, tolerance = 0.1) => Number.isFinite(l1) && Math.abs(l1 - base) <= tolerance * base;
+const within = (l1: number, base = baseline.l1) => Number.isFinite(l1) && Math.abs(l1 - base) <= 0.1 * base;
 const initialL1 = await honestL1(makeGenerator(cfg, C, M));
 
 t.test('baseline: three honest nodes train the generator', async (t) => {
