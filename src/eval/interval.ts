@@ -3,6 +3,7 @@
  * experiment uses: one setting beats another only when their 95% intervals do not overlap;
  * otherwise the two are a tie at that precision.
  */
+import { stat } from './metrics.js';
 
 /** Mean and two-sided confidence interval of a small sample. */
 export interface Interval {
@@ -93,12 +94,10 @@ export function studentTQuantile(p: number, df: number): number {
  * one value the interval is that value's point (no spread can be estimated: n says so).
  */
 export function tInterval(values: readonly number[], level = 0.95): Interval {
-  const v = values.filter((x) => Number.isFinite(x));
-  const n = v.length;
+  const { mean, std, n } = stat(values);
   if (n === 0) return { mean: NaN, sd: NaN, n: 0, lo: NaN, hi: NaN, level };
-  const mean = v.reduce((a, b) => a + b, 0) / n;
   if (n === 1) return { mean, sd: 0, n, lo: mean, hi: mean, level };
-  const sd = Math.sqrt(v.reduce((a, b) => a + (b - mean) ** 2, 0) / (n - 1));
+  const sd = std * Math.sqrt(n / (n - 1)); // stat's population std -> sample sd (ddof 1)
   const half = (studentTQuantile((1 + level) / 2, n - 1) * sd) / Math.sqrt(n);
   return { mean, sd, n, lo: mean - half, hi: mean + half, level };
 }
