@@ -29,7 +29,7 @@ import { Progress } from '../cli/progress.js';
 import { generatorSynthesizer, synthesizeDataset } from './experiment.js';
 import { loadGenerator } from './generator.js';
 import { compareIntervals, tInterval, type Comparison, type Interval } from './interval.js';
-import { sliceMetrics } from './metrics.js';
+import { sliceMetrics, stat } from './metrics.js';
 import { DEFAULT_SEGMENTER_CONFIG, Segmenter, type SegmenterConfig } from './segmenter.js';
 
 /** The generators the study trains. */
@@ -165,35 +165,24 @@ export function scorePredictions(pred: readonly Uint8Array[], truth: readonly Sl
   const { width: W, height: H, numClasses: C } = test;
   const isT = new Uint8Array(256);
   for (const c of target ?? []) isT[c] = 1;
-  let dice = 0, nd = 0, fg = 0, nf = 0, hd = 0, nh = 0;
+  // Per-slice values; stat() averages the finite ones (NaN when there are none).
+  const fgDice: number[] = [], targetDice: number[] = [], hd95: number[] = [];
   pred.forEach((p, i) => {
     const t = truth[i]!.mask;
-    const all = sliceMetrics(p, t, W, H, C);
-    const perClass = all.slice(1).filter((m) => m.present).map((m) => m.dice);
-    if (perClass.length > 0) {
-      fg += perClass.reduce((a, b) => a + b, 0) / perClass.length;
-      nf++;
-    }
+    const present = sliceMetrics(p, t, W, H, C).slice(1).filter((m) => m.present);
+    if (present.length > 0) fgDice.push(stat(present.map((m) => m.dice)).mean);
     if (target) {
       const m = sliceMetrics(p.map((v) => isT[v]!), t.map((v) => isT[v]!), W, H, 2)[1]!;
       if (m.present) {
-        dice += m.dice;
-        nd++;
-        if (Number.isFinite(m.hd95)) {
-          hd += m.hd95;
-          nh++;
-        }
+        targetDice.push(m.dice);
+        hd95.push(m.hd95);
       }
     } else {
-      const hs = all.slice(1).filter((m) => m.present && Number.isFinite(m.hd95)).map((m) => m.hd95);
-      if (hs.length > 0) {
-        hd += hs.reduce((a, b) => a + b, 0) / hs.length;
-        nh++;
-      }
+      hd95.push(stat(present.map((m) => m.hd95)).mean);
     }
   });
-  const diceForeground = nf ? fg / nf : NaN;
-  return { dice: target ? (nd ? dice / nd : NaN) : diceForeground, diceForeground, hd95: nh ? hd / nh : NaN };
+  const diceForeground = stat(fgDice).mean;
+  return { dice: target ? stat(targetDice).mean : diceForeground, diceForeground, hd95: stat(hd95).mean };
 }
 
 function readJson<T>(path: string): T | undefined {
