@@ -329,6 +329,12 @@ fn act_grad(y: f32) -> f32 {
   return 1.0;
 }
 
+// Gradient at the pre-activation: dy * act'(y) (y is read only when ACT != 0).
+fn pre_grad(i: u32) -> f32 {
+  if (ACT == 0u) { return dy_f[i]; }
+  return dy_f[i] * act_grad(y_in[i]);
+}
+
 @compute @workgroup_size(WG)
 fn fused_forward(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_index) lid: u32) {
   let c = wid.x;
@@ -395,8 +401,7 @@ fn fused_backward(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_i
       let base = (q * p.c + c) * p.hw;
       for (var k = lid; k < p.hw; k += WG) {
         let i = base + k;
-        var d = dy_f[i];
-        if (ACT != 0u) { d *= act_grad(y_in[i]); }
+        let d = pre_grad(i);
         acc += vec2f(d, d * (x[i] - mean) * invstd);
       }
     }
@@ -408,8 +413,7 @@ fn fused_backward(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_i
       let base = (q * p.c + c) * p.hw;
       for (var k = lid; k < p.hw; k += WG) {
         let i = base + k;
-        var d = dy_f[i];
-        if (ACT != 0u) { d *= act_grad(y_in[i]); }
+        let d = pre_grad(i);
         dx_f[i] = scale * (d - c0 - (x[i] - mean) * invstd * c1);
       }
     }
