@@ -11,8 +11,10 @@ import t from 'tap';
 import uWS from 'uWebSockets.js';
 import WebSocket from 'ws';
 import { provisionCommand } from '../src/cli/provision.js';
+import { REFUSAL_HEADER, upgradeHeaders } from '../src/net/admission.js';
+import { PEER_ADDRESS_HEADER, PEER_CERT_HEADER } from '../src/net/tls-relay.js';
 import { LinearGenerator } from './helpers/net-backends.js';
-import { makeTestNode, startTestServer, waitFor } from './helpers/net-harness.js';
+import { TOKENS, makeTestNode, startTestServer, waitFor } from './helpers/net-harness.js';
 
 if (spawnSync('openssl', ['version']).error) {
   t.comment('skipped: no openssl command here');
@@ -116,4 +118,26 @@ t.test('mutual TLS on a port in use: one line saying so', async (t) => {
   const port = (holder.address() as { port: number }).port;
   await t.rejects(startTestServer(new LinearGenerator(), { port, tls: { ...serverTls, clientCaFile: join(fed, 'ca.crt') } }),
     { name: 'StartupError', message: new RegExp(`^cannot listen on 127\\.0\\.0\\.1:${port}: the port is in use`) });
+});
+
+t.test('forged relay headers from a client are dropped: alpha\'s certificate cannot pose as beta', async (t) => {
+  const server = await startTestServer(new LinearGenerator(), { tls: { ...serverTls, clientCaFile: join(fed, 'ca.crt') } });
+  t.teardown(() => server.stop());
+  // Forged names go first (where uWS getHeader would find them) and in odd spellings the relay must still strip.
+  const status = (forged: Record<string, string>, site = 'alpha') => new Promise<string>((resolve) => {
+    const ws = new WebSocket(server.url, { ca, ...clientCert(fed, site), headers: { ...forged, ...upgradeHeaders('beta', TOKENS.beta!) } });
+    ws.on('unexpected-response', (_req, res) => {
+      resolve(`${res.statusCode} ${String(res.headers[REFUSAL_HEADER])}`);
+      ws.terminate();
+    });
+    ws.on('open', () => {
+      resolve('open');
+      ws.close();
+    });
+    ws.on('error', (e) => resolve(`error: ${e.message}`));
+  });
+  t.equal(await status({ [PEER_CERT_HEADER]: 'beta', [PEER_ADDRESS_HEADER]: '10.9.9.9' }), '401 auth_failed', 'a forged certificate name is not believed');
+  t.equal(await status({ 'X-Asyndgan-Peer-CN': 'beta' }), '401 auth_failed', 'nor in another case');
+  t.equal(server.metrics().nodesConnected, 0);
+  t.equal(await status({ [PEER_CERT_HEADER]: 'beta' }, 'beta'), 'open', 'control: this client gets in with beta\'s own certificate');
 });
