@@ -19,3 +19,17 @@ for (const tool of ['bench', 'profile']) {
     t.match(bad.stderr, /Unknown option '--frobnicate' \(--help lists the options\)/);
   });
 }
+
+// The FedAvg tools parse their options through tools/tool-args.ts too.
+for (const tool of ['fedavg-bytes', 'fedavg-sweep']) {
+  t.test(`tools/${tool}.ts --help and an unknown option`, async (t) => {
+    const help = spawnSync(process.execPath, ['--import', 'tsx', `tools/${tool}.ts`, '--help'], { cwd: root, encoding: 'utf8' });
+    t.equal(help.status, 0, 'exit 0');
+    t.match(help.stdout, new RegExp(`usage: node --import tsx tools/${tool}\\.ts \\[options\\]`));
+    t.match(help.stdout, /--nodes N/, 'lists the options');
+    const bad = spawnSync(process.execPath, ['--import', 'tsx', `tools/${tool}.ts`, '--frobnicate'], { cwd: root, encoding: 'utf8' });
+    t.equal(bad.status, 2, 'unknown option: exit 2');
+    t.equal(bad.stderr.trim().split('\n').length, 1, 'one line');
+    t.match(bad.stderr, new RegExp(`tools/${tool}\\.ts: Unknown option '--frobnicate' \\(--help lists the options\\)`));
+  });
+}

@@ -9,27 +9,37 @@
  * (no compression), so the counts are those of real training at that size; tools/fedavg-sweep.ts
  * cross-checks them at 32x32 against real runs. Prints one line per algorithm and a JSON summary.
  */
-import { parseArgs } from 'node:util';
 import { init } from '../src/engine/index.js';
 import { startServer } from '../src/net/server.js';
 import { DiscriminatorNode } from '../src/net/node.js';
 import type { DiscriminatorBackend, GeneratorBackend } from '../src/net/backend.js';
 import { FedAvgNode, FedAvgServer, modelLayout, readModel, type LocalGan } from '../src/fedavg/index.js';
 import { DEFAULT_GAN_CONFIG, Pix2pixTrainer } from '../src/train/pix2pix.js';
+import { toolArgs } from './tool-args.js';
 
-const { values: v } = parseArgs({
-  options: {
-    size: { type: 'string', default: '256' },
-    ngf: { type: 'string', default: '64' },
-    ndf: { type: 'string', default: '64' },
-    blocks: { type: 'string', default: '9' },
-    classes: { type: 'string', default: '4' },
-    modalities: { type: 'string', default: '4' },
-    nodes: { type: 'string', default: '3' },
-    'batch-size': { type: 'string', default: '1' },
-    rounds: { type: 'string', default: '3' },
-    masks: { type: 'string', default: '8' },
-  },
+const USAGE = `
+usage: node --import tsx tools/fedavg-bytes.ts [options]
+  bytes on the wire per round of AsynDGAN and FedAvg-GAN (real transports, stand-in arithmetic)
+
+  --size N --ngf N --ndf N --blocks N   architecture (256, 64, 64, 9)
+  --classes N --modalities N            mask classes and image channels (4, 4)
+  --nodes N        sites (3)
+  --batch-size N   masks per node per round (1)
+  --rounds N       rounds of each algorithm (3)
+  --masks N        masks each AsynDGAN node uploads (8)
+`;
+
+const v = toolArgs('tools/fedavg-bytes.ts', USAGE, {
+  size: { type: 'string', default: '256' },
+  ngf: { type: 'string', default: '64' },
+  ndf: { type: 'string', default: '64' },
+  blocks: { type: 'string', default: '9' },
+  classes: { type: 'string', default: '4' },
+  modalities: { type: 'string', default: '4' },
+  nodes: { type: 'string', default: '3' },
+  'batch-size': { type: 'string', default: '1' },
+  rounds: { type: 'string', default: '3' },
+  masks: { type: 'string', default: '8' },
 });
 const size = Number(v.size);
 const classes = Number(v.classes);

@@ -12,33 +12,46 @@
  */
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { parseArgs } from 'node:util';
 import { init, noGrad, tensor, tidy } from '../src/engine/index.js';
 import { conditionTensor, imageTensor } from '../src/data/index.js';
 import { loadModule } from '../src/models/index.js';
 import { makeGenerator, type GanConfig } from '../src/train/pix2pix.js';
 import { loadDataSource } from '../src/cli/data-source.js';
 import { runLocalFederation, type FederationAlgorithm, type FederationRunReport } from '../src/cli/demo.js';
+import { toolArgs } from './tool-args.js';
 
-const { values: v } = parseArgs({
-  options: {
-    out: { type: 'string', default: 'runs/fedavg-sweep' },
-    updates: { type: 'string', default: '96' },
-    E: { type: 'string', default: '1,4,16' },
-    lr: { type: 'string', default: '2e-4,1e-3' },
-    nodes: { type: 'string', default: '3' },
-    size: { type: 'string', default: '32' },
-    'batch-size': { type: 'string', default: '4' },
-    ngf: { type: 'string', default: '8' },
-    ndf: { type: 'string', default: '8' },
-    blocks: { type: 'string', default: '2' },
-    data: { type: 'string', default: 'phantom' },
-    /** Seed of the weights, the batch sampling and the data split (as in every run of the CLI). */
-    seed: { type: 'string', default: '1' },
-    asyndgan: { type: 'boolean', default: true },
-    /** Also run E with Adam reset every round, at each lr (the Adam-state decision). */
-    'adam-reset-E': { type: 'string' },
-  },
+const USAGE = `
+usage: node --import tsx tools/fedavg-sweep.ts [options]
+  FedAvg-GAN's E and learning rate, scored by the generator's L1 on the test masks (real processes)
+
+  --out DIR        results (runs/fedavg-sweep); a configuration with a result.json is not rerun
+  --updates N      generator updates per configuration, rounds x E (96)
+  --E LIST         local steps between averagings (1,4,16)
+  --lr LIST        learning rates (2e-4,1e-3)
+  --nodes N --size N --batch-size N   federation (3, 32, 4)
+  --ngf N --ndf N --blocks N          model (8, 8, 2)
+  --data SPEC      data source (phantom)
+  --seed N         weights, batch sampling and split (1)
+  --adam-reset-E N also run E=N with Adam reset every round, at each lr
+`;
+
+const v = toolArgs('tools/fedavg-sweep.ts', USAGE, {
+  out: { type: 'string', default: 'runs/fedavg-sweep' },
+  updates: { type: 'string', default: '96' },
+  E: { type: 'string', default: '1,4,16' },
+  lr: { type: 'string', default: '2e-4,1e-3' },
+  nodes: { type: 'string', default: '3' },
+  size: { type: 'string', default: '32' },
+  'batch-size': { type: 'string', default: '4' },
+  ngf: { type: 'string', default: '8' },
+  ndf: { type: 'string', default: '8' },
+  blocks: { type: 'string', default: '2' },
+  data: { type: 'string', default: 'phantom' },
+  /** Seed of the weights, the batch sampling and the data split (as in every run of the CLI). */
+  seed: { type: 'string', default: '1' },
+  asyndgan: { type: 'boolean', default: true },
+  /** Also run E with Adam reset every round, at each lr (the Adam-state decision). */
+  'adam-reset-E': { type: 'string' },
 });
 const out = String(v.out);
 const updates = Number(v.updates);
