@@ -3,19 +3,8 @@
  * (one line naming the problem, exit 2, before any training starts). The study itself is tested
  * in eval-study.test.ts; a real run is `asyndgan experiment --quick` (a few minutes here).
  */
-import { spawnSync } from 'node:child_process';
 import t from 'tap';
-
-const cli = new URL('../bin/asyndgan.js', import.meta.url).pathname;
-
-function run(args: string[]): { code: number | null; lines: string[] } {
-  const r = spawnSync('sh', ['-c', '{ "$0" "$@" 2>&1; echo "@@exit=$?"; } | cat', process.execPath, cli, ...args], {
-    encoding: 'utf8', timeout: 120_000, env: { ...process.env, ASYNDGAN_DEBUG: '' },
-  });
-  const all = r.stdout.split('\n').filter((l) => l.trim() !== '');
-  const exit = all.pop() ?? '';
-  return { code: /^@@exit=(\d+)$/.test(exit) ? Number(exit.slice(7)) : null, lines: all };
-}
+import { runCli as run } from './helpers/cli.js';
 
 t.test('help lists the options', async (t) => {
   const r = run(['experiment', '--help']);
