@@ -25,6 +25,7 @@ import { fileURLToPath } from 'node:url';
 import { toolArgs } from './tool-args.js';
 import { lineChartPng } from '../src/io/chart.js';
 import { median } from './bench/harness.js';
+import { serverUrl } from '../src/cli/demo.js';
 
 const CLI = fileURLToPath(new URL('../bin/asyndgan.js', import.meta.url));
 
@@ -137,17 +138,8 @@ async function federate(o: { nodes: number; size: number; rounds: number; wire: 
     { stdio: ['ignore', 'pipe', 'pipe'] });
     children.push(server);
     const log: string[] = [];
-    server.stderr!.on('data', (b: Buffer) => log.push(b.toString()));
     const exited = new Promise<number>((r) => server.once('exit', (c) => r(c ?? 1)));
-    const url = await new Promise<string>((res, rej) => {
-      let buf = '';
-      server.stdout!.on('data', (b: Buffer) => {
-        buf += b.toString();
-        const m = /listening: (\S+)/.exec(buf);
-        if (m) res(m[1]!);
-      });
-      void exited.then((c) => rej(new Error(`server exited with code ${c}: ${log.join('').trim().split('\n').slice(-2).join(' | ')}`)));
-    });
+    const url = await serverUrl(server, log);
     ids.forEach((id, i) => {
       const child = spawn(process.execPath, [CLI, 'node', '--server', url, '--id', id, '--index', String(i), '--nodes', String(o.nodes),
         '--data', 'phantom', '--privacy', 'off', '--quiet', ...flags],

@@ -140,6 +140,23 @@ function modelFlags(cfg: GanConfig): string[] {
 }
 
 /**
+ * The URL an `asyndgan server` child prints (`listening: URL`); its stderr is collected into `log`.
+ * Rejects with the last lines of that log when the server exits first.
+ */
+export function serverUrl(server: ChildProcess, log: string[]): Promise<string> {
+  server.stderr!.on('data', (b: Buffer) => log.push(b.toString()));
+  return new Promise<string>((resolveUrl, reject) => {
+    let buf = '';
+    server.stdout!.on('data', (b: Buffer) => {
+      buf += b.toString();
+      const m = /listening: (\S+)/.exec(buf);
+      if (m) resolveUrl(m[1]!);
+    });
+    server.once('exit', (code) => reject(new Error(`server exited with code ${code}: ${log.join('').trim().split('\n').slice(-3).join(' | ')}`)));
+  });
+}
+
+/**
  * A whole federation on loopback: one server process and `nodes` node processes of the CLI,
  * talking only over WebSocket. Resolves when the server has trained `rounds` rounds and exited;
  * rejects (with the log file to read) when it fails. Bytes are those the server counted on its
@@ -196,16 +213,7 @@ export async function runLocalFederation(options: LocalFederationOptions): Promi
       '--min-nodes', String(nodes), '--exit-when-done', '--quiet', ...model], { stdio: ['ignore', 'pipe', 'pipe'] });
     children.push(server);
     const serverLog: string[] = [];
-    server.stderr!.on('data', (b: Buffer) => serverLog.push(b.toString()));
-    const url = await new Promise<string>((resolveUrl, reject) => {
-      let buf = '';
-      server.stdout!.on('data', (b: Buffer) => {
-        buf += b.toString();
-        const m = /listening: (\S+)/.exec(buf);
-        if (m) resolveUrl(m[1]!);
-      });
-      server.once('exit', (code) => reject(new Error(`server exited with code ${code}: ${serverLog.join('').trim().split('\n').slice(-3).join(' | ')}`)));
-    });
+    const url = await serverUrl(server, serverLog);
     const httpUrl = url.replace(/^ws/, 'http').replace(/\/ws$/, '');
     console.error(`asyndgan demo: server ${url} (metrics: ${httpUrl}/metrics${fedavg ? '' : `, Prometheus: ${httpUrl}/metrics?format=prometheus`})`);
     ids.forEach((id, i) => {
