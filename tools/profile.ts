@@ -110,28 +110,30 @@ console.log(`warm-up (2 iterations): ${(performance.now() - t0).toFixed(0)} ms`)
 // Unprofiled timings of the two steps (medians of 5), for comparison with the profiled kernel
 // totals. `record` is the CPU time until the step function returns (autograd, kernel selection,
 // command encoding): when it is close to the wall time, the step is bound by the CPU, not the GPU.
-/** Dispatches recorded by one call of each step function (unprofiled runs). */
-const dispatchesOf = new Map<() => void, number>();
-/** Buffer-to-buffer copies recorded by one call (the optimizer's arena copies; not dispatches). */
-const copiesOf = new Map<() => void, number>();
 interface Plain {
   wallMs: number;
   recordMs: number;
   /** CPU time of the whole process (main thread + lavapipe's workers): steadier than wall time on shared cores. */
   cpuMs: number;
 }
-async function timeStep(step: () => void, runs = 5): Promise<Plain> {
+/** Counts recorded by one call of a step function: dispatches, and buffer-to-buffer copies (the optimizer's arena copies). */
+interface Counts {
+  dispatches: number;
+  copies: number;
+}
+async function timeStep(step: () => void, runs = 5): Promise<[Plain, Counts]> {
   const wall: number[] = [];
   const record: number[] = [];
   const cpu: number[] = [];
+  const counts: Counts = { dispatches: 0, copies: 0 };
   for (let i = 0; i < runs; i++) {
     const cpu0 = process.cpuUsage();
     const start = performance.now();
     const before = engine.recorder.dispatches;
     const copiesBefore = engine.recorder.copies;
     step();
-    dispatchesOf.set(step, engine.recorder.dispatches - before);
-    copiesOf.set(step, engine.recorder.copies - copiesBefore);
+    counts.dispatches = engine.recorder.dispatches - before;
+    counts.copies = engine.recorder.copies - copiesBefore;
     record.push(performance.now() - start);
     await engine.sync();
     wall.push(performance.now() - start);
@@ -139,19 +141,17 @@ async function timeStep(step: () => void, runs = 5): Promise<Plain> {
     cpu.push((c.user + c.system) / 1000);
   }
   const median = (v: number[]) => [...v].sort((x, y) => x - y)[Math.floor(v.length / 2)]!;
-  return { wallMs: median(wall), recordMs: median(record), cpuMs: median(cpu) };
+  return [{ wallMs: median(wall), recordMs: median(record), cpuMs: median(cpu) }, counts];
 }
 const pool = engine.pool;
 const createdAfterWarmup = pool.stats.created;
 pool.resetPeak();
-const gStep = () => generatorStep(gan);
-const plainG = await timeStep(gStep);
+const [plainG, countsG] = await timeStep(() => generatorStep(gan));
 const peakG = pool.stats.peakBytesInUse;
 const fake = makeFake(gan);
 await engine.sync();
 pool.resetPeak();
-const dStep = () => discriminatorStep(gan, fake);
-const plainD = await timeStep(dStep);
+const [plainD, countsD] = await timeStep(() => discriminatorStep(gan, fake));
 const peakD = pool.stats.peakBytesInUse;
 const MiB = (b: number) => `${(b / 2 ** 20).toFixed(1)} MiB`;
 const memory = {
@@ -207,13 +207,13 @@ if (a.trace) {
   console.log(`\ntrace: ${a.trace} (${trace.traceEvents.length} events; open in https://ui.perfetto.dev)`);
 }
 if (a.json) {
-  write(a.json, JSON.stringify({ shape, adapter: engine.gpu.adapterName, unprofiledMs: { generator: plainG, discriminator: plainD }, dispatches: { generator: dispatchesOf.get(gStep), discriminator: dispatchesOf.get(dStep) }, copies: { generator: copiesOf.get(gStep), discriminator: copiesOf.get(dStep) }, memory, generator: g, discriminator: d }, null, 1));
+  write(a.json, JSON.stringify({ shape, adapter: engine.gpu.adapterName, unprofiledMs: { generator: plainG, discriminator: plainD }, dispatches: { generator: countsG.dispatches, discriminator: countsD.dispatches }, copies: { generator: countsG.copies, discriminator: countsD.copies }, memory, generator: g, discriminator: d }, null, 1));
   console.log(`reports: ${a.json}`);
 }
 gan.dispose();
 console.log(
-  `dispatches per step: G ${dispatchesOf.get(gStep)}, D ${dispatchesOf.get(dStep)} ` +
-    `(plus buffer copies: G ${copiesOf.get(gStep)}, D ${copiesOf.get(dStep)})${a['unfused-norm'] ? ' (--unfused-norm)' : ''}`,
+  `dispatches per step: G ${countsG.dispatches}, D ${countsD.dispatches} ` +
+    `(plus buffer copies: G ${countsG.copies}, D ${countsD.copies})${a['unfused-norm'] ? ' (--unfused-norm)' : ''}`,
 );
 
 function write(path: string, text: string): void {
