@@ -14,7 +14,7 @@ import { join } from 'node:path';
 import { init } from '../src/engine/index.js';
 import { concatDatasets, makePhantom } from '../src/data/index.js';
 import { writeJsonAtomic } from '../src/io/index.js';
-import { CompletionTrainer, evaluateCompletion, type CompletionOptions, type ImageMetrics } from '../src/train/completion.js';
+import { COMPLETION_GAN_DEFAULTS, CompletionTrainer, evaluateCompletion, type CompletionOptions, type ImageMetrics } from '../src/train/completion.js';
 import { DEFAULT_GAN_CONFIG, type GanConfig } from '../src/train/pix2pix.js';
 import { toolArgs } from './tool-args.js';
 
@@ -44,9 +44,7 @@ const train = concatDatasets(data.nodes);
 const test = data.test;
 const M = train.modalities.length;
 // The CLI's defaults (src/cli/complete.ts).
-const cfg: GanConfig = {
-  ...DEFAULT_GAN_CONFIG, ngf: 16, ndf: 12, blocks: 2, dLayers: 3, dropout: false, lr: 3e-3, iters, decayIters: Math.floor(iters / 2), seed,
-};
+const cfg: GanConfig = { ...DEFAULT_GAN_CONFIG, ...COMPLETION_GAN_DEFAULTS, iters, decayIters: Math.floor(iters / 2), seed };
 const models: { name: string; cfg: GanConfig; options: CompletionOptions }[] = [
   { name: 'completion (refiner + linear residual)', cfg, options: {} },
 ];

@@ -20,7 +20,7 @@ import { concatDatasets, type Dataset } from '../data/index.js';
 import { composeGrid, fromFloat, labelsToImage, saveImagePng, writeJsonAtomic, type RgbImage } from '../io/index.js';
 import { saveModule } from '../models/index.js';
 import {
-  availabilityWithout, CompletionTrainer, completionChannels, evaluateCompletion, type CompletionResult,
+  availabilityWithout, COMPLETION_GAN_DEFAULTS, CompletionTrainer, completionChannels, evaluateCompletion, type CompletionResult,
 } from '../train/completion.js';
 import { loadTrainingState, saveTrainingState } from '../train/state.js';
 import { modalityChannels, modalityNames } from '../train/modalities.js';
@@ -46,12 +46,12 @@ export async function completeCommand(argv: string[]): Promise<void> {
     rows: { type: 'string', default: '6', help: 'held-out slices shown in complete.png' },
     out: { type: 'string', default: 'runs/complete', help: 'output folder' },
     ...ganOptions,
-    dropout: { type: 'boolean', default: false, help: 'resnet only: dropout in the generator blocks (pix2pix has it; off by default here)' },
+    dropout: { type: 'boolean', default: COMPLETION_GAN_DEFAULTS.dropout, help: 'resnet only: dropout in the generator blocks (pix2pix has it; off by default here)' },
     generator: { type: 'string', default: 'refiner', help: 'refiner (full-resolution convolutions) | resnet (the pix2pix ResnetGenerator)' },
-    ngf: { type: 'string', default: '16', help: 'generator filters (refiner: every hidden layer; resnet: first layer)' },
-    ndf: { type: 'string', default: '12', help: 'discriminator filters (reference 64)' },
-    blocks: { type: 'string', default: '2', help: 'refiner: hidden 3x3 layers; resnet: residual blocks' },
-    lr: { type: 'string', default: '0.003', help: 'Adam learning rate (pix2pix uses 2e-4 for long runs)' },
+    ngf: { type: 'string', default: String(COMPLETION_GAN_DEFAULTS.ngf), help: 'generator filters (refiner: every hidden layer; resnet: first layer)' },
+    ndf: { type: 'string', default: String(COMPLETION_GAN_DEFAULTS.ndf), help: 'discriminator filters (reference 64)' },
+    blocks: { type: 'string', default: String(COMPLETION_GAN_DEFAULTS.blocks), help: 'refiner: hidden 3x3 layers; resnet: residual blocks' },
+    lr: { type: 'string', default: String(COMPLETION_GAN_DEFAULTS.lr), help: 'Adam learning rate (pix2pix uses 2e-4 for long runs)' },
     iters: { type: 'string', default: '600', help: 'training iterations' },
     'decay-iters': { type: 'string', help: 'final iterations with linear lr decay (default: half of --iters)' },
   }, argv);

@@ -222,6 +222,12 @@ export interface CompletionTrainOptions {
   syncEvery?: number;
 }
 
+/**
+ * The network settings `asyndgan complete` uses over DEFAULT_GAN_CONFIG (a small refiner, no
+ * dropout, a high learning rate for short runs); tools/completion-table.ts trains with the same.
+ */
+export const COMPLETION_GAN_DEFAULTS = { ngf: 16, ndf: 12, blocks: 2, dropout: false, lr: 3e-3 } as const;
+
 export interface CompletionOptions {
   /** Probability that a modality is hidden from a training sample (default 0.5; at least one always is). */
   hideProbability?: number;
