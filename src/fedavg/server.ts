@@ -11,7 +11,7 @@ import { StartupError } from '../net/errors.js';
 import { safeLog, silentLogger } from '../net/log.js';
 import { DEFAULT_MAX_FRAME_BYTES } from '../net/protocol.js';
 import { TokenTable } from '../net/tokens.js';
-import { admitUpgrade, connectionHandlers, listenExclusive, notFoundRoute, sendJson, serverTokenTable, type EndpointUserData } from '../net/ws-endpoint.js';
+import { admitUpgrade, connectionHandlers, listenRetrying, notFoundRoute, sendJson, serverTokenTable, type EndpointUserData } from '../net/ws-endpoint.js';
 import { FedAvgCoordinator, type FedAvgCoordinatorOptions, type FedAvgMetrics } from './coordinator.js';
 
 export interface FedAvgServerOptions extends Omit<FedAvgCoordinatorOptions, 'tokens'>, Omit<AdmissionOptions, 'onDuplicateId'> {
@@ -124,19 +124,9 @@ export class FedAvgServer {
   }
 
   private async listen(): Promise<void> {
-    const wanted = this.opts.port ?? 0;
-    const deadline = Date.now() + (this.opts.listenRetryMs ?? 0);
-    for (;;) {
-      const app = this.buildApp();
-      const ls = await listenExclusive(app, this.host, wanted);
-      if (ls) {
-        this.listenSocket = ls;
-        this.portValue = uWS.us_socket_local_port(ls as unknown as uWS.us_socket);
-        safeLog(this.opts.log ?? silentLogger, 'info', 'listening', { url: this.url });
-        return;
-      }
-      if (Date.now() >= deadline) throw new StartupError(`cannot listen on ${this.host}:${wanted} (port in use?)`);
-      await new Promise((r) => setTimeout(r, 200));
-    }
+    const ls = await listenRetrying(() => this.buildApp(), this.host, this.opts.port ?? 0, this.opts.listenRetryMs ?? 0);
+    this.listenSocket = ls;
+    this.portValue = uWS.us_socket_local_port(ls as unknown as uWS.us_socket);
+    safeLog(this.opts.log ?? silentLogger, 'info', 'listening', { url: this.url });
   }
 }

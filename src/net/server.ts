@@ -5,7 +5,6 @@
  * never becomes a WebSocket, so nothing it sends is buffered.
  */
 import { accessSync, constants as fsConstants } from 'node:fs';
-import { createServer } from 'node:net';
 import uWS from 'uWebSockets.js';
 import { Admission, REFUSAL_HEADER, statusLine, type AdmissionOptions } from './admission.js';
 import { Coordinator, type CoordinatorOptions, type ServerMetrics } from './coordinator.js';
@@ -16,7 +15,7 @@ import { TokenTable } from './tokens.js';
 import { DEFAULT_MAX_FRAME_BYTES } from './protocol.js';
 import { privacyFromStatus, type ReportedPrivacy } from '../privacy/index.js';
 import { PROMETHEUS_CONTENT_TYPE, prometheusText, wantsPrometheus } from './prometheus.js';
-import { admitUpgrade, connectionHandlers, listenExclusive, notFoundRoute, sendJson, serverTokenTable, type EndpointUserData } from './ws-endpoint.js';
+import { admitUpgrade, connectionHandlers, listenRetrying, notFoundRoute, whyCannotListen, sendJson, serverTokenTable, type EndpointUserData } from './ws-endpoint.js';
 import { PEER_ADDRESS_HEADER, PEER_CERT_HEADER, RELAY_SECRET_HEADER, TlsRelay } from './tls-relay.js';
 
 /** /metrics: the coordinator's metrics plus the transport's admission counters. */
@@ -220,18 +219,10 @@ export class GeneratorServer {
       safeLog(this.opts.log ?? silentLogger, 'info', 'listening', { url: this.url, mutualTls: true });
       return;
     }
-    for (;;) {
-      const app = this.buildApp();
-      const ls = await listenExclusive(app, this.host, wanted);
-      if (ls) {
-        this.listenSocket = ls;
-        this.portValue = uWS.us_socket_local_port(ls as unknown as uWS.us_socket);
-        safeLog(this.opts.log ?? silentLogger, 'info', 'listening', { url: this.url });
-        return;
-      }
-      if (Date.now() >= deadline) throw new StartupError(`cannot listen on ${this.host}:${wanted}: ${await whyCannotListen(this.host, wanted)}`);
-      await new Promise((r) => setTimeout(r, 200));
-    }
+    const ls = await listenRetrying(() => this.buildApp(), this.host, wanted, this.opts.listenRetryMs ?? 0);
+    this.listenSocket = ls;
+    this.portValue = uWS.us_socket_local_port(ls as unknown as uWS.us_socket);
+    safeLog(this.opts.log ?? silentLogger, 'info', 'listening', { url: this.url });
   }
 }
 
@@ -258,18 +249,6 @@ function checkTlsFiles(tls: NonNullable<ServerOptions['tls']>): void {
       throw new StartupError(`TLS ${what} ${file}: cannot read it (${oneLine(e)})`);
     }
   }
-}
-
-/** Ask the OS why a port cannot be bound (uWS only reports failure). */
-async function whyCannotListen(host: string, port: number): Promise<string> {
-  if (port === 0) return 'no ephemeral port available';
-  return new Promise((resolve) => {
-    const probe = createServer();
-    probe.once('error', (e: NodeJS.ErrnoException) => {
-      resolve(e.code === 'EADDRINUSE' ? 'the port is in use (another server running?)' : e.code === 'EACCES' ? 'permission denied (ports below 1024 need privileges)' : e.code === 'EADDRNOTAVAIL' ? 'no such local address' : oneLine(e));
-    });
-    probe.listen({ host, port, exclusive: true }, () => probe.close(() => resolve('the port was busy and is free now; retry')));
-  });
 }
 
 function urlHost(host: string): string {

@@ -3,9 +3,10 @@
  * server in src/fedavg): admission in the HTTP upgrade, the WebSocket handlers that hand frames to
  * a coordinator, exclusive binding of an explicit port, and the small JSON routes.
  */
+import { createServer } from 'node:net';
 import uWS from 'uWebSockets.js';
 import { AUTHORIZATION_HEADER, NODE_ID_HEADER, REFUSAL_HEADER, statusLine, type Admission, type AdmissionResult } from './admission.js';
-import { StartupError } from './errors.js';
+import { StartupError, oneLine } from './errors.js';
 import { safeLog, type Logger } from './log.js';
 import type { ConnHandle, Connection } from './sessions.js';
 import { TokenTable } from './tokens.js';
@@ -95,6 +96,32 @@ export function listenExclusive(app: uWS.TemplatedApp, host: string, port: numbe
   return new Promise((resolve) => {
     if (port === 0) app.listen(host, 0, resolve);
     else (app.listen as unknown as (h: string, p: number, o: number, cb: (s: uWS.us_listen_socket | false) => void) => void)(host, port, LIBUS_LISTEN_EXCLUSIVE_PORT, resolve);
+  });
+}
+
+/**
+ * Build an app and bind it exclusively to host:port, retrying for `retryMs` (e.g. while a previous
+ * server leaves the port); a one-line StartupError says why it could not.
+ */
+export async function listenRetrying(build: () => uWS.TemplatedApp, host: string, port: number, retryMs: number): Promise<uWS.us_listen_socket> {
+  const deadline = Date.now() + retryMs;
+  for (;;) {
+    const ls = await listenExclusive(build(), host, port);
+    if (ls) return ls;
+    if (Date.now() >= deadline) throw new StartupError(`cannot listen on ${host}:${port}: ${await whyCannotListen(host, port)}`);
+    await new Promise((r) => setTimeout(r, 200));
+  }
+}
+
+/** Ask the OS why a port cannot be bound (uWS only reports failure). */
+export async function whyCannotListen(host: string, port: number): Promise<string> {
+  if (port === 0) return 'no ephemeral port available';
+  return new Promise((resolve) => {
+    const probe = createServer();
+    probe.once('error', (e: NodeJS.ErrnoException) => {
+      resolve(e.code === 'EADDRINUSE' ? 'the port is in use (another server running?)' : e.code === 'EACCES' ? 'permission denied (ports below 1024 need privileges)' : e.code === 'EADDRNOTAVAIL' ? 'no such local address' : oneLine(e));
+    });
+    probe.listen({ host, port, exclusive: true }, () => probe.close(() => resolve('the port was busy and is free now; retry')));
   });
 }
 
