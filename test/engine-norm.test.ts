@@ -4,7 +4,7 @@ import { batchNorm2d, instanceNorm2d, NORM_CHUNK, NORM_MAX_UNSPLIT } from '../sr
 import { closeness, gpu, randomArray } from './helpers/engine.js';
 import { expectNoLeak, f64, gpuGrads, numericGrad, prod } from './helpers/nn.js';
 
-await gpu();
+const eng = await gpu();
 
 // Planes of 129 x 131 = 16899 elements are reduced in 3 chunks (8192, 8192, 515) by 3 workgroups.
 const SPLIT: [number, number] = [129, 131];
@@ -366,6 +366,15 @@ t.test('norm epilogues: fused and composed paths agree with the separate ops', a
       const c = closeness(await fused.read(), await separate.read(), 1e-5, 1e-5);
       t.ok(c.ok, `${JSON.stringify(shape)} ${what}: ${c.msg}`);
     }
+  }
+  {
+    // The small groups take the fused kernel: batch norm + ReLU is one dispatch (split path: 4 + 1).
+    const x = E.tensor(randomArray(120, 38), [2, 3, 4, 5]);
+    const before = eng.recorder.dispatches;
+    const y = batchNorm2d(x, null, null, null, null, { training: true, activation: 'relu' });
+    t.equal(eng.recorder.dispatches - before, 1, 'fused: one dispatch for batch norm + ReLU');
+    y.dispose();
+    x.dispose();
   }
   const rm = E.tensor(randomArray(3, 35), [3]);
   const rv = E.tensor(randomArray(3, 36, 0.5, 2), [3]);
