@@ -187,41 +187,22 @@ function save(): void {
   writeFileSync(out, JSON.stringify({ date: new Date().toISOString(), machine: { cpus: cpus().length, cpuModel: cpus()[0]?.model, loadavgStart: load0, loadavgEnd: loadavg() }, model, results }, null, 1));
 }
 
-if (parts.includes('nodes')) {
-  console.log('nodes (32x32, f32):');
-  results.nodes = [];
-  for (const n of opt.nodes) {
-    const r = await federate({ nodes: n, size: 32, rounds: opt.rounds, wire: 'f32', seed: 1 }, data);
-    results.nodes.push(r);
+/** Runs one part's federations in order, saving after each (an interrupted part keeps its finished runs). */
+async function runPart(part: keyof Results, title: string, runs: Parameters<typeof federate>[0][]): Promise<void> {
+  if (!parts.includes(part)) return;
+  console.log(title);
+  const done: RunResult[] = (results[part] = []);
+  for (const o of runs) {
+    const r = await federate(o, data);
+    done.push(r);
     say(r);
     save();
   }
 }
-if (parts.includes('sizes')) {
-  console.log('sizes (3 nodes, f32 and f16s):');
-  results.sizes = [];
-  for (const s of opt.sizes) {
-    for (const wire of ['f32', 'f16s'] as const) {
-      const rounds = s >= 256 ? opt.rounds256 : opt.rounds;
-      const r = await federate({ nodes: 3, size: s, rounds, wire, seed: 1 }, data);
-      results.sizes.push(r);
-      say(r);
-      save();
-    }
-  }
-}
-if (parts.includes('wire')) {
-  console.log('wire (3 nodes, 32x32):');
-  results.wire = [];
-  for (const seed of opt.seeds) {
-    for (const wire of ['f32', 'f16s'] as const) {
-      const r = await federate({ nodes: 3, size: 32, rounds: opt.wireRounds, wire, seed }, data);
-      results.wire.push(r);
-      say(r);
-      save();
-    }
-  }
-}
+const WIRES = ['f32', 'f16s'] as const;
+await runPart('nodes', 'nodes (32x32, f32):', opt.nodes.map((n) => ({ nodes: n, size: 32, rounds: opt.rounds, wire: 'f32', seed: 1 })));
+await runPart('sizes', 'sizes (3 nodes, f32 and f16s):', opt.sizes.flatMap((s) => WIRES.map((wire) => ({ nodes: 3, size: s, rounds: s >= 256 ? opt.rounds256 : opt.rounds, wire, seed: 1 }))));
+await runPart('wire', 'wire (3 nodes, 32x32):', opt.seeds.flatMap((seed) => WIRES.map((wire) => ({ nodes: 3, size: 32, rounds: opt.wireRounds, wire, seed }))));
 if (parts.some((p) => p !== 'report')) save();
 
 // ---- figures -----------------------------------------------------------------------------
