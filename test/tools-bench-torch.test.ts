@@ -15,9 +15,9 @@ t.test('no python: one line, no throw', async (t) => {
 });
 
 t.test('python without torch: the install command', async (t) => {
-  // `python3 -S -I` with an empty path cannot import torch even where it is installed.
+  // `sh` as the interpreter: its `-c "import torch"` fails as a python without torch would, even
+  // on a machine that has torch.
   const r = await startTorch({ python: 'sh', threads: 1 }).catch((e) => String(e));
-  // 'sh -c "import torch"' fails like a python without torch would.
   t.type(r, 'string');
   t.ok((r as string).includes(TORCH_INSTALL), `names the install command: ${r as string}`);
 });
