@@ -141,3 +141,11 @@ t.test('NodeRegistry snapshot/restore round trip', async (t) => {
   t.equal(r2.get('a')!.sampleCount, 12);
   t.throws(() => new NodeRegistry([1, 3, 3]).restore(r.snapshot()), /shape/);
 });
+
+t.test("aggregation 'coordinate-median' needs a generator backend with per-node gradients", async (t) => {
+  const { Coordinator } = await import('../src/net/coordinator.js');
+  const { LinearGenerator } = await import('./helpers/net-backends.js');
+  const opts = { generator: new LinearGenerator(), tokens: { a: 'token-a-0123456789abcdef' }, session: { maskChannels: 1, imageChannels: 1, height: 2, width: 2, batchSize: 1 } };
+  t.throws(() => new Coordinator({ ...opts, replyBounds: { aggregation: 'coordinate-median' } }), /aggregation 'coordinate-median' needs a generator backend with applyVotes/);
+  t.doesNotThrow(() => new Coordinator({ ...opts, replyBounds: { aggregation: 'clipped-median' } }), 'the default rule needs no votes');
+});

@@ -4,12 +4,18 @@
  * gradients the nodes send back are propagated through the very activations that produced the
  * fakes; a late reply whose graph was already released is propagated through a recomputed pass.
  *
+ * Robust steps (`applyVotes`): each node's reply is back-propagated on its own through the same
+ * retained forward graph (exact with batch norm, whose statistics couple the rows), its parameter
+ * gradients are copied into one row of a [votes, parameters] matrix, and `coordinateTrimmedMean`
+ * combines the rows on the GPU. Costs one backward pass per vote instead of one in all.
+ *
  * Optimizer guard: before each Adam step the sum of squares of all parameter gradients is reduced
  * on the GPU and read back (one scalar per step). If it is not finite, Adam's second moment would
  * overflow (v += (1 - beta2) g^2 = Inf, after which m / sqrt(v) = 0 freezes that parameter for good)
  * or the update would be NaN, so the step is refused with GeneratorStepSkipped and nothing changes.
  */
-import { Adam, add, backward, mul, noGrad, releaseGraph, sum, tensor, tidy, type Tensor } from '../engine/index.js';
+import { Adam, add, backward, coordinateTrimmedMean, keep, mul, noGrad, releaseGraph, sum, tensor, tidy, zeros, type Tensor } from '../engine/index.js';
+import { copyFlatInto, splitFlat } from '../engine/internal.js';
 import { GeneratorStepSkipped, type GeneratorBackend, type GeneratorBatch, type GeneratorStep } from '../net/backend.js';
 import type { ResnetGenerator } from '../models/index.js';
 import { loadTrainingStateBytes, saveTrainingStateBytes } from '../train/state.js';
@@ -44,12 +50,54 @@ export class EngineGenerator implements GeneratorBackend {
   async applyGradients(steps: readonly GeneratorStep[]): Promise<void> {
     this.optimizer.zeroGrad();
     for (const step of steps) {
-      let fake = this.graphs.get(step.batch);
-      if (fake) this.graphs.delete(step.batch);
-      else fake = tidy(() => this.generator.forward(tensor(step.batch.masks, step.batch.shape)));
-      tidy(() => backward(fake!, tensor(step.gradFakes, fake!.shape)));
+      const fake = this.takeGraph(step.batch);
+      tidy(() => backward(fake, tensor(step.gradFakes, fake.shape)));
       fake.dispose();
     }
+    await this.step();
+  }
+
+  async applyVotes(votes: readonly GeneratorStep[], trim: number): Promise<void> {
+    this.optimizer.zeroGrad();
+    const params = this.optimizer.params;
+    const offsets: number[] = [];
+    let total = 0;
+    for (const p of params) {
+      offsets.push(total);
+      total += p.size;
+    }
+    const stack = zeros([votes.length, total]);
+    const fakes = new Map<GeneratorBatch, Tensor>();
+    votes.forEach((vote, k) => {
+      let fake = fakes.get(vote.batch);
+      if (!fake) fakes.set(vote.batch, (fake = this.takeGraph(vote.batch)));
+      tidy(() => backward(fake, tensor(vote.gradFakes, fake.shape), { retainGraph: true }));
+      params.forEach((p, i) => p.grad && copyFlatInto([p.grad], stack, k * total + offsets[i]!));
+      this.optimizer.zeroGrad();
+    });
+    for (const fake of fakes.values()) {
+      releaseGraph(fake);
+      fake.dispose();
+    }
+    const combined = coordinateTrimmedMean(stack, trim);
+    stack.dispose();
+    splitFlat(combined, params.map((p) => p.shape)).forEach((g, i) => (params[i]!.grad = keep(g)));
+    combined.dispose();
+    await this.step();
+  }
+
+  /** The graph `generate` kept for `batch`, or a recomputed one; the caller disposes it. */
+  private takeGraph(batch: GeneratorBatch): Tensor {
+    const kept = this.graphs.get(batch);
+    if (kept) {
+      this.graphs.delete(batch);
+      return kept;
+    }
+    return tidy(() => this.generator.forward(tensor(batch.masks, batch.shape)));
+  }
+
+  /** The guarded optimizer step on the gradients now held. */
+  private async step(): Promise<void> {
     if (this.guardNonFinite) {
       const sq = await this.gradientSumOfSquares();
       if (!Number.isFinite(sq)) {

@@ -19,6 +19,16 @@
  *    weighted mean exactly) but lets a hostile node push up to k times harder: measured in
  *    test/net-hostile.test.ts, x10 replies then cost the honest nodes 11-16% in L1, against
  *    under 10% with 'clipped-median'.
+ *  - Norm bounds limit a reply's size, not its direction: a node that sends its gradient flipped
+ *    (x(-10)) still pulls the generator away from its data at full strength (measured in
+ *    test/net-hostile.test.ts). 'coordinate-median' therefore combines in the generator's
+ *    parameter space: each reply, clipped as in 'clipped-median' but unweighted, is a vote; the
+ *    generator back-propagates every vote on its own and takes the coordinate-wise median of the
+ *    parameter gradients (Yin et al. 2018, "Byzantine-robust distributed learning: towards optimal
+ *    statistical rates"). With fewer than half of the votes hostile, every coordinate of the step
+ *    lies between two honest nodes' values. It needs 3 or more votes in a step (the median of two
+ *    is their mean); with fewer the step falls back to the clipped weighted mean. Per-channel
+ *    weights (modalities held by few nodes) do not apply to votes.
  *
  * Why per-sample norms: a reply is the mean over the node's b samples of gradients on disjoint
  * rows, so its norm falls like 1/sqrt(b); `norm * sqrt(b)` is comparable across nodes that were
@@ -160,9 +170,21 @@ export function clipScale(norm: number, bound: number): number {
 
 // ---- the whole combination -----------------------------------------------------------------------
 
-/** 'clipped-median': every reply clipped to the median norm, then the weighted mean; 'mean': the weighted mean of replies bounded at normBoundFactor x the median. */
-export type AggregationMode = 'mean' | 'clipped-median';
-export const AGGREGATION_MODES: readonly AggregationMode[] = ['clipped-median', 'mean'];
+/**
+ * 'clipped-median': every reply clipped to the median norm, then the weighted mean; 'mean': the
+ * weighted mean of replies bounded at normBoundFactor x the median; 'coordinate-median': replies
+ * clipped as in 'clipped-median', then the coordinate-wise median of their parameter gradients.
+ */
+export type AggregationMode = 'mean' | 'clipped-median' | 'coordinate-median';
+export const AGGREGATION_MODES: readonly AggregationMode[] = ['clipped-median', 'coordinate-median', 'mean'];
+
+/** Fewest votes in a step for which 'coordinate-median' takes the median (below: the weighted mean). */
+export const MIN_MEDIAN_VOTES = 3;
+
+/** Trim of `coordinateTrimmedMean` that makes it the median of `votes` values. */
+export function medianTrim(votes: number): number {
+  return Math.floor((votes - 1) / 2);
+}
 
 /** Limits on what one reply can contribute. */
 export interface ReplyBounds {
@@ -241,6 +263,13 @@ export interface Aggregate {
   relativeBound: number | undefined;
   /** Weighted mean of the replies' losses; undefined for no replies. */
   losses: Losses | undefined;
+  /**
+   * 'coordinate-median' with at least MIN_MEDIAN_VOTES replies (and defences on): one vote per
+   * reply, its clipped gradient unweighted at its rows of its round's batch, [batchRows, C, H, W]
+   * (zero elsewhere); the generator combines them (GeneratorBackend.applyVotes) and `grads` is
+   * empty. Otherwise undefined.
+   */
+  votes?: { round: number; grad: Float32Array }[];
 }
 
 /**
@@ -259,7 +288,7 @@ export function aggregateReplies(replies: readonly ReplyInput[], policy: Aggrega
   const channelWeights = combineChannelWeights(inputs, C, policy.weighting, policy.sampling, share);
   const norms = replies.map((r) => l2Norm(r.grad));
   const perSampleNorms = replies.map((r, i) => norms[i]! * Math.sqrt(Math.max(1, r.batchCount)));
-  const factor = bounds.aggregation === 'clipped-median' ? 1 : bounds.normBoundFactor;
+  const factor = bounds.aggregation === 'mean' ? bounds.normBoundFactor : 1;
   const relativeBound = defences ? relativeNormBound([...history, ...perSampleNorms], factor) : undefined;
   const scales = replies.map((r, i) => {
     if (!defences) return 1;
@@ -268,16 +297,25 @@ export function aggregateReplies(replies: readonly ReplyInput[], policy: Aggrega
     return clipScale(norms[i]!, bound);
   });
   const grads = new Map<number, Float32Array>();
+  const voting = defences && bounds.aggregation === 'coordinate-median' && replies.length >= MIN_MEDIAN_VOTES;
+  const votes = voting ? replies.map((r, i) => {
+    const g = new Float32Array(r.batchRows * img);
+    const off = r.rowOffset * img;
+    for (let j = 0; j < r.grad.length; j++) g[off + j] = scales[i]! * r.grad[j]!;
+    return { round: r.round, grad: g };
+  }) : undefined;
   let losses: Losses | undefined;
   replies.forEach((r, i) => {
-    let g = grads.get(r.round);
-    if (!g) {
-      g = new Float32Array(r.batchRows * img);
-      grads.set(r.round, g);
+    if (!voting) {
+      let g = grads.get(r.round);
+      if (!g) {
+        g = new Float32Array(r.batchRows * img);
+        grads.set(r.round, g);
+      }
+      const wc = channelWeights[i]!.map((w) => w * scales[i]!);
+      const off = r.rowOffset * img;
+      for (let j = 0; j < r.grad.length; j++) g[off + j] = g[off + j]! + wc[Math.floor(j / plane) % C]! * r.grad[j]!;
     }
-    const wc = channelWeights[i]!.map((w) => w * scales[i]!);
-    const off = r.rowOffset * img;
-    for (let j = 0; j < r.grad.length; j++) g[off + j] = g[off + j]! + wc[Math.floor(j / plane) % C]! * r.grad[j]!;
     const w = weights[i]!;
     losses ??= { dReal: 0, dFake: 0, gGan: 0, gL1: 0 };
     losses.dReal += w * r.losses.dReal;
@@ -285,7 +323,7 @@ export function aggregateReplies(replies: readonly ReplyInput[], policy: Aggrega
     losses.gGan += w * r.losses.gGan;
     losses.gL1 += w * r.losses.gL1;
   });
-  return { grads, weights, channelWeights, norms, perSampleNorms, scales, relativeBound, losses };
+  return { grads, weights, channelWeights, norms, perSampleNorms, scales, relativeBound, losses, ...(votes ? { votes } : {}) };
 }
 
 /** Append one step's per-sample norms to the history, keeping the last `rounds` steps. */

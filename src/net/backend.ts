@@ -50,6 +50,15 @@ export interface GeneratorBackend {
    * Never called with an empty array.
    */
   applyGradients(steps: readonly GeneratorStep[]): Promise<void>;
+  /**
+   * The robust step behind aggregation 'coordinate-median': each vote is one reply, unweighted
+   * (d(that node's loss)/d(fakes) at its rows of the batch, zero elsewhere). Back-propagate every
+   * vote on its own, combine the m parameter gradients coordinate-wise, dropping the `trim`
+   * smallest and `trim` largest values of every coordinate and averaging the rest (trim =
+   * floor((m - 1) / 2): the median), and take ONE optimizer step. Optional: a server configured
+   * for it refuses to start with a backend that lacks it.
+   */
+  applyVotes?(votes: readonly GeneratorStep[], trim: number): Promise<void>;
   /** Everything needed to resume (weights, optimizer moments, step counter). */
   saveState(): Promise<Uint8Array>;
   loadState(bytes: Uint8Array): Promise<void>;

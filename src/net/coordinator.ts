@@ -10,7 +10,7 @@
  * that fails validation changes nothing but the sender's error counter.
  */
 import { applyAugmentation, type AugmentationPolicy } from './augment.js';
-import { GeneratorStepSkipped, type GeneratorBackend, type GeneratorBatch, type GeneratorStep, type Shape4 } from './backend.js';
+import { GeneratorStepSkipped, type GeneratorBackend, type GeneratorBatch, type Shape4 } from './backend.js';
 import type { CheckpointStore } from './checkpoint.js';
 import { decodeFrame, encodeFrame, encodeTensor } from './codec.js';
 import { safeLog, silentLogger, type Logger } from './log.js';
@@ -20,7 +20,7 @@ import {
   type NodeToServer, type SamplingMode, type SessionConfig, type ValidationLimits, type WeightingMode,
 } from './protocol.js';
 import { NodeRegistry, type NodeSnapshot, type NodeStats } from './registry.js';
-import { DEFAULT_REPLY_BOUNDS, admitLateReplies, aggregateReplies, checkReplyBounds, pushNormHistory, type ReplyBounds } from './aggregate.js';
+import { DEFAULT_REPLY_BOUNDS, admitLateReplies, aggregateReplies, checkReplyBounds, medianTrim, pushNormHistory, type ReplyBounds } from './aggregate.js';
 import { Rng, sampleRound } from './sampling.js';
 import { ConnHandle, Sessions } from './sessions.js';
 import { SessionCoordinator, type CheckpointHealth, type FrameOutcome, type FrameRecorder } from './session-coordinator.js';
@@ -227,6 +227,9 @@ export class Coordinator extends SessionCoordinator {
       ...(s.modalities ? { modalities: [...s.modalities] } : {}),
     };
     this.replyBounds = checkReplyBounds({ ...DEFAULT_REPLY_BOUNDS, ...opts.replyBounds });
+    if (this.replyBounds.aggregation === 'coordinate-median' && !opts.generator.applyVotes) {
+      throw new RangeError("aggregation 'coordinate-median' needs a generator backend with applyVotes (per-node gradients); use 'clipped-median'");
+    }
     if (!MASK_ENCODINGS.includes(this.config.maskEncoding!)) throw new RangeError(`session.maskEncoding must be one of ${MASK_ENCODINGS.join(', ')}, got ${JSON.stringify(s.maskEncoding)}`);
     if (s.modalities && s.modalities.length !== s.imageChannels) {
       throw new RangeError(`session.modalities names ${s.modalities.length} channels, imageChannels is ${s.imageChannels}`);
@@ -575,10 +578,14 @@ export class Coordinator extends SessionCoordinator {
     });
     let stepped = false;
     let stepSkipped: string | undefined;
-    if (agg.grads.size > 0) {
-      const steps: GeneratorStep[] = [...agg.grads].map(([r, gradFakes]) => ({ batch: this.pending.get(r)!.batch, gradFakes }));
+    if (agg.grads.size > 0 || agg.votes) {
+      const gen = this.opts.generator;
       try {
-        await this.opts.generator.applyGradients(steps);
+        if (agg.votes) {
+          await gen.applyVotes!(agg.votes.map((v) => ({ batch: this.pending.get(v.round)!.batch, gradFakes: v.grad })), medianTrim(agg.votes.length));
+        } else {
+          await gen.applyGradients([...agg.grads].map(([r, gradFakes]) => ({ batch: this.pending.get(r)!.batch, gradFakes })));
+        }
         stepped = true;
         this.totals.steps++;
       } catch (e) {
