@@ -15,7 +15,7 @@ import { saveImagePng, writeFileAtomic } from '../src/io/index.js';
 import { saveModule } from '../src/models/index.js';
 import { DEFAULT_GAN_CONFIG } from '../src/train/pix2pix.js';
 import { trainGenerator } from '../src/eval/generator.js';
-import { checkGoals, primaryMetric, runStudy, scorePredictions, studyRows, summarizeStudy, type GeneratorTrainer, type RowResult, type StudyOptions } from '../src/eval/study.js';
+import { GENERATOR_KINDS, checkGoals, primaryMetric, runStudy, scorePredictions, studyRows, summarizeStudy, type GeneratorTrainer, type RowResult, type StudyOptions } from '../src/eval/study.js';
 import { experimentFigure, experimentMarkdown, type ExperimentReport } from '../src/eval/study-report.js';
 import { tInterval } from '../src/eval/interval.js';
 
@@ -36,11 +36,11 @@ t.test('study: every row, files, resume', async (t) => {
   };
   const opts: StudyOptions = {
     out, nodes: d.nodes, test: d.test, segmenter: { depth: 1, width: 2, iters: 2, batchSize: 2 },
-    segSeeds: [1, 2], genSeeds: [1], kinds: ['asyndgan', 'fedavg-gan', 'asyndgan-private'], trainGenerator: trainer,
+    segSeeds: [1, 2], genSeeds: [1], kinds: [...GENERATOR_KINDS], trainGenerator: trainer,
     figureSlices: [0, 1], progress: false, log: (l) => { if (/FAILED/.test(l)) t.fail(l); },
   };
   const r = await runStudy(opts);
-  t.equal(trained, 3, 'three generators trained');
+  t.equal(trained, GENERATOR_KINDS.length, 'one generator per kind trained');
   t.same(r.rows.map((x) => x.id), studyRows(3).map((x) => x.id));
   for (const row of r.rows) {
     t.equal(row.status, 'done', `${row.id} done`);
@@ -52,7 +52,7 @@ t.test('study: every row, files, resume', async (t) => {
   const bytes = r.goals.find((g) => g.claim.includes('bytes'))!;
   t.equal(bytes.status, 'met', `bytes goal from the records: ${bytes.detail}`);
   const files = readdirSync(join(out, 'runs'));
-  t.equal(files.length, (4 + 4) * 2, 'one JSON per row (4 real, 4 synthetic) and seed');
+  t.equal(files.length, (4 + 6) * 2, 'one JSON per row (4 real, 6 synthetic) and seed');
 
   // Reports render from what is on disk.
   const report: ExperimentReport = { command: 'experiment', data: 'phantom', quick: true, sizes: { size: 16 }, split: splitStats(d.nodes, d.test), results: summarizeStudy(opts), seconds: 1, notes: [] };
@@ -68,9 +68,9 @@ t.test('study: every row, files, resume', async (t) => {
   const before = files.map((f) => statSync(join(out, 'runs', f)).mtimeMs);
   let logged = '';
   const again = await runStudy({ ...opts, log: (l) => (logged += l + '\n') });
-  t.equal(trained, 3, 'no generator retrained');
+  t.equal(trained, GENERATOR_KINDS.length, 'no generator retrained');
   t.same(readdirSync(join(out, 'runs')).map((f) => statSync(join(out, 'runs', f)).mtimeMs), before, 'no run file rewritten');
-  t.match(logged, /resuming, 19 of 19 units/);
+  t.match(logged, /resuming, 25 of 25 units/);
   t.same(again.rows.map((x) => x.dice.mean), r.rows.map((x) => x.dice.mean));
   t.ok(existsSync(join(out, 'generators', 'asyndgan-g1.json')));
 });

@@ -23,6 +23,7 @@ import { DEFAULT_GAN_CONFIG, makeDiscriminator, makeGenerator, type GanConfig } 
 import { modalityChannels, modalityNames } from '../train/modalities.js';
 import { loadDataSource } from './data-source.js';
 import { ganConfigForRounds, GAN_OPTIONS, int, parseOptions, UsageError } from './options.js';
+import { AGGREGATION_MODES, type AggregationMode } from '../net/aggregate.js';
 import { Progress } from './progress.js';
 import { DEFAULT_PRIVACY_PRESET, PRIVACY_PRESETS, describeReportedPrivacy, type ReportedPrivacy } from '../privacy/index.js';
 import { writeSampleGrid } from './samples.js';
@@ -63,6 +64,10 @@ export interface LocalFederationOptions {
   adam?: 'local' | 'reset';
   /** AsynDGAN only: every node's privacy preset. Default DEFAULT_PRIVACY_PRESET. */
   privacy?: string;
+  /** AsynDGAN only: every node's noise multiplier, overriding the preset's (`node --noise`). */
+  noise?: number;
+  /** AsynDGAN only: the server's `--aggregation` (default: the server's, 'clipped-median'). */
+  aggregation?: AggregationMode;
   /** AsynDGAN only: modalities each node holds (one list per node). */
   nodeModalities?: string[][];
   /** AsynDGAN only: one discriminator per held modality. */
@@ -210,7 +215,8 @@ export async function runLocalFederation(options: LocalFederationOptions): Promi
       '--class-names', data.test.classNames.join(','), '--modalities', data.test.modalities.join(','), '--size', String(size),
       '--batch-size', String(batchSize), '--rounds', String(rounds), '--out', out, '--checkpoint-dir', join(out, 'checkpoints'),
       // Every round waits for all nodes: both algorithms then average or combine the same sites from round 1.
-      '--min-nodes', String(nodes), '--exit-when-done', '--quiet', ...model], { stdio: ['ignore', 'pipe', 'pipe'] });
+      '--min-nodes', String(nodes), '--exit-when-done', '--quiet', ...model,
+      ...(!fedavg && options.aggregation ? ['--aggregation', options.aggregation] : [])], { stdio: ['ignore', 'pipe', 'pipe'] });
     children.push(server);
     const serverLog: string[] = [];
     const url = await serverUrl(server, serverLog);
@@ -219,7 +225,7 @@ export async function runLocalFederation(options: LocalFederationOptions): Promi
     ids.forEach((id, i) => {
       const child = spawn(process.execPath, [CLI, 'node', ...algoFlags, '--server', url, '--id', id, '--index', String(i), '--nodes', String(nodes),
         '--data', dataSpec, '--size', String(size), '--quiet', '--checkpoint-dir', join(out, 'checkpoints'), ...model,
-        ...(fedavg ? ['--adam', options.adam ?? FEDAVG_DEFAULTS.adam] : ['--privacy', privacy]),
+        ...(fedavg ? ['--adam', options.adam ?? FEDAVG_DEFAULTS.adam] : ['--privacy', privacy, ...(options.noise !== undefined ? ['--noise', String(options.noise)] : [])]),
         ...(nodeModalities ? ['--modalities', nodeModalities[i]!.join(',')] : []), ...(perModalityD ? ['--per-modality-d'] : [])],
       { stdio: ['ignore', 'ignore', 'pipe'], env: { ...process.env, ASYNDGAN_TOKEN: tokens[id] } });
       const chunks: string[] = [];
@@ -293,7 +299,10 @@ export async function demoCommand(argv: string[]): Promise<void> {
     'node-modalities': { type: 'string', help: 'modalities each node holds, \';\' between nodes, e.g. "t1,t2;t1;flair,t2" (default: all)' },
     'per-modality-d': { type: 'boolean', default: false, help: 'nodes use one discriminator per held modality (with --node-modalities)' },
     privacy: { type: 'string', default: DEFAULT_PRIVACY_PRESET, help: `every node's privacy preset: ${PRIVACY_PRESETS.join(' | ')} (docs/PRIVACY.md)` },
+    aggregation: { type: 'string', default: 'clipped-median', help: `the server's rule: ${AGGREGATION_MODES.join(' | ')} (asyndgan server --help)` },
   }, argv);
+  const aggregation = String(v.aggregation) as AggregationMode;
+  if (!AGGREGATION_MODES.includes(aggregation)) throw new UsageError(`--aggregation must be one of ${AGGREGATION_MODES.join(', ')}, got "${aggregation}"`);
   const algorithm = String(v.algorithm) as FederationAlgorithm;
   if (!FEDERATION_ALGORITHMS.includes(algorithm)) throw new UsageError(`--algorithm must be one of ${FEDERATION_ALGORITHMS.join(', ')}, got "${algorithm}"`);
   const privacy = String(v.privacy);
@@ -306,7 +315,7 @@ export async function demoCommand(argv: string[]): Promise<void> {
   const perModalityD = Boolean(v['per-modality-d']);
   const run = await runLocalFederation({
     algorithm, data: String(v.data), nodes, size, batchSize: int(v, 'batch-size'), rounds, localSteps: int(v, 'local-steps'),
-    out: String(v.out), gan: cfg, port: int(v, 'port'), privacy, adam: adamPolicy(String(v.adam)), ...(nodeModalities ? { nodeModalities } : {}), perModalityD,
+    out: String(v.out), gan: cfg, port: int(v, 'port'), privacy, aggregation, adam: adamPolicy(String(v.adam)), ...(nodeModalities ? { nodeModalities } : {}), perModalityD,
   });
   const out = run.out;
 

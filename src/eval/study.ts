@@ -7,6 +7,8 @@
  *   fedavg-gan         synthetic images from a FedAvg-GAN generator (weights shared and averaged)
  *   asyndgan           synthetic images from an AsynDGAN generator (privacy off)
  *   asyndgan-private   synthetic images from AsynDGAN under a node privacy preset
+ *   asyndgan-low-noise the same preset with a lower noise multiplier (the measured trade-off)
+ *   asyndgan-robust    synthetic images from AsynDGAN with the server's 'coordinate-median' rule
  *   centre-K+asyndgan  centre K's real data plus the AsynDGAN synthetic set (augmentation)
  *
  * Synthetic sets are the generator's images for the masks of every centre (the masks reach the
@@ -33,8 +35,8 @@ import { sliceMetrics, stat } from './metrics.js';
 import { DEFAULT_SEGMENTER_CONFIG, Segmenter, type SegmenterConfig } from './segmenter.js';
 
 /** The generators the study trains. */
-export type GeneratorKind = 'asyndgan' | 'fedavg-gan' | 'asyndgan-private';
-export const GENERATOR_KINDS: readonly GeneratorKind[] = ['asyndgan', 'fedavg-gan', 'asyndgan-private'];
+export type GeneratorKind = 'asyndgan' | 'fedavg-gan' | 'asyndgan-private' | 'asyndgan-low-noise' | 'asyndgan-robust';
+export const GENERATOR_KINDS: readonly GeneratorKind[] = ['asyndgan', 'fedavg-gan', 'asyndgan-private', 'asyndgan-low-noise', 'asyndgan-robust'];
 
 /** What a trained generator cost, measured by whoever trained it. */
 export interface GeneratorRecord {
@@ -148,6 +150,8 @@ export function studyRows(centres: number, augmentCentre = 0): RowSpec[] {
     { id: 'fedavg-gan', label: 'synthetic, FedAvg-GAN', kind: 'synthetic', generator: 'fedavg-gan' },
     { id: 'asyndgan', label: 'synthetic, AsynDGAN', kind: 'synthetic', generator: 'asyndgan' },
     { id: 'asyndgan-private', label: 'synthetic, AsynDGAN, node privacy', kind: 'synthetic', generator: 'asyndgan-private' },
+    { id: 'asyndgan-low-noise', label: 'synthetic, AsynDGAN, node privacy, low noise', kind: 'synthetic', generator: 'asyndgan-low-noise' },
+    { id: 'asyndgan-robust', label: 'synthetic, AsynDGAN, coordinate-median aggregation', kind: 'synthetic', generator: 'asyndgan-robust' },
     { id: `centre-${augmentCentre}+asyndgan`, label: `real centre ${augmentCentre} + synthetic AsynDGAN`, kind: 'real+synthetic', generator: 'asyndgan', centre: augmentCentre },
   ];
 }
@@ -265,7 +269,7 @@ export function checkGoals(rows: readonly RowResult[], augmentCentre: number): {
   };
   for (const c of centres) comparisons.push(vs(pooled, c));
   for (const c of centres) comparisons.push(vs(asyn, c));
-  comparisons.push(vs(asyn, fed), vs(pooled, asyn), vs(priv, fed));
+  comparisons.push(vs(asyn, fed), vs(pooled, asyn), vs(priv, fed), vs(by('asyndgan-low-noise'), fed), vs(asyn, by('asyndgan-robust')));
   comparisons.push(vs(by(`centre-${augmentCentre}+asyndgan`), by(`real-centre-${augmentCentre}`)));
 
   const goals: ClaimLine[] = [];
