@@ -5,6 +5,7 @@
 import t from 'tap';
 import * as E from '../src/engine/index.js';
 import { copyFlatInto, splitFlat } from '../src/engine/internal.js';
+import * as I from '../src/engine/internal.js';
 import { closeness, gpu, randomArray } from './helpers/engine.js';
 import { bytesInUse } from './helpers/nn.js';
 
@@ -49,6 +50,24 @@ t.test('the median ignores a minority of arbitrary votes', async (t) => {
   // The control: the plain mean is dragged far outside by the same votes.
   const mean = await E.coordinateTrimmedMean(E.tensor(x, [5, n]), 0).read();
   t.ok(mean.some((v, j) => Math.abs(v) > 1e5 + Math.abs(med[j]!)), 'the mean (trim 0) is not: the check can fail');
+});
+
+t.test('voteAlignment and weightedVotes against plain dot products and sums', async (t) => {
+  for (const [m, n] of [[1, 3], [3, 1037], [5, 257]] as const) {
+    const x = randomArray(m * n, 7 * m + n);
+    const r = randomArray(n, 11 * m + n);
+    const w = randomArray(m, 13 * m);
+    const dot = (a: Float32Array, b: Float32Array) => a.reduce((s, v, j) => s + v * b[j]!, 0);
+    const row = (i: number) => x.subarray(i * n, (i + 1) * n);
+    const want = [...Array.from({ length: m }, (_, i) => [dot(row(i), r), dot(row(i), row(i))]).flat(), dot(r, r)];
+    let c = closeness(await I.voteAlignment(E.tensor(x, [m, n]), E.tensor(r, [n])).read(), want, 1e-4, 1e-4);
+    t.ok(c.ok, `alignment of ${m} votes x ${n}: ${c.msg}`);
+    const sum = Array.from({ length: n }, (_, j) => w.reduce((s, wi, i) => s + wi * x[i * n + j]!, 0));
+    c = closeness(await I.weightedVotes(E.tensor(x, [m, n]), E.tensor(w, [m])).read(), sum, 1e-5, 1e-6);
+    t.ok(c.ok, `weighted sum of ${m} votes x ${n}: ${c.msg}`);
+  }
+  t.throws(() => I.voteAlignment(E.zeros([2, 3]), E.zeros([4])), /reference has 4 elements, votes have 3/);
+  t.throws(() => I.weightedVotes(E.zeros([2, 3]), E.zeros([3])), /3 weights for 2 votes/);
 });
 
 t.test('bad arguments are named', async (t) => {

@@ -5,7 +5,7 @@
  */
 import t from 'tap';
 import {
-  DEFAULT_REPLY_BOUNDS, admitLateReplies, aggregateReplies, capShares, checkReplyBounds, clipScale, l2Norm, lowerMedian,
+  DEFAULT_REPLY_BOUNDS, admitLateReplies, aggregateReplies, capShares, checkReplyBounds, clipScale, l2Norm, lowerMedian, medianTrustCoefficients,
   pushNormHistory, relativeNormBound, type AggregationPolicy, type ReplyInput,
 } from '../src/net/aggregate.js';
 
@@ -166,5 +166,17 @@ t.test("coordinate-median: one unweighted, clipped vote per reply at its rows; b
   t.equal(two.votes, undefined, 'two replies: no median (it would be their mean)');
   t.equal(two.grads.size, 1, 'the clipped weighted mean instead');
   t.equal(aggregateReplies(replies, { ...MEDIAN, defences: false }).votes, undefined, 'defences off: the undefended weighted mean');
-  t.throws(() => checkReplyBounds({ ...DEFAULT_REPLY_BOUNDS, aggregation: 'median' as never }), /aggregation must be one of clipped-median, coordinate-median, mean, got "median"/);
+  t.throws(() => checkReplyBounds({ ...DEFAULT_REPLY_BOUNDS, aggregation: 'median' as never }), /aggregation must be one of clipped-median, coordinate-median, median-trust, mean, got "median"/);
+});
+
+t.test('medianTrustCoefficients: trust is ReLU(cos) with the median; weights by trust, lengths capped at the median\'s', async (t) => {
+  // |r| = 2. v0 along r, |v0| = 4 (dot 8); v1 at 60 degrees, |v1| = 2 (dot 2); v2 opposite, |v2| = 2 (dot -4).
+  const alignment = [8, 16, 2, 4, -4, 4, 4];
+  const { trust, coefficients } = medianTrustCoefficients(alignment, [0.5, 0.25, 0.25]);
+  t.same(trust, [1, 0.5, 0], 'ReLU(cos)');
+  const mass = 0.5 * 1 + 0.25 * 0.5;
+  t.ok(Math.abs(coefficients![0]! - (0.5 / mass) * (2 / 4)) < 1e-12, 'v0: its share, scaled to the median\'s length');
+  t.ok(Math.abs(coefficients![1]! - (0.125 / mass) * 1) < 1e-12, 'v1: its share');
+  t.equal(coefficients![2], 0, 'the opposite vote gets nothing');
+  t.equal(medianTrustCoefficients([-1, 1, -1, 1, -1, 1, 1], [1 / 3, 1 / 3, 1 / 3]).coefficients, undefined, 'nobody trusted: no coefficients (step on the median)');
 });

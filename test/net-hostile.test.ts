@@ -167,9 +167,9 @@ async function run(attack: Attack, defences = true, aggregation?: AggregationMod
   const summaries: RoundSummary[] = [];
   let atAttackEnd: Float32Array[] | undefined;
   // Snapshot inside the step call: the coordinator waits for it before the next forward.
-  const snapshotAfter = async (steps: readonly GeneratorStep[], step: () => Promise<void>) => {
+  const snapshotAfter = async <T>(steps: readonly GeneratorStep[], step: () => Promise<T>): Promise<T> => {
     try {
-      await step();
+      return await step();
     } finally {
       if (Math.max(...steps.map((s) => s.batch.round)) === ATTACK_UNTIL) atAttackEnd = await flatWeights(g);
     }
@@ -178,7 +178,7 @@ async function run(attack: Attack, defences = true, aggregation?: AggregationMod
     generator: {
       generate: (b) => backend.generate(b),
       applyGradients: (steps) => snapshotAfter(steps, () => backend.applyGradients(steps)),
-      applyVotes: (votes, trim) => snapshotAfter(votes, () => backend.applyVotes(votes, trim)),
+      applyVotes: (votes, rule) => snapshotAfter(votes, () => backend.applyVotes(votes, rule)),
       saveState: () => backend.saveState(),
       loadState: (b) => backend.loadState(b),
     },
@@ -316,6 +316,30 @@ t.test("'coordinate-median' against replies with their direction flipped", async
   const damage = flipped.l1 - baseline.l1;
   const undefended = control.l1 - baseline.l1;
   t.ok(damage <= undefended / 3, `excess honest L1 ${damage.toFixed(4)} with coordinate-median, ${undefended.toFixed(4)} with clipped-median`);
+  t.ok(flipped.movedAfterAttack > 1e-4, 'honest rounds after the attack move the weights');
+});
+
+// 'median-trust' weighs each vote by its alignment with the coordinate-wise median (after
+// FLTrust). Measured 2026-12-02: honest 0.1772, flipped 0.1945 (+17% on the clipped-median
+// baseline, +10% on its own): most of the remaining damage gone, the 10% bound still not met.
+// The median leans towards the attacker, so its replies keep some trust (0.28 on average against
+// 0.57 for the honest ones) instead of none.
+t.test("'median-trust' against replies with their direction flipped", async (t) => {
+  const honest = await run('none', true, 'median-trust');
+  figures["baseline ('median-trust')"] = { l1: honest.l1, moved: honest.movedAfterAttack };
+  t.ok(within(honest.l1), `three honest nodes: median-trust costs under 10% (L1 ${honest.l1.toFixed(4)} against ${baseline.l1.toFixed(4)})`);
+  const flipped = await run('flip', true, 'median-trust');
+  figures["flip ('median-trust')"] = { l1: flipped.l1, moved: flipped.movedAfterAttack };
+  const control = (figures["flip ('clipped-median')"] ??= { l1: (await run('flip', true, 'clipped-median')).l1, moved: NaN }).l1;
+  const damage = flipped.l1 - baseline.l1;
+  t.ok(damage <= (control - baseline.l1) / 4, `excess honest L1 ${damage.toFixed(4)} with median-trust, ${(control - baseline.l1).toFixed(4)} with clipped-median`);
+  const meanTrust = (ids: string[]) => {
+    const xs = flipped.summaries.slice(0, ATTACK_UNTIL).flatMap((s) => ids.map((id) => s.trust?.[`${id}@${s.round}`] ?? NaN));
+    return xs.reduce((a, b) => a + b, 0) / xs.length;
+  };
+  const hostileTrust = meanTrust(['c']);
+  const honestTrust = meanTrust(['a', 'b']);
+  t.ok(hostileTrust < 0.75 * honestTrust, `the flipped replies are trusted less: mean trust ${hostileTrust.toFixed(2)} against ${honestTrust.toFixed(2)} for the honest ones`);
   t.ok(flipped.movedAfterAttack > 1e-4, 'honest rounds after the attack move the weights');
 });
 

@@ -18,17 +18,20 @@ import { loadDataSource } from './data-source.js';
 import { runLocalFederation, type LocalFederationOptions } from './demo.js';
 import { int, num, parseOptions, UsageError } from './options.js';
 import { FEDAVG_DEFAULTS } from '../fedavg/defaults.js';
+import type { AggregationMode } from '../net/aggregate.js';
 
 /** The node privacy preset of the asyndgan-private and asyndgan-low-noise rows. */
 export const PRIVATE_ROW_PRESET = 'guarded';
 /** The asyndgan-low-noise row's noise multiplier: the privacy frontier's trade-off (README, docs/PRIVACY.md). */
 export const LOW_NOISE_ROW_NOISE = 0.1;
+/** The asyndgan-robust row's server rule: the one that held up best against flipped replies (docs/PROTOCOL.md 8.1). */
+export const ROBUST_ROW_AGGREGATION: AggregationMode = 'median-trust';
 
 /** How each AsynDGAN generator kind's federation differs from the plain one (privacy off, clipped-median). */
-function asyndganVariant(kind: GeneratorKind): { privacy: string; noise?: number; aggregation?: 'coordinate-median' } {
+function asyndganVariant(kind: GeneratorKind): { privacy: string; noise?: number; aggregation?: AggregationMode } {
   if (kind === 'asyndgan-private') return { privacy: PRIVATE_ROW_PRESET };
   if (kind === 'asyndgan-low-noise') return { privacy: PRIVATE_ROW_PRESET, noise: LOW_NOISE_ROW_NOISE };
-  if (kind === 'asyndgan-robust') return { privacy: 'off', aggregation: 'coordinate-median' };
+  if (kind === 'asyndgan-robust') return { privacy: 'off', aggregation: ROBUST_ROW_AGGREGATION };
   return { privacy: 'off' };
 }
 
@@ -152,7 +155,7 @@ export async function experimentCommand(argv: string[]): Promise<void> {
   };
   const notes = [
     `asyndgan-private uses every node's \`${PRIVATE_ROW_PRESET}\` preset (src/privacy: clip 0.1, noise 1, query guard), asyndgan-low-noise the same preset with \`--noise ${LOW_NOISE_ROW_NOISE}\`; asyndgan, asyndgan-robust and the augmentation row use privacy off.`,
-    'asyndgan-robust: the server combines the replies with `--aggregation coordinate-median` (the coordinate-wise median of per-node generator gradients, src/net/aggregate.ts); every other AsynDGAN row with the default clipped-median.',
+    `asyndgan-robust: the server combines the replies with \`--aggregation ${ROBUST_ROW_AGGREGATION}\` (per-node generator gradients weighted by their alignment with their coordinate-wise median, src/net/aggregate.ts); every other AsynDGAN row with the default clipped-median.`,
     `FedAvg-GAN: E = ${localSteps} local steps per round, Adam ${FEDAVG_DEFAULTS.adam}, lr ${gan.lr} for both designs (FEDAVG_DEFAULTS, chosen by the docs/FEDAVG.md sweep), ${updates / localSteps} rounds: the same ${updates} generator updates as AsynDGAN's ${updates} rounds.`,
     `The augmentation row is centre ${augmentCentre}'s real slices plus the AsynDGAN synthetic set (masks of every centre).`,
     'Synthetic sets: the generator\'s images for the masks of every centre\'s training slices (both designs hold those masks at the server or the sites).',

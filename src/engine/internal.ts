@@ -9,5 +9,5 @@ export { Params } from './params.js';
 export { numel } from './tensor.js';
 export { fmtShape } from './ops/launch.js';
 export { dropoutMask } from './ops/dropout.js';
-export { copyFlatInto, splitFlat } from './ops/robust.js';
+export { copyFlatInto, splitFlat, voteAlignment, weightedVotes } from './ops/robust.js';
 export { INSTALL_HINT } from './device.js';

@@ -8,7 +8,7 @@
  *   asyndgan           synthetic images from an AsynDGAN generator (privacy off)
  *   asyndgan-private   synthetic images from AsynDGAN under a node privacy preset
  *   asyndgan-low-noise the same preset with a lower noise multiplier (the measured trade-off)
- *   asyndgan-robust    synthetic images from AsynDGAN with the server's 'coordinate-median' rule
+ *   asyndgan-robust    synthetic images from AsynDGAN with the server's 'median-trust' rule
  *   centre-K+asyndgan  centre K's real data plus the AsynDGAN synthetic set (augmentation)
  *
  * Synthetic sets are the generator's images for the masks of every centre (the masks reach the
@@ -151,7 +151,7 @@ export function studyRows(centres: number, augmentCentre = 0): RowSpec[] {
     { id: 'asyndgan', label: 'synthetic, AsynDGAN', kind: 'synthetic', generator: 'asyndgan' },
     { id: 'asyndgan-private', label: 'synthetic, AsynDGAN, node privacy', kind: 'synthetic', generator: 'asyndgan-private' },
     { id: 'asyndgan-low-noise', label: 'synthetic, AsynDGAN, node privacy, low noise', kind: 'synthetic', generator: 'asyndgan-low-noise' },
-    { id: 'asyndgan-robust', label: 'synthetic, AsynDGAN, coordinate-median aggregation', kind: 'synthetic', generator: 'asyndgan-robust' },
+    { id: 'asyndgan-robust', label: 'synthetic, AsynDGAN, median-trust aggregation', kind: 'synthetic', generator: 'asyndgan-robust' },
     { id: `centre-${augmentCentre}+asyndgan`, label: `real centre ${augmentCentre} + synthetic AsynDGAN`, kind: 'real+synthetic', generator: 'asyndgan', centre: augmentCentre },
   ];
 }

@@ -7,16 +7,19 @@
  * Robust steps (`applyVotes`): each node's reply is back-propagated on its own through the same
  * retained forward graph (exact with batch norm, whose statistics couple the rows), its parameter
  * gradients are copied into one row of a [votes, parameters] matrix, and `coordinateTrimmedMean`
- * combines the rows on the GPU. Costs one backward pass per vote instead of one in all.
+ * combines the rows on the GPU (coordinate-wise trimmed mean, or under 'median-trust' the votes
+ * weighted by their alignment with the median: 2m + 1 numbers read back per step). Costs one
+ * backward pass per vote instead of one in all.
  *
  * Optimizer guard: before each Adam step the sum of squares of all parameter gradients is reduced
  * on the GPU and read back (one scalar per step). If it is not finite, Adam's second moment would
  * overflow (v += (1 - beta2) g^2 = Inf, after which m / sqrt(v) = 0 freezes that parameter for good)
  * or the update would be NaN, so the step is refused with GeneratorStepSkipped and nothing changes.
  */
-import { Adam, add, backward, coordinateTrimmedMean, keep, mul, noGrad, releaseGraph, sum, tensor, tidy, zeros, type Tensor } from '../engine/index.js';
-import { copyFlatInto, splitFlat } from '../engine/internal.js';
-import { GeneratorStepSkipped, type GeneratorBackend, type GeneratorBatch, type GeneratorStep } from '../net/backend.js';
+import { Adam, add, backward, coordinateMedian, coordinateTrimmedMean, keep, mul, noGrad, releaseGraph, sum, tensor, tidy, zeros, type Tensor } from '../engine/index.js';
+import { copyFlatInto, splitFlat, voteAlignment, weightedVotes } from '../engine/internal.js';
+import { medianTrustCoefficients } from '../net/aggregate.js';
+import { GeneratorStepSkipped, type GeneratorBackend, type GeneratorBatch, type GeneratorStep, type VoteOutcome, type VoteRule } from '../net/backend.js';
 import type { ResnetGenerator } from '../models/index.js';
 import { loadTrainingStateBytes, saveTrainingStateBytes } from '../train/state.js';
 import { learningRateAt, type GanConfig } from '../train/pix2pix.js';
@@ -57,7 +60,7 @@ export class EngineGenerator implements GeneratorBackend {
     await this.step();
   }
 
-  async applyVotes(votes: readonly GeneratorStep[], trim: number): Promise<void> {
+  async applyVotes(votes: readonly GeneratorStep[], rule: VoteRule): Promise<VoteOutcome> {
     this.optimizer.zeroGrad();
     const params = this.optimizer.params;
     const offsets: number[] = [];
@@ -79,11 +82,31 @@ export class EngineGenerator implements GeneratorBackend {
       releaseGraph(fake);
       fake.dispose();
     }
-    const combined = coordinateTrimmedMean(stack, trim);
+    let combined: Tensor;
+    let outcome: VoteOutcome = {};
+    if (rule.kind === 'trimmed-mean') {
+      combined = coordinateTrimmedMean(stack, rule.trim);
+    } else {
+      const median = coordinateMedian(stack);
+      const alignment = voteAlignment(stack, median);
+      // 2m + 1 numbers read back: the trust scores decide the combination.
+      const { trust, coefficients } = medianTrustCoefficients(await alignment.read(), rule.weights);
+      alignment.dispose();
+      outcome = { trust };
+      if (coefficients) {
+        const w = tensor(Float32Array.from(coefficients), [coefficients.length]);
+        combined = weightedVotes(stack, w);
+        w.dispose();
+        median.dispose();
+      } else {
+        combined = median;
+      }
+    }
     stack.dispose();
     splitFlat(combined, params.map((p) => p.shape)).forEach((g, i) => (params[i]!.grad = keep(g)));
     combined.dispose();
     await this.step();
+    return outcome;
   }
 
   /** The graph `generate` kept for `batch`, or a recomputed one; the caller disposes it. */

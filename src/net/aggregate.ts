@@ -26,9 +26,11 @@
  *    generator back-propagates every vote on its own and takes the coordinate-wise median of the
  *    parameter gradients (Yin et al. 2018, "Byzantine-robust distributed learning: towards optimal
  *    statistical rates"). With fewer than half of the votes hostile, every coordinate of the step
- *    lies between two honest nodes' values. It needs 3 or more votes in a step (the median of two
- *    is their mean); with fewer the step falls back to the clipped weighted mean. Per-channel
- *    weights (modalities held by few nodes) do not apply to votes.
+ *    lies between two honest nodes' values. 'median-trust' goes further: it weighs each vote by
+ *    how well it aligns with that median (`medianTrustCoefficients`, after FLTrust), so a vote
+ *    pointing away from the others gets no weight at all. Both need 3 or more votes in a step
+ *    (the median of two is their mean); with fewer the step falls back to the clipped weighted
+ *    mean. Per-channel weights (modalities held by few nodes) do not apply to votes.
  *
  * Why per-sample norms: a reply is the mean over the node's b samples of gradients on disjoint
  * rows, so its norm falls like 1/sqrt(b); `norm * sqrt(b)` is comparable across nodes that were
@@ -173,13 +175,47 @@ export function clipScale(norm: number, bound: number): number {
 /**
  * 'clipped-median': every reply clipped to the median norm, then the weighted mean; 'mean': the
  * weighted mean of replies bounded at normBoundFactor x the median; 'coordinate-median': replies
- * clipped as in 'clipped-median', then the coordinate-wise median of their parameter gradients.
+ * clipped as in 'clipped-median', then the coordinate-wise median of their parameter gradients;
+ * 'median-trust': the same votes weighted by their alignment with that median
+ * (`medianTrustCoefficients`).
  */
-export type AggregationMode = 'mean' | 'clipped-median' | 'coordinate-median';
-export const AGGREGATION_MODES: readonly AggregationMode[] = ['clipped-median', 'coordinate-median', 'mean'];
+export type AggregationMode = 'mean' | 'clipped-median' | 'coordinate-median' | 'median-trust';
+export const AGGREGATION_MODES: readonly AggregationMode[] = ['clipped-median', 'coordinate-median', 'median-trust', 'mean'];
 
-/** Fewest votes in a step for which 'coordinate-median' takes the median (below: the weighted mean). */
+/** Fewest votes in a step for which the vote rules apply (below: the clipped weighted mean). */
 export const MIN_MEDIAN_VOTES = 3;
+
+/** The vote modes: replies combined in the generator's parameter space. */
+export function isVoteMode(mode: AggregationMode): boolean {
+  return mode === 'coordinate-median' || mode === 'median-trust';
+}
+
+/**
+ * 'median-trust' coefficients, in the manner of FLTrust (Cao et al. 2021, "FLTrust: Byzantine-robust
+ * federated learning via trust bootstrapping"), with the coordinate-wise median of the votes as
+ * the trusted reference (the server holds no real images to compute one of its own).
+ * `alignment` is `voteAlignment`'s output: v_i . r and v_i . v_i per vote, then r . r. Vote i's
+ * trust is ReLU(cos(v_i, r)); its coefficient is weight_i x trust_i / sum(weight x trust), times
+ * |r| / |v_i| so that no vote counts for more than the reference's length. The step is
+ * sum_i coefficient_i v_i. When no vote is trusted the coefficients are undefined: step on the
+ * median itself.
+ */
+export function medianTrustCoefficients(alignment: ArrayLike<number>, weights: readonly number[]): { trust: number[]; coefficients: number[] | undefined } {
+  const m = weights.length;
+  const refNorm = Math.sqrt(Math.max(0, alignment[2 * m]!));
+  const trust = weights.map((_, i) => {
+    const norm = Math.sqrt(Math.max(0, alignment[2 * i + 1]!));
+    const cos = norm > 0 && refNorm > 0 ? alignment[2 * i]! / (norm * refNorm) : 0;
+    return Number.isFinite(cos) ? Math.max(0, Math.min(1, cos)) : 0;
+  });
+  const mass = weights.reduce((s, w, i) => s + w * trust[i]!, 0);
+  if (!(mass > 0)) return { trust, coefficients: undefined };
+  const coefficients = weights.map((w, i) => {
+    const norm = Math.sqrt(Math.max(0, alignment[2 * i + 1]!));
+    return norm > 0 ? ((w * trust[i]!) / mass) * (refNorm / norm) : 0;
+  });
+  return { trust, coefficients };
+}
 
 /** Trim of `coordinateTrimmedMean` that makes it the median of `votes` values. */
 export function medianTrim(votes: number): number {
@@ -264,7 +300,7 @@ export interface Aggregate {
   /** Weighted mean of the replies' losses; undefined for no replies. */
   losses: Losses | undefined;
   /**
-   * 'coordinate-median' with at least MIN_MEDIAN_VOTES replies (and defences on): one vote per
+   * A vote mode with at least MIN_MEDIAN_VOTES replies (and defences on): one vote per
    * reply, its clipped gradient unweighted at its rows of its round's batch, [batchRows, C, H, W]
    * (zero elsewhere); the generator combines them (GeneratorBackend.applyVotes) and `grads` is
    * empty. Otherwise undefined.
@@ -297,7 +333,7 @@ export function aggregateReplies(replies: readonly ReplyInput[], policy: Aggrega
     return clipScale(norms[i]!, bound);
   });
   const grads = new Map<number, Float32Array>();
-  const voting = defences && bounds.aggregation === 'coordinate-median' && replies.length >= MIN_MEDIAN_VOTES;
+  const voting = defences && isVoteMode(bounds.aggregation) && replies.length >= MIN_MEDIAN_VOTES;
   const votes = voting ? replies.map((r, i) => {
     const g = new Float32Array(r.batchRows * img);
     const off = r.rowOffset * img;

@@ -33,6 +33,21 @@ export interface GeneratorStep {
 }
 
 /**
+ * How `applyVotes` combines the votes' parameter gradients:
+ *  - 'trimmed-mean': coordinate-wise, drop the `trim` smallest and largest values and average the
+ *    rest (trim = floor((m - 1) / 2): the median);
+ *  - 'median-trust': weigh vote i by `weights[i]` times its alignment with the coordinate-wise
+ *    median (aggregate.ts `medianTrustCoefficients`).
+ */
+export type VoteRule = { kind: 'trimmed-mean'; trim: number } | { kind: 'median-trust'; weights: readonly number[] };
+
+/** What `applyVotes` reports. */
+export interface VoteOutcome {
+  /** 'median-trust': each vote's trust in [0, 1] (0: it pointed away from the median and was not used). */
+  trust?: number[];
+}
+
+/**
  * Thrown by `applyGradients` when it refused a step whose update or optimizer moments would not
  * be finite; the generator's weights and moments are unchanged. The server logs it and goes on.
  */
@@ -51,14 +66,13 @@ export interface GeneratorBackend {
    */
   applyGradients(steps: readonly GeneratorStep[]): Promise<void>;
   /**
-   * The robust step behind aggregation 'coordinate-median': each vote is one reply, unweighted
-   * (d(that node's loss)/d(fakes) at its rows of the batch, zero elsewhere). Back-propagate every
-   * vote on its own, combine the m parameter gradients coordinate-wise, dropping the `trim`
-   * smallest and `trim` largest values of every coordinate and averaging the rest (trim =
-   * floor((m - 1) / 2): the median), and take ONE optimizer step. Optional: a server configured
-   * for it refuses to start with a backend that lacks it.
+   * The robust step behind the vote modes of aggregation ('coordinate-median', 'median-trust'):
+   * each vote is one reply, unweighted (d(that node's loss)/d(fakes) at its rows of the batch,
+   * zero elsewhere). Back-propagate every vote on its own, combine the m parameter gradients by
+   * `rule`, and take ONE optimizer step. Optional: a server configured for a vote mode refuses to
+   * start with a backend that lacks it. Returns each vote's trust under 'median-trust'.
    */
-  applyVotes?(votes: readonly GeneratorStep[], trim: number): Promise<void>;
+  applyVotes?(votes: readonly GeneratorStep[], rule: VoteRule): Promise<VoteOutcome | void>;
   /** Everything needed to resume (weights, optimizer moments, step counter). */
   saveState(): Promise<Uint8Array>;
   loadState(bytes: Uint8Array): Promise<void>;

@@ -10,7 +10,7 @@
  * that fails validation changes nothing but the sender's error counter.
  */
 import { applyAugmentation, type AugmentationPolicy } from './augment.js';
-import { GeneratorStepSkipped, type GeneratorBackend, type GeneratorBatch, type Shape4 } from './backend.js';
+import { GeneratorStepSkipped, type GeneratorBackend, type GeneratorBatch, type Shape4, type VoteRule } from './backend.js';
 import type { CheckpointStore } from './checkpoint.js';
 import { decodeFrame, encodeFrame, encodeTensor } from './codec.js';
 import { safeLog, silentLogger, type Logger } from './log.js';
@@ -20,7 +20,7 @@ import {
   type NodeToServer, type SamplingMode, type SessionConfig, type ValidationLimits, type WeightingMode,
 } from './protocol.js';
 import { NodeRegistry, type NodeSnapshot, type NodeStats } from './registry.js';
-import { DEFAULT_REPLY_BOUNDS, admitLateReplies, aggregateReplies, checkReplyBounds, medianTrim, pushNormHistory, type ReplyBounds } from './aggregate.js';
+import { DEFAULT_REPLY_BOUNDS, admitLateReplies, aggregateReplies, checkReplyBounds, isVoteMode, medianTrim, pushNormHistory, type ReplyBounds } from './aggregate.js';
 import { Rng, sampleRound } from './sampling.js';
 import { ConnHandle, Sessions } from './sessions.js';
 import { SessionCoordinator, type CheckpointHealth, type FrameOutcome, type FrameRecorder } from './session-coordinator.js';
@@ -132,6 +132,8 @@ export interface RoundSummary {
   channelWeights?: Record<string, number[]>;
   /** Replies scaled down to their norm bound, by "nodeId@round", with the factor applied. */
   clipped: Record<string, number>;
+  /** 'median-trust': each vote's trust in [0, 1] by "nodeId@round" (0: not used this step). */
+  trust?: Record<string, number>;
   /** Whether the generator took a step. */
   stepped: boolean;
   /** Why the generator refused the step (non-finite gradients), when it did. */
@@ -227,8 +229,8 @@ export class Coordinator extends SessionCoordinator {
       ...(s.modalities ? { modalities: [...s.modalities] } : {}),
     };
     this.replyBounds = checkReplyBounds({ ...DEFAULT_REPLY_BOUNDS, ...opts.replyBounds });
-    if (this.replyBounds.aggregation === 'coordinate-median' && !opts.generator.applyVotes) {
-      throw new RangeError("aggregation 'coordinate-median' needs a generator backend with applyVotes (per-node gradients); use 'clipped-median'");
+    if (isVoteMode(this.replyBounds.aggregation) && !opts.generator.applyVotes) {
+      throw new RangeError(`aggregation '${this.replyBounds.aggregation}' needs a generator backend with applyVotes (per-node gradients); use 'clipped-median'`);
     }
     if (!MASK_ENCODINGS.includes(this.config.maskEncoding!)) throw new RangeError(`session.maskEncoding must be one of ${MASK_ENCODINGS.join(', ')}, got ${JSON.stringify(s.maskEncoding)}`);
     if (s.modalities && s.modalities.length !== s.imageChannels) {
@@ -578,11 +580,22 @@ export class Coordinator extends SessionCoordinator {
     });
     let stepped = false;
     let stepSkipped: string | undefined;
+    const trust: Record<string, number> = {};
     if (agg.grads.size > 0 || agg.votes) {
       const gen = this.opts.generator;
       try {
         if (agg.votes) {
-          await gen.applyVotes!(agg.votes.map((v) => ({ batch: this.pending.get(v.round)!.batch, gradFakes: v.grad })), medianTrim(agg.votes.length));
+          const rule: VoteRule = this.replyBounds.aggregation === 'median-trust'
+            ? { kind: 'median-trust', weights: agg.weights } : { kind: 'trimmed-mean', trim: medianTrim(agg.votes.length) };
+          const outcome = await gen.applyVotes!(agg.votes.map((v) => ({ batch: this.pending.get(v.round)!.batch, gradFakes: v.grad })), rule);
+          outcome?.trust?.forEach((x, i) => {
+            const r = applied[i]!;
+            trust[`${r.nodeId}@${r.round}`] = x;
+            if (x === 0) {
+              this.registry.ensure(r.nodeId).stats.repliesDistrusted++;
+              safeLog(this.log, 'warn', 'reply not used: its generator gradient points away from the median of the replies', { nodeId: r.nodeId, round: r.round });
+            }
+          });
         } else {
           await gen.applyGradients([...agg.grads].map(([r, gradFakes]) => ({ batch: this.pending.get(r)!.batch, gradFakes })));
         }
@@ -603,7 +616,7 @@ export class Coordinator extends SessionCoordinator {
     return {
       round, asked, onTime: [...pr.replies.keys()], lateApplied: admitted.map((r) => ({ nodeId: r.nodeId, round: r.round })),
       dropped: stale.map((r) => ({ nodeId: r.nodeId, round: r.round })), weights: weightOut, ...(subsets ? { channelWeights: channelOut } : {}),
-      clipped, stepped, ...(stepSkipped !== undefined ? { stepSkipped } : {}), losses: agg.losses,
+      clipped, ...(Object.keys(trust).length > 0 ? { trust } : {}), stepped, ...(stepSkipped !== undefined ? { stepSkipped } : {}), losses: agg.losses,
       durationMs: Date.now() - t0, bytesIn: 0, bytesOut: 0,
     };
   }

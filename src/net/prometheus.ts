@@ -58,6 +58,7 @@ export function prometheusText(m: ScrapedMetrics): string {
     perNode('asyndgan_node_replies_late_total', 'counter', 'Replies that arrived after the deadline.', (n) => n.stats.repliesLate),
     perNode('asyndgan_node_replies_dropped_total', 'counter', 'Late replies dropped as too stale.', (n) => n.stats.repliesDropped),
     perNode('asyndgan_node_replies_clipped_total', 'counter', 'Replies scaled down to the norm bound.', (n) => n.stats.repliesClipped),
+    perNode('asyndgan_node_replies_distrusted_total', 'counter', 'Replies given no weight by median-trust aggregation.', (n) => n.stats.repliesDistrusted),
     perNode('asyndgan_node_frames_rejected_total', 'counter', 'Frames from the node refused by validation.', (n) => n.stats.framesRejected),
     perNode('asyndgan_node_bytes_in_total', 'counter', 'Bytes received from the node.', (n) => n.stats.bytesIn),
     perNode('asyndgan_node_bytes_out_total', 'counter', 'Bytes sent to the node.', (n) => n.stats.bytesOut),

@@ -14,6 +14,8 @@ export interface NodeStats {
   repliesDropped: number;
   /** Replies scaled down to their norm bound (aggregate.ts). */
   repliesClipped: number;
+  /** Replies given no weight by 'median-trust' (their gradient pointed away from the median). */
+  repliesDistrusted: number;
   framesRejected: number;
   bytesIn: number;
   bytesOut: number;
@@ -39,7 +41,7 @@ export interface NodeRecord {
 
 function emptyStats(): NodeStats {
   return {
-    connects: 0, repliesOnTime: 0, repliesLate: 0, repliesDropped: 0, repliesClipped: 0, framesRejected: 0, bytesIn: 0, bytesOut: 0,
+    connects: 0, repliesOnTime: 0, repliesLate: 0, repliesDropped: 0, repliesClipped: 0, repliesDistrusted: 0, framesRejected: 0, bytesIn: 0, bytesOut: 0,
     lastLatencyMs: undefined, avgLatencyMs: undefined, lastLosses: undefined, lastRound: undefined, reported: {},
   };
 }

@@ -42,6 +42,45 @@ export function coordinateMedian(x: Tensor): Tensor {
 }
 
 /**
+ * For trust scores: with votes `x` [m, n] and a reference `r` [n], returns [2m + 1] holding
+ * x_i . r and x_i . x_i for every vote i, then r . r (one workgroup per row; the caller reads
+ * these 2m + 1 numbers back to weigh the votes).
+ */
+export function voteAlignment(x: Tensor, r: Tensor): Tensor {
+  const op = 'voteAlignment';
+  if (x.shape.length !== 2) throw new ShapeError(`${op}: votes must be [votes, n], got ${fmtShape(x.shape)}`);
+  const [m, n] = x.shape as [number, number];
+  if (r.size !== n) throw new ShapeError(`${op}: reference has ${r.size} elements, votes have ${n}`);
+  const out = Tensor.empty([2 * m + 1]);
+  engine().launch({
+    file: 'robust.wgsl',
+    entry: 'row_dots',
+    params: new Params().u32(m, n, 0).data(),
+    buffers: [x.binding(), out.binding(), r.binding()],
+    workgroups: [m + 1, 1],
+    cost: { flops: 4 * (m + 1) * n, bytes: 4 * (m + 1) * n },
+  });
+  return out;
+}
+
+/** sum_i w[i] x[i, :] for votes `x` [m, n] and weights `w` [m]. */
+export function weightedVotes(x: Tensor, w: Tensor): Tensor {
+  const op = 'weightedVotes';
+  if (x.shape.length !== 2) throw new ShapeError(`${op}: votes must be [votes, n], got ${fmtShape(x.shape)}`);
+  const [m, n] = x.shape as [number, number];
+  if (w.size !== m) throw new ShapeError(`${op}: ${w.size} weights for ${m} votes`);
+  const out = Tensor.empty([n]);
+  launch1d(n, {
+    file: 'robust.wgsl',
+    entry: 'weighted_rows',
+    params: new Params().u32(m, n, 0).data(),
+    buffers: [x.binding(), out.binding(), w.binding()],
+    cost: { flops: 2 * m * n, bytes: 4 * (m + 1) * n },
+  });
+  return out;
+}
+
+/**
  * Copies `tensors`, flattened and back to back, into `dst` from element `offset` on, with buffer
  * copies (no kernel launches). Returns the element after the last one written.
  */
