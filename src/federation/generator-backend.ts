@@ -4,19 +4,21 @@
  * gradients the nodes send back are propagated through the very activations that produced the
  * fakes; a late reply whose graph was already released is propagated through a recomputed pass.
  *
- * Robust steps (`applyVotes`): each node's reply is back-propagated on its own through the same
- * retained forward graph (exact with batch norm, whose statistics couple the rows), its parameter
- * gradients are copied into one row of a [votes, parameters] matrix, and `coordinateTrimmedMean`
- * combines the rows on the GPU (coordinate-wise trimmed mean, or under 'median-trust' the votes
- * weighted by their alignment with the median: 2m + 1 numbers read back per step). Costs one
- * backward pass per vote instead of one in all.
+ * A batch with `segments` (the vote modes of aggregation) is generated one forward pass per node,
+ * so batch-norm statistics are per node there and each node's vote back-propagates through its own
+ * rows only: one step costs about what one whole-batch step costs, not m times it.
+ *
+ * Robust steps (`applyVotes`): each vote's parameter gradients are copied into one row of a
+ * [votes, parameters] matrix, which the GPU combines (coordinate-wise trimmed mean, or under
+ * 'median-trust' the votes weighted by their alignment with the median: 2m + 1 numbers read back
+ * per step).
  *
  * Optimizer guard: before each Adam step the sum of squares of all parameter gradients is reduced
  * on the GPU and read back (one scalar per step). If it is not finite, Adam's second moment would
  * overflow (v += (1 - beta2) g^2 = Inf, after which m / sqrt(v) = 0 freezes that parameter for good)
  * or the update would be NaN, so the step is refused with GeneratorStepSkipped and nothing changes.
  */
-import { Adam, add, backward, coordinateMedian, coordinateTrimmedMean, keep, mul, noGrad, releaseGraph, sum, tensor, tidy, zeros, type Tensor } from '../engine/index.js';
+import { Adam, add, backward, concat, coordinateMedian, coordinateTrimmedMean, keep, mul, noGrad, releaseGraph, sum, tensor, tidy, zeros, type Tensor } from '../engine/index.js';
 import { copyFlatInto, splitFlat, voteAlignment, weightedVotes } from '../engine/internal.js';
 import { medianTrustCoefficients } from '../net/aggregate.js';
 import { GeneratorStepSkipped, type GeneratorBackend, type GeneratorBatch, type GeneratorStep, type VoteOutcome, type VoteRule } from '../net/backend.js';
@@ -25,8 +27,8 @@ import { loadTrainingStateBytes, saveTrainingStateBytes } from '../train/state.j
 import { learningRateAt, type GanConfig } from '../train/pix2pix.js';
 
 export class EngineGenerator implements GeneratorBackend {
-  /** Forward graphs of recent batches, oldest first. */
-  private readonly graphs = new Map<GeneratorBatch, Tensor>();
+  /** Forward graphs of recent batches (one per segment), oldest batch first. */
+  private readonly graphs = new Map<GeneratorBatch, Segment[]>();
   /** Optimizer steps taken (the learning-rate schedule runs on this). */
   steps = 0;
 
@@ -41,22 +43,30 @@ export class EngineGenerator implements GeneratorBackend {
   ) {}
 
   async generate(batch: GeneratorBatch): Promise<Float32Array> {
-    const fake = tidy(() => this.generator.forward(tensor(batch.masks, batch.shape)));
-    this.graphs.set(batch, fake);
-    while (this.graphs.size > this.keepGraphs) {
-      const [oldest, t] = this.graphs.entries().next().value as [GeneratorBatch, Tensor];
-      this.release(oldest, t);
+    const counts = batch.segments ?? [batch.shape[0]];
+    if (counts.reduce((a, b) => a + b, 0) !== batch.shape[0]) throw new RangeError(`generate: segments [${counts.join(', ')}] do not add up to the batch's ${batch.shape[0]} rows`);
+    const segments: Segment[] = [];
+    let offset = 0;
+    for (const count of counts) {
+      if (count > 0) segments.push({ offset, count, fake: this.forwardRows(batch, offset, count) });
+      offset += count;
     }
-    return fake.read();
+    this.graphs.set(batch, segments);
+    while (this.graphs.size > this.keepGraphs) {
+      const [oldest, segs] = this.graphs.entries().next().value as [GeneratorBatch, Segment[]];
+      for (const s of segs) this.release(s.fake);
+      this.graphs.delete(oldest);
+    }
+    if (segments.length === 1) return segments[0]!.fake.read();
+    const all = noGrad(() => concat(segments.map((s) => s.fake), 0));
+    const values = await all.read();
+    all.dispose();
+    return values;
   }
 
   async applyGradients(steps: readonly GeneratorStep[]): Promise<void> {
     this.optimizer.zeroGrad();
-    for (const step of steps) {
-      const fake = this.takeGraph(step.batch);
-      tidy(() => backward(fake, tensor(step.gradFakes, fake.shape)));
-      fake.dispose();
-    }
+    for (const step of steps) this.backpropagate(step);
     await this.step();
   }
 
@@ -70,18 +80,11 @@ export class EngineGenerator implements GeneratorBackend {
       total += p.size;
     }
     const stack = zeros([votes.length, total]);
-    const fakes = new Map<GeneratorBatch, Tensor>();
     votes.forEach((vote, k) => {
-      let fake = fakes.get(vote.batch);
-      if (!fake) fakes.set(vote.batch, (fake = this.takeGraph(vote.batch)));
-      tidy(() => backward(fake, tensor(vote.gradFakes, fake.shape), { retainGraph: true }));
+      this.backpropagate(vote);
       params.forEach((p, i) => p.grad && copyFlatInto([p.grad], stack, k * total + offsets[i]!));
       this.optimizer.zeroGrad();
     });
-    for (const fake of fakes.values()) {
-      releaseGraph(fake);
-      fake.dispose();
-    }
     let combined: Tensor;
     let outcome: VoteOutcome = {};
     if (rule.kind === 'trimmed-mean') {
@@ -109,14 +112,39 @@ export class EngineGenerator implements GeneratorBackend {
     return outcome;
   }
 
-  /** The graph `generate` kept for `batch`, or a recomputed one; the caller disposes it. */
-  private takeGraph(batch: GeneratorBatch): Tensor {
-    const kept = this.graphs.get(batch);
-    if (kept) {
-      this.graphs.delete(batch);
-      return kept;
+  /**
+   * Back-propagates `step` through the forward graphs of its rows: the kept segments that lie
+   * inside them, and recomputed passes for the rest (a released batch, or a vote whose rows were
+   * not a segment of their own). Each graph is used once and released.
+   */
+  private backpropagate(step: GeneratorStep): void {
+    const { batch } = step;
+    const offset = step.rows?.offset ?? 0;
+    const count = step.rows?.count ?? batch.shape[0];
+    const img = step.gradFakes.length / count;
+    const kept = this.graphs.get(batch) ?? [];
+    const inside = kept.filter((s) => s.offset >= offset && s.offset + s.count <= offset + count);
+    if (inside.length > 0) this.graphs.set(batch, kept.filter((s) => !inside.includes(s)));
+    const segments: Segment[] = [];
+    let at = offset;
+    for (const s of inside.sort((a, b) => a.offset - b.offset)) {
+      if (s.offset > at) segments.push({ offset: at, count: s.offset - at, fake: this.forwardRows(batch, at, s.offset - at) });
+      segments.push(s);
+      at = s.offset + s.count;
     }
-    return tidy(() => this.generator.forward(tensor(batch.masks, batch.shape)));
+    if (at < offset + count) segments.push({ offset: at, count: offset + count - at, fake: this.forwardRows(batch, at, offset + count - at) });
+    for (const s of segments) {
+      const from = (s.offset - offset) * img;
+      tidy(() => backward(s.fake, tensor(step.gradFakes.subarray(from, from + s.count * img), s.fake.shape)));
+      s.fake.dispose();
+    }
+  }
+
+  /** A training-mode forward pass of rows offset..offset+count of `batch`. */
+  private forwardRows(batch: GeneratorBatch, offset: number, count: number): Tensor {
+    const [, c, h, w] = batch.shape;
+    const per = c * h * w;
+    return tidy(() => this.generator.forward(tensor(batch.masks.subarray(offset * per, (offset + count) * per), [count, c, h, w])));
   }
 
   /** The guarded optimizer step on the gradients now held. */
@@ -163,9 +191,15 @@ export class EngineGenerator implements GeneratorBackend {
     return v!;
   }
 
-  private release(batch: GeneratorBatch, t: Tensor): void {
+  private release(t: Tensor): void {
     releaseGraph(t);
     t.dispose();
-    this.graphs.delete(batch);
   }
+}
+
+/** A forward graph of some rows of a batch (`generate` keeps one per node segment). */
+interface Segment {
+  offset: number;
+  count: number;
+  fake: Tensor;
 }

@@ -301,11 +301,11 @@ export interface Aggregate {
   losses: Losses | undefined;
   /**
    * A vote mode with at least MIN_MEDIAN_VOTES replies (and defences on): one vote per
-   * reply, its clipped gradient unweighted at its rows of its round's batch, [batchRows, C, H, W]
-   * (zero elsewhere); the generator combines them (GeneratorBackend.applyVotes) and `grads` is
+   * reply, its clipped gradient unweighted, [rowCount, C, H, W] at rows rowOffset.. of its
+   * round's batch; the generator combines them (GeneratorBackend.applyVotes) and `grads` is
    * empty. Otherwise undefined.
    */
-  votes?: { round: number; grad: Float32Array }[];
+  votes?: { round: number; rowOffset: number; rowCount: number; grad: Float32Array }[];
 }
 
 /**
@@ -334,12 +334,9 @@ export function aggregateReplies(replies: readonly ReplyInput[], policy: Aggrega
   });
   const grads = new Map<number, Float32Array>();
   const voting = defences && isVoteMode(bounds.aggregation) && replies.length >= MIN_MEDIAN_VOTES;
-  const votes = voting ? replies.map((r, i) => {
-    const g = new Float32Array(r.batchRows * img);
-    const off = r.rowOffset * img;
-    for (let j = 0; j < r.grad.length; j++) g[off + j] = scales[i]! * r.grad[j]!;
-    return { round: r.round, grad: g };
-  }) : undefined;
+  const votes = voting
+    ? replies.map((r, i) => ({ round: r.round, rowOffset: r.rowOffset, rowCount: r.batchCount, grad: r.grad.map((v) => scales[i]! * v) }))
+    : undefined;
   let losses: Losses | undefined;
   replies.forEach((r, i) => {
     if (!voting) {

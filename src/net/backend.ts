@@ -20,6 +20,12 @@ export interface GeneratorBatch {
   readonly round: number;
   readonly masks: Float32Array;
   readonly shape: Shape4;
+  /**
+   * Rows per node, in order (they sum to shape[0]); set under the vote modes of aggregation, so
+   * that a backend may run one forward pass per node and back-propagate each node's vote through
+   * its own rows only. Undefined: one batch.
+   */
+  readonly segments?: readonly number[];
 }
 
 /** Gradient for one earlier `generate` call, already weighted by the server. */
@@ -30,6 +36,8 @@ export interface GeneratorStep {
    * did not answer are zero (correct: their outputs are not part of the loss).
    */
   readonly gradFakes: Float32Array;
+  /** The rows of `batch` this gradient covers (`gradFakes` then holds those rows only). Default: all rows. */
+  readonly rows?: { readonly offset: number; readonly count: number };
 }
 
 /**
@@ -67,8 +75,7 @@ export interface GeneratorBackend {
   applyGradients(steps: readonly GeneratorStep[]): Promise<void>;
   /**
    * The robust step behind the vote modes of aggregation ('coordinate-median', 'median-trust'):
-   * each vote is one reply, unweighted (d(that node's loss)/d(fakes) at its rows of the batch,
-   * zero elsewhere). Back-propagate every vote on its own, combine the m parameter gradients by
+   * each vote is one reply, unweighted: d(that node's loss)/d(fakes) at its `rows` of the batch. Back-propagate every vote on its own, combine the m parameter gradients by
    * `rule`, and take ONE optimizer step. Optional: a server configured for a vote mode refuses to
    * start with a backend that lacks it. Returns each vote's trust under 'median-trust'.
    */

@@ -481,7 +481,9 @@ export class Coordinator extends SessionCoordinator {
       parts.set(nodeId, { keys, rowOffset: row, shape: [keys.length, ic, H, W], sentAt: 0, answered: false });
       row += keys.length;
     }
-    const batch: GeneratorBatch = { round, masks, shape: [total, mc, H, W] };
+    // Under a vote mode each node's rows get their own forward pass (GeneratorBatch.segments).
+    const voting = isVoteMode(this.replyBounds.aggregation) && this.opts.defences !== false;
+    const batch: GeneratorBatch = { round, masks, shape: [total, mc, H, W], ...(voting ? { segments: [...parts.values()].map((p) => p.keys.length) } : {}) };
     let fakes: Float32Array;
     try {
       fakes = await this.opts.generator.generate(batch);
@@ -587,7 +589,7 @@ export class Coordinator extends SessionCoordinator {
         if (agg.votes) {
           const rule: VoteRule = this.replyBounds.aggregation === 'median-trust'
             ? { kind: 'median-trust', weights: agg.weights } : { kind: 'trimmed-mean', trim: medianTrim(agg.votes.length) };
-          const outcome = await gen.applyVotes!(agg.votes.map((v) => ({ batch: this.pending.get(v.round)!.batch, gradFakes: v.grad })), rule);
+          const outcome = await gen.applyVotes!(agg.votes.map((v) => ({ batch: this.pending.get(v.round)!.batch, gradFakes: v.grad, rows: { offset: v.rowOffset, count: v.rowCount } })), rule);
           outcome?.trust?.forEach((x, i) => {
             const r = applied[i]!;
             trust[`${r.nodeId}@${r.round}`] = x;
