@@ -17,8 +17,12 @@
 // * No workgroup memory, no barriers; operands are shared between the 8 lanes of a subgroup
 //   through shuffles instead.
 // * Each invocation computes TM rows x 4 columns (register blocking: TM vec4 accumulators).
-// * Modes 0, 1: weights are packed (entry `pack`) as [c][kh][row][KW]; for each (c, kh) the 8
-//   lanes load the TM*KW weights of their row tile as a few vec4 and shuffle each one to all lanes.
+// * Modes 0, 1: for each (c, kh) the 8 lanes load the TM*KW weights of their row tile and shuffle
+//   each block of 4 to all lanes. The weights are either packed first (entry `pack`) as
+//   [c][kh][row][KW], so that the tile is a few aligned vec4, or (DIRECTW) read as scalars from the
+//   canonical [co][ci][kh][kw] layout at per-lane offsets computed once: more load instructions
+//   (a large convolution runs 20-40% slower), but no packing launch, which is what small
+//   convolutions pay for most (conv.ts chooses).
 // * Modes 0, 1: the 8 lanes of a subgroup own 32 consecutive pixels of one row (a "strip"). When
 //   the source rows are 16-byte aligned (COOP) they load the strip's source span as aligned vec4
 //   (one per lane, rarely a second) and build each lane's window by shuffles; otherwise each lane
@@ -33,9 +37,10 @@
 // Requires subgroups whose size is a multiple of 8, with local invocations 8k..8k+7 in one
 // subgroup at subgroup ids that agree mod 8 (true for 1-D workgroups on common implementations).
 //
-// Bindings: 0 params, 1 src (x for modes 0 and 2, dy for mode 1), 2 dy (mode 2; any read-only
-// buffer otherwise), 3 bias (HAS_BIAS; any read-only buffer otherwise), 4 output, 5 packed
-// weights as vec4 (modes 0, 1) or dy as vec4 (mode 2), 6 src as vec4 (COOP; any buffer otherwise).
+// Bindings: 0 params, 1 src (x for modes 0 and 2, dy for mode 1), 2 dy (mode 2) or the weights
+// (modes 0, 1), 3 bias (HAS_BIAS; any read-only buffer otherwise), 4 output, 5 packed weights as
+// vec4 (modes 0, 1 without DIRECTW; any buffer with it) or dy as vec4 (mode 2), 6 src as vec4
+// (COOP; any buffer otherwise).
 
 enable subgroups;
 
@@ -67,6 +72,8 @@ override NBLK: u32 = 10u;
 override NLD: u32 = 2u;
 // Mode 2: dy rows are 16-byte aligned (OW % 4 == 0): read 4 columns as one vec4.
 override DYV: bool = false;
+// Modes 0, 1: read the weights from their canonical layout (binding 2) instead of packed ones.
+override DIRECTW: bool = false;
 
 struct Params {
   nb: u32,      // batch
@@ -85,8 +92,8 @@ struct Params {
   ph: i32,
   dh: u32,
   rh: u32,      // MODE 1: stride phase along the height
-  w_row: u32,   // `pack`: weight stride of a row
-  w_loop: u32,  // `pack`: weight stride of the summed channel
+  w_row: u32,   // `pack`, DIRECTW: weight stride of a row
+  w_loop: u32,  // `pack`, DIRECTW: weight stride of the summed channel
   oh: u32,      // MODE 2: dy size
   ow: u32,
   rows_per_split: u32,  // MODE 2: (b, oh) rows per split (z of the grid)
@@ -157,6 +164,51 @@ fn load_op_blocks(base: u32, nblk: u32, ok: bool) {
   if (nld > 1u) { opb[1] = vec4f(0.0); if (lane + 8u < nblk) { opb[1] = select(vec4f(0.0), op4[base + lane + 8u], ok); } }
   if (nld > 2u) { opb[2] = vec4f(0.0); if (lane + 16u < nblk) { opb[2] = select(vec4f(0.0), op4[base + lane + 16u], ok); } }
   if (nld > 3u) { opb[3] = vec4f(0.0); if (lane + 24u < nblk) { opb[3] = select(vec4f(0.0), op4[base + lane + 24u], ok); } }
+}
+
+// DIRECTW: element i = 4*(lane + 8*l) + k of the row tile's TM*KW weights (row r = i / KW,
+// tap i % KW) is w[(row0 + r) * w_row + c * w_loop + kh * KW + tap]; the lane's offsets and
+// validity do not change along the K loop.
+var<private> woff: array<vec4u, 4>;
+var<private> wok: array<vec4<bool>, 4>;
+
+fn woff1(i: u32, row0: u32) -> vec2u {
+  let r = i / KW;
+  let ok = i < TM * KW && row0 + r < p.mrows;
+  return vec2u(select(0u, (row0 + r) * p.w_row + i % KW, ok), select(0u, 1u, ok));
+}
+
+fn woff4(l: u32, row0: u32) {
+  let i = 4u * (lane + 8u * l);
+  let a = woff1(i, row0);
+  let b = woff1(i + 1u, row0);
+  let c = woff1(i + 2u, row0);
+  let d = woff1(i + 3u, row0);
+  woff[l] = vec4u(a.x, b.x, c.x, d.x);
+  wok[l] = vec4<bool>(a.y == 1u, b.y == 1u, c.y == 1u, d.y == 1u);
+}
+
+fn init_woff(row0: u32) {
+  let nld = (TM * KW / 4u + 7u) / 8u;
+  woff4(0u, row0);
+  if (nld > 1u) { woff4(1u, row0); }
+  if (nld > 2u) { woff4(2u, row0); }
+  if (nld > 3u) { woff4(3u, row0); }
+}
+
+fn wblock(base: u32, l: u32, ok: bool) -> vec4f {
+  let o = woff[l] + vec4u(base);
+  let v = vec4f(dys[o.x], dys[o.y], dys[o.z], dys[o.w]);
+  return select(vec4f(0.0), v, wok[l] & vec4<bool>(ok));
+}
+
+// DIRECTW: opb = the tile's weights of (c, kh) (`base` = c * w_loop + kh * KW), zero if !ok.
+fn load_w_blocks(base: u32, ok: bool) {
+  let nld = (TM * KW / 4u + 7u) / 8u;
+  opb[0] = wblock(base, 0u, ok);
+  if (nld > 1u) { opb[1] = wblock(base, 1u, ok); }
+  if (nld > 2u) { opb[2] = wblock(base, 2u, ok); }
+  if (nld > 3u) { opb[3] = wblock(base, 3u, ok); }
 }
 
 // One source element, 0 outside the image (the index may be garbage then: a bounds-clamped read).
@@ -275,8 +327,12 @@ fn channel_taps(c: u32, kh: u32, b: u32, srow: i32, start: i32, row0: u32, ok: b
   } else {
     load_window(rowbase, start, ok && okc);
   }
-  // Packed weights [c][kh][row][KW]: the tile's TM*KW values are contiguous and 16-byte aligned.
-  load_op_blocks(((c * p.kh + kh) * p.row_pad + row0) * KW / 4u, TM * KW / 4u, okc);
+  if (DIRECTW) {
+    load_w_blocks(c * p.w_loop + kh * KW, okc);
+  } else {
+    // Packed weights [c][kh][row][KW]: the tile's TM*KW values are contiguous and 16-byte aligned.
+    load_op_blocks(((c * p.kh + kh) * p.row_pad + row0) * KW / 4u, TM * KW / 4u, okc);
+  }
   apply_tap(0u);
   apply_tap(1u);
   apply_tap(2u);
@@ -298,6 +354,7 @@ fn conv_pixels(col: u32, row0: u32) {
   } else {
     start = i32(4u * q) + OFFMIN;
   }
+  if (DIRECTW) { init_woff(row0); }
   for (var c = 0u; c < p.kloop; c += CU) {
     for (var kh = 0u; kh < p.kh; kh++) {
       var srow: i32;

@@ -1,6 +1,6 @@
 import t from 'tap';
 import * as E from '../src/engine/index.js';
-import { conv2d, convTranspose2d, naive, conv2dGeometry } from '../src/engine/ops/conv.js';
+import { conv2d, convTranspose2d, convTuning, naive, conv2dGeometry } from '../src/engine/ops/conv.js';
 import { closeness, gpu, randomArray } from './helpers/engine.js';
 
 await gpu();
@@ -128,9 +128,17 @@ const cases: Case[] = [
 
 // Every case runs on both kernel families: the CPU-shaped subgroup kernels (conv2d.wgsl) and the
 // GPU-shaped tiled kernels (conv2d_tiled.wgsl); 'auto' would test only one of them per machine.
-const PATHS = ['subgroup', 'tiled'] as const;
+// The subgroup kernels read small convolutions' weights directly (every case here) and pack
+// large ones first: 'subgroup packed' forces packing, on every third case.
+const PATHS = ['subgroup', 'subgroup packed', 'tiled'] as const;
+const DIRECT_MAX = convTuning.directMaxFlops;
+function usePath(path: (typeof PATHS)[number]): void {
+  E.engine().convKernels = path === 'tiled' ? 'tiled' : 'subgroup';
+  convTuning.directMaxFlops = path === 'subgroup packed' ? -1 : DIRECT_MAX;
+}
 t.teardown(() => {
   E.engine().convKernels = 'auto';
+  convTuning.directMaxFlops = DIRECT_MAX;
 });
 
 function label(c: Case): string {
@@ -138,8 +146,9 @@ function label(c: Case): string {
 }
 
 for (const path of PATHS) for (const [ci, c] of cases.entries()) {
+  if (path === 'subgroup packed' && ci % 3 !== 0) continue;
   t.test(`[${path}] conv2d forward and gradients: ${label(c)}`, async (t) => {
-    E.engine().convKernels = path;
+    usePath(path);
     const wshape = [c.co, c.x[1], c.k[0], c.k[1]];
     const opts = { stride: c.stride, padding: c.padding, dilation: c.dilation };
     const g = conv2dGeometry('test', c.x, wshape, opts);
@@ -195,8 +204,9 @@ const tcases: TCase[] = [
 ];
 
 for (const path of PATHS) for (const [ci, c] of tcases.entries()) {
+  if (path === 'subgroup packed' && ci % 3 !== 0) continue;
   t.test(`[${path}] convTranspose2d forward and gradients: x ${JSON.stringify(c.x)} co ${c.co} k ${c.k} s ${c.stride ?? 1} p ${c.padding ?? 0} op ${c.outputPadding ?? 0} d ${c.dilation ?? 1}`, async (t) => {
-    E.engine().convKernels = path;
+    usePath(path);
     const wshape = [c.x[1], c.co, c.k[0], c.k[1]];
     const opts = { stride: c.stride, padding: c.padding, outputPadding: c.outputPadding, dilation: c.dilation };
     const xd = randomArray(c.x.reduce((a, b) => a * b, 1), 50 + ci);
@@ -250,6 +260,31 @@ for (const path of PATHS) for (const [ci, c] of tcases.entries()) {
     });
   });
 }
+
+t.test('a small convolution reads its weights directly: no packing launches', async (t) => {
+  const eng = E.engine();
+  const launches = async (path: 'subgroup' | 'subgroup packed') => {
+    usePath(path);
+    return E.tidy(async () => {
+      const x = E.parameter(E.randn([1, 4, 8, 8], 1));
+      const w = E.parameter(E.randn([5, 4, 3, 3], 2));
+      const gy = E.ones([1, 5, 8, 8]);
+      const d0 = eng.recorder.dispatches;
+      const y = conv2d(x, w, null, { padding: 1 });
+      const forward = eng.recorder.dispatches - d0;
+      E.backward(y, gy);
+      const total = eng.recorder.dispatches - d0;
+      await x.grad!.read();
+      return { forward, total };
+    });
+  };
+  const direct = await launches('subgroup');
+  const packed = await launches('subgroup packed');
+  usePath('subgroup');
+  t.equal(direct.forward, 1, 'forward: one launch');
+  t.equal(packed.forward, 2, 'forced packing: pack + convolution');
+  t.equal(packed.total - direct.total, 2, 'packing would add one launch to the forward and one to the data gradient');
+});
 
 t.test('reference (naive) kernels agree with the TypeScript reference', async (t) => {
   const xs = [3, 3, 7, 9];
