@@ -74,6 +74,10 @@ override NLD: u32 = 2u;
 override DYV: bool = false;
 // Modes 0, 1: read the weights from their canonical layout (binding 2) instead of packed ones.
 override DIRECTW: bool = false;
+// Modes 0, 2 (and `naive` 0, 2): reflection padding (PyTorch ReflectionPad2d then an unpadded
+// convolution): source rows and columns outside the image read their mirror images. Never with
+// COOP. (Mode 1 never reflects: the host takes the padded geometry's data gradient and folds it.)
+override REFLECT: bool = false;
 
 struct Params {
   nb: u32,      // batch
@@ -211,8 +215,17 @@ fn load_w_blocks(base: u32, ok: bool) {
   if (nld > 3u) { opb[3] = wblock(base, 3u, ok); }
 }
 
+// Index i of a dimension of size n after one reflection at each edge (REFLECT; pad < n, so one
+// reflection reaches every padded position; indices further out stay out of range).
+fn refl(i: i32, n: u32) -> i32 {
+  if (!REFLECT) { return i; }
+  let j = select(i, -i, i < 0);
+  return select(j, 2 * (i32(n) - 1) - j, j >= i32(n));
+}
+
 // One source element, 0 outside the image (the index may be garbage then: a bounds-clamped read).
-fn ld(rowbase: i32, col: i32, ok: bool) -> f32 {
+fn ld(rowbase: i32, col0: i32, ok: bool) -> f32 {
+  let col = refl(col0, p.src_w);
   let valid = ok && u32(col) < p.src_w;
   return select(0.0, src[u32(rowbase + col)], valid);
 }
@@ -359,7 +372,7 @@ fn conv_pixels(col: u32, row0: u32) {
     for (var kh = 0u; kh < p.kh; kh++) {
       var srow: i32;
       if (MODE == 0u) {
-        srow = i32(y * p.sh + kh * p.dh) - p.ph;
+        srow = refl(i32(y * p.sh + kh * p.dh) - p.ph, p.src_h);
       } else {
         let num = i32(p.rh) + p.ph - i32(kh * p.dh);
         if (num % i32(p.sh) != 0) { continue; }
@@ -428,7 +441,7 @@ fn weight_grad(col: u32, row0: u32, split: u32) {
   for (var rr = rbeg; rr < rend; rr++) {
     let b = rr / p.oh;
     let oh = rr % p.oh;
-    let srow = i32(oh * p.sh + kh * p.dh) - p.ph;
+    let srow = refl(i32(oh * p.sh + kh * p.dh) - p.ph, p.src_h);
     let ok = colok && srow >= 0 && srow < i32(p.src_h);
     let rowbase = i32(b * p.src_c + ci) * plane + srow * i32(p.src_w);
     let dyrow = (b * p.mrows + row0) * oplane + oh * p.ow;
@@ -537,10 +550,10 @@ fn naive(@builtin(global_invocation_id) gid: vec3u, @builtin(num_workgroups) gro
     let b = i / (np.ow * np.oh * np.co);
     for (var ci = 0u; ci < np.ci; ci++) {
       for (var kh = 0u; kh < np.kh; kh++) {
-        let ih = i32(oh * np.sh + kh * np.dh) - np.ph;
+        let ih = refl(i32(oh * np.sh + kh * np.dh) - np.ph, np.h);
         if (ih < 0 || ih >= i32(np.h)) { continue; }
         for (var kw = 0u; kw < np.kw; kw++) {
-          let iw = i32(ow * np.sw + kw * np.dw) - np.pw;
+          let iw = refl(i32(ow * np.sw + kw * np.dw) - np.pw, np.w);
           if (iw < 0 || iw >= i32(np.w)) { continue; }
           s += n_a[((b * np.ci + ci) * np.h + u32(ih)) * np.w + u32(iw)] *
                n_b[((co * np.ci + ci) * np.kh + kh) * np.kw + kw];
@@ -575,10 +588,10 @@ fn naive(@builtin(global_invocation_id) gid: vec3u, @builtin(num_workgroups) gro
     let co = i / (np.kw * np.kh * np.ci);
     for (var b = 0u; b < np.nb; b++) {
       for (var oh = 0u; oh < np.oh; oh++) {
-        let ih = i32(oh * np.sh + kh * np.dh) - np.ph;
+        let ih = refl(i32(oh * np.sh + kh * np.dh) - np.ph, np.h);
         if (ih < 0 || ih >= i32(np.h)) { continue; }
         for (var ow = 0u; ow < np.ow; ow++) {
-          let iw = i32(ow * np.sw + kw * np.dw) - np.pw;
+          let iw = refl(i32(ow * np.sw + kw * np.dw) - np.pw, np.w);
           if (iw < 0 || iw >= i32(np.w)) { continue; }
           s += n_a[((b * np.ci + ci) * np.h + u32(ih)) * np.w + u32(iw)] *
                n_b[((b * np.co + co) * np.oh + oh) * np.ow + ow];

@@ -26,6 +26,16 @@ override MODE: u32 = 0u;
 override TMR: u32 = 4u;
 override TNR: u32 = 4u;
 override HAS_BIAS: bool = false;
+// Modes 0, 2: reflection padding (ReflectionPad2d then an unpadded convolution): rows and columns
+// outside the image read their mirror images. (Mode 1 never reflects: see conv.ts.)
+override REFLECT: bool = false;
+
+// Index i of a dimension of size n after one reflection at each edge (REFLECT; pad < n).
+fn refl(i: i32, n: u32) -> i32 {
+  if (!REFLECT) { return i; }
+  let j = select(i, -i, i < 0);
+  return select(j, 2 * (i32(n) - 1) - j, j >= i32(n));
+}
 
 const BK = 16u;
 override BM: u32 = 16u * TMR;
@@ -129,8 +139,8 @@ fn load_b(c: Col, kk: u32, kend: u32) -> f32 {
     let ci = kk / taps;
     let t = kk - ci * taps;
     let kh = t / p.kw;
-    let ih = c.y + i32(kh * p.dh);
-    let iw = c.x + i32((t - kh * p.kw) * p.dw);
+    let ih = refl(c.y + i32(kh * p.dh), p.h);
+    let iw = refl(c.x + i32((t - kh * p.kw) * p.dw), p.w);
     if (ih < 0 || ih >= i32(p.h) || iw < 0 || iw >= i32(p.w)) { return 0.0; }
     return b_src[c.base + (ci * p.h + u32(ih)) * p.w + u32(iw)];
   }
@@ -150,8 +160,8 @@ fn load_b(c: Col, kk: u32, kend: u32) -> f32 {
   let b = kk / hw;
   let pix = kk - b * hw;
   let oh = pix / p.ow;
-  let ih = i32(oh * p.sh) - p.ph + c.y;
-  let iw = i32((pix - oh * p.ow) * p.sw) - p.pw + c.x;
+  let ih = refl(i32(oh * p.sh) - p.ph + c.y, p.h);
+  let iw = refl(i32((pix - oh * p.ow) * p.sw) - p.pw + c.x, p.w);
   if (ih < 0 || ih >= i32(p.h) || iw < 0 || iw >= i32(p.w)) { return 0.0; }
   return b_src[(b * p.ci * p.h + u32(ih)) * p.w + c.base + u32(iw)];
 }

@@ -147,6 +147,41 @@ t.test('Sequential: children "0", "1", ...; releases intermediates, never its in
   seq.dispose();
 });
 
+t.test('Sequential: a symmetric padding layer + unpadded Conv2d run as one convolution, with the same values and gradients', async (t) => {
+  const eng = E.engine();
+  const cases: [string, ReflectionPad2d | ZeroPad2d, number][] = [
+    ['ReflectionPad2d(1)', new ReflectionPad2d(1), 1],
+    ['ReflectionPad2d([2, 2, 1, 1])', new ReflectionPad2d([2, 2, 1, 1]), 1],
+    ['ZeroPad2d(2)', new ZeroPad2d(2), 1],
+    ['ReflectionPad2d([1, 0, 1, 0]) (asymmetric: not fused)', new ReflectionPad2d([1, 0, 1, 0]), 2],
+  ];
+  for (const [name, pad, launches] of cases) {
+    const conv = new Conv2d(2, 3, 3, { seed: 4 });
+    const seq = new Sequential(pad, conv);
+    await E.tidy(async () => {
+      const xd = randomArray(2 * 5 * 7, 9);
+      const x1 = E.parameter(E.tensor(xd, [1, 2, 5, 7]));
+      const d0 = eng.recorder.dispatches;
+      const y1 = seq.forward(x1);
+      t.equal(eng.recorder.dispatches - d0, launches, `${name}: ${launches} forward launch(es)`);
+      const x2 = E.parameter(E.tensor(xd, [1, 2, 5, 7]));
+      const y2 = conv.forward(pad.forward(x2));
+      const gy = E.randn(y1.shape, 5);
+      E.backward(E.sum(E.mul(y1, gy)));
+      const gw1 = await conv.weight.grad!.read();
+      conv.zeroGrad();
+      E.backward(E.sum(E.mul(y2, gy)));
+      const a = await y1.read(), b = await y2.read();
+      t.ok(a.every((v, i) => Math.abs(v - b[i]!) <= 1e-5), `${name}: same output as layer by layer`);
+      const gx1 = await x1.grad!.read(), gx2 = await x2.grad!.read();
+      t.ok(gx1.every((v, i) => Math.abs(v - gx2[i]!) <= 1e-5), `${name}: same input gradient`);
+      const gw2 = await conv.weight.grad!.read();
+      t.ok(gw1.every((v, i) => Math.abs(v - gw2[i]!) <= 1e-4), `${name}: same weight gradient`);
+    });
+    seq.dispose();
+  }
+});
+
 t.test('Dropout: p zeroed, survivors scaled by 1/(1-p), fresh masks per call, reproducible, identity in eval', async (t) => {
   const x = E.ones([4, 8, 16, 16]);
   const d = new Dropout(0.25, { seed: 7 });

@@ -110,6 +110,14 @@ export class Conv2d extends Module {
   forward(x: Tensor): Tensor {
     return conv2d(x, this.weight, this.bias, { stride: this.stride, padding: this.padding, dilation: this.dilation });
   }
+
+  /**
+   * This convolution after a padding layer that it absorbs (see Sequential): `padding` [height,
+   * width] of `mode` instead of the layer's own (which must be 0).
+   */
+  forwardPadded(x: Tensor, padding: [number, number], mode: 'zero' | 'reflect'): Tensor {
+    return conv2d(x, this.weight, this.bias, { stride: this.stride, padding, dilation: this.dilation, padMode: mode });
+  }
 }
 
 export interface ConvTranspose2dOptions extends Conv2dOptions {
@@ -304,9 +312,16 @@ function checkPadding(layer: string, p: Padding2d): number | [number, number, nu
 abstract class Pad2dLayer extends Module {
   readonly padding: number | [number, number, number, number];
 
-  protected constructor(layer: string, padding: Padding2d, private readonly mode: 'reflect' | 'zero') {
+  protected constructor(layer: string, padding: Padding2d, readonly mode: 'reflect' | 'zero') {
     super();
     this.padding = checkPadding(layer, padding);
+  }
+
+  /** [height, width] when the padding is the same on both sides of each dimension, else null. */
+  symmetric(): [number, number] | null {
+    const p = this.padding;
+    if (typeof p === 'number') return [p, p];
+    return p[0] === p[1] && p[2] === p[3] ? [p[2], p[0]] : null;
   }
 
   forward(x: Tensor): Tensor {
@@ -421,7 +436,9 @@ export class Sequential extends Module {
   /**
    * Runs the layers; with `residual`, returns residual + layers(x). A norm layer followed by ReLU
    * or LeakyReLU (slope >= 0) runs as one fused op, and so does a last norm layer with the residual
-   * add: the same values as the layers one by one, in fewer kernel launches.
+   * add; a padding layer (the same on both sides) followed by an unpadded Conv2d runs as one
+   * convolution that pads in its index math. The same values as the layers one by one, in fewer
+   * kernel launches.
    */
   forward(x: Tensor, residual?: Tensor): Tensor {
     let cur = x;
@@ -430,7 +447,11 @@ export class Sequential extends Module {
       const layer = this.layers[i]!;
       const after = this.layers[i + 1];
       let next: Tensor;
-      if (isNorm(layer) && (after instanceof ReLU || (after instanceof LeakyReLU && after.negativeSlope >= 0))) {
+      const pad = layer instanceof Pad2dLayer && after instanceof Conv2d && after.padding === 0 ? layer.symmetric() : null;
+      if (pad && after instanceof Conv2d && layer instanceof Pad2dLayer) {
+        next = after.forwardPadded(cur, pad, layer.mode);
+        i++;
+      } else if (isNorm(layer) && (after instanceof ReLU || (after instanceof LeakyReLU && after.negativeSlope >= 0))) {
         next = layer.forwardWith(cur, after instanceof ReLU ? { activation: 'relu' } : { activation: 'leakyRelu', negativeSlope: after.negativeSlope });
         i++;
       } else if (residual && isNorm(layer) && after === undefined) {

@@ -47,6 +47,9 @@ export const convCases: GradCase[] = [
   convCase('3x3 dilation 2 pad 2', [1, 2, 7, 6], [3, 2, 3, 3], false, { padding: 2, dilation: 2 }),
   convCase('7x7 pad 3', [1, 1, 8, 9], [2, 1, 7, 7], true, { padding: 3 }),
   convCase('1x3 stride (2,1) pad (0,1)', [1, 3, 5, 7], [2, 3, 1, 3], false, { stride: [2, 1], padding: [0, 1] }),
+  // Reflection padding in the index math: d/dx sums every padded position onto its mirror source.
+  convCase('3x3 reflect pad 1, bias', [1, 2, 5, 7], [2, 2, 3, 3], true, { padding: 1, padMode: 'reflect' }),
+  convCase('7x7 reflect pad 3', [1, 1, 5, 7], [2, 1, 7, 7], false, { padding: 3, padMode: 'reflect' }),
   convTCase('3x3 stride 2 pad 1 output padding 1, bias', [2, 3, 4, 5], [3, 2, 3, 3], true, { stride: 2, padding: 1, outputPadding: 1 }),
   convTCase('4x4 stride 2 pad 1, bias', [1, 4, 3, 4], [4, 3, 4, 4], true, { stride: 2, padding: 1 }),
   convTCase('3x3 dilation 2 pad 1', [1, 2, 4, 4], [2, 3, 3, 3], false, { padding: 1, dilation: 2 }),

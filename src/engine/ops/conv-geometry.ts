@@ -11,9 +11,14 @@ export interface Conv2dOptions {
   stride?: Pair;
   padding?: Pair;
   dilation?: Pair;
+  /**
+   * How `padding` fills (conv2d only): 'zero' (default, nn.Conv2d) or 'reflect' (the same as
+   * nn.ReflectionPad2d(padding) then an unpadded convolution; each pad smaller than its dimension).
+   */
+  padMode?: 'zero' | 'reflect';
 }
 
-export interface ConvTranspose2dOptions extends Conv2dOptions {
+export interface ConvTranspose2dOptions extends Omit<Conv2dOptions, 'padMode'> {
   outputPadding?: Pair;
 }
 
@@ -37,6 +42,8 @@ export interface ConvGeometry {
   pw: number;
   dh: number;
   dw: number;
+  /** Reflection instead of zero padding (forward and weight-gradient kernels read mirrored pixels). */
+  reflect?: boolean;
 }
 
 /** A stride, padding or dilation option as [height, width], validated. */
@@ -71,5 +78,11 @@ export function conv2dGeometry(op: string, xs: readonly number[], ws: readonly n
         `dilation ${dh}x${dw} gives an empty output (${oh}x${ow})`,
     );
   }
-  return { nb, ci, h, w, co, oh, ow, kh, kw, sh, sw, ph, pw, dh, dw };
+  const mode = opts.padMode ?? 'zero';
+  if (mode !== 'zero' && mode !== 'reflect') throw new ShapeError(`${op}: unknown padMode '${String(mode)}'`);
+  const reflect = mode === 'reflect' && (ph > 0 || pw > 0);
+  if (reflect && (ph >= h || pw >= w)) {
+    throw new ShapeError(`${op}: reflect padding ${ph}x${pw} must be smaller than the padded dimensions of input ${fmtShape(xs)}`);
+  }
+  return { nb, ci, h, w, co, oh, ow, kh, kw, sh, sw, ph, pw, dh, dw, ...(reflect ? { reflect } : {}) };
 }

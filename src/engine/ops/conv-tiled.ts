@@ -100,7 +100,7 @@ export function tiledForward(x: Tensor, w: Tensor, bias: Tensor | null, g: ConvG
   const y = Tensor.empty(nsplit > 1 ? [nsplit, gemm.m * gemm.n] : shape);
   engine().launch({
     file: FILE,
-    constants: { MODE: 0, TMR: tmr, TNR: tnr, HAS_BIAS: bias ? 1 : 0 },
+    constants: { MODE: 0, TMR: tmr, TNR: tnr, HAS_BIAS: bias ? 1 : 0, REFLECT: g.reflect ? 1 : 0 },
     params: params(g, gemm, kPerSplit, NO_PHASE),
     buffers: [w.binding(), x.binding(), (bias ?? w).binding(), y.binding()],
     workgroups: grid(gemm, tmr, tnr, nsplit),
@@ -172,7 +172,7 @@ export function tiledWeightGrad(x: Tensor, dy: Tensor, g: ConvGeometry): Tensor 
   const out = Tensor.empty(nsplit > 1 ? [nsplit, gemm.m * gemm.n] : shape);
   engine().launch({
     file: FILE,
-    constants: { MODE: 2, TMR: tmr, TNR: tnr, HAS_BIAS: 0 },
+    constants: { MODE: 2, TMR: tmr, TNR: tnr, HAS_BIAS: 0, REFLECT: g.reflect ? 1 : 0 },
     params: params(g, gemm, kPerSplit, NO_PHASE),
     buffers: [dy.binding(), x.binding(), x.binding(), out.binding()],
     workgroups: grid(gemm, tmr, tnr, nsplit),

@@ -30,6 +30,7 @@ import { conv2dGeometry, convFlops, pair, type Conv2dOptions, type ConvGeometry,
 export { conv2dGeometry, type Conv2dOptions, type ConvGeometry, type ConvTranspose2dOptions, type Pair } from './conv-geometry.js';
 import { fill } from '../primitives.js';
 import { fmtShape, rank } from './launch.js';
+import { pad2dBackwardRaw } from './pad.js';
 import { sum } from './reduce.js';
 
 const FILE = 'conv2d.wgsl';
@@ -208,7 +209,7 @@ export function convForwardRaw(x: Tensor, w: Tensor, bias: Tensor | null, g: Con
   }
   checkSubgroups();
   const tm = rowsPerInvocation(g.co);
-  const coop = coopConstants(g.w, mod4(-g.pw), g.sw, wl);
+  const coop = g.reflect ? null : coopConstants(g.w, mod4(-g.pw), g.sw, wl);
   // With COOP a strip of 8 lanes covers 32 pixels of one row: pad the quads of a row to 8.
   const qlen = coop ? Math.ceil(g.ow / 32) * 8 : Math.ceil(g.ow / 4);
   const ncols = g.nb * g.oh * qlen;
@@ -222,7 +223,8 @@ export function convForwardRaw(x: Tensor, w: Tensor, bias: Tensor | null, g: Con
     file: FILE,
     constants: {
       MODE: 0, TM: tm, WG, KW: g.kw, SW: g.sw, DW: g.dw, PW: g.pw, RW: 0, OFFMIN: 0, WL: wl,
-      HAS_BIAS: bias ? 1 : 0, CU: convTuning.cu ?? 1, DIRECTW: packed ? 0 : 1, ...coop,
+      HAS_BIAS: bias ? 1 : 0, CU: convTuning.cu ?? 1, DIRECTW: packed ? 0 : 1, REFLECT: g.reflect ? 1 : 0,
+      ...coop,
     },
     params: fastParams(g, d),
     buffers: [x.binding(), w.binding(), (bias ?? w).binding(), y.binding(), vec4Binding(packed ?? w), vec4Binding(x)],
@@ -234,8 +236,19 @@ export function convForwardRaw(x: Tensor, w: Tensor, bias: Tensor | null, g: Con
   return y;
 }
 
-/** @internal X = conv^T(Y, W) + bias: the data gradient of a convolution (and convTranspose2d). */
+/**
+ * @internal X = conv^T(Y, W) + bias: the data gradient of a convolution (and convTranspose2d).
+ * With reflection padding: the data gradient of the unpadded convolution of the padded input,
+ * folded back onto the input by the reflection's backward (pad.wgsl): two launches.
+ */
 export function convDataGradRaw(dy: Tensor, w: Tensor, bias: Tensor | null, g: ConvGeometry): Tensor {
+  if (g.reflect) {
+    const padded: ConvGeometry = { ...g, h: g.h + 2 * g.ph, w: g.w + 2 * g.pw, ph: 0, pw: 0, reflect: false };
+    const dpad = convDataGradRaw(dy, w, bias, padded);
+    const dx = pad2dBackwardRaw(dpad, [g.nb, g.ci, g.h, g.w], [g.pw, g.pw, g.ph, g.ph], 'reflect');
+    dpad.dispose();
+    return dx;
+  }
   const dx = Tensor.empty([g.nb, g.ci, g.h, g.w]);
   if (dx.size === 0) return dx;
   if (useTiled('dgrad', g) && tiledDataGradSupported(g)) {
@@ -319,7 +332,7 @@ export function convWeightGradRaw(x: Tensor, dy: Tensor, g: ConvGeometry): Tenso
     file: FILE,
     constants: {
       MODE: 2, TM: tm, WG: wg, KW: g.kw, SW: g.sw, DW: g.dw, PW: g.pw, RW: 0, OFFMIN: 0, WL: wl, HAS_BIAS: 0,
-      DYV: g.ow % 4 === 0 ? 1 : 0,
+      DYV: g.ow % 4 === 0 ? 1 : 0, REFLECT: g.reflect ? 1 : 0,
     },
     params: fastParams(g, {
       mrows: g.co, ncols, kloop: 0, ylen: g.oh, qlen: Math.ceil(g.ow / 4), srcC: g.ci, srcH: g.h,
@@ -344,7 +357,7 @@ export function naive(mode: 0 | 1 | 2, g: ConvGeometry, a: Tensor, b: Tensor, bi
   engine().launch({
     file: FILE,
     entry: 'naive',
-    constants: { MODE: mode, HAS_BIAS: bias ? 1 : 0 },
+    constants: { MODE: mode, HAS_BIAS: bias ? 1 : 0, REFLECT: g.reflect && mode !== 1 ? 1 : 0 },
     params: new Params(16)
       .u32(g.nb, g.ci, g.h, g.w, g.co, g.oh, g.ow, g.kh, g.kw, g.sh, g.sw)
       .i32(g.ph, g.pw)
@@ -367,7 +380,8 @@ function checkBias(op: string, bias: Tensor | null, channels: number): void {
 }
 
 /**
- * 2-D convolution: x [N, Ci, H, W], w [Co, Ci, kh, kw], bias [Co] or null. Zero padding; output
+ * 2-D convolution: x [N, Ci, H, W], w [Co, Ci, kh, kw], bias [Co] or null. Zero padding, or
+ * reflection with `padMode: 'reflect'` (in the kernels' index math: no padded copy); output
  * [N, Co, OH, OW] with OH = floor((H + 2p - d(kh-1) - 1) / s) + 1 (PyTorch).
  */
 export function conv2d(x: Tensor, w: Tensor, bias: Tensor | null, opts: Conv2dOptions = {}): Tensor {
