@@ -31,8 +31,9 @@
 //   lives in registers.
 // * Mode 2: the dy rows are the shared operand (vec4 loads when aligned, shuffled to all lanes);
 //   each lane reads its own x window.
-// The data gradient runs once per stride phase (RW override, RH uniform), so within a dispatch a
-// tap either always or never contributes: no divisibility tests per element.
+// The data gradient runs one dispatch per stride phase along the width (RW override), with the
+// phases along the height on the grid's z (uniform per workgroup), so within a workgroup a tap
+// either always or never contributes: no divisibility tests per element.
 //
 // Requires subgroups whose size is a multiple of 8, with local invocations 8k..8k+7 in one
 // subgroup at subgroup ids that agree mod 8 (true for 1-D workgroups on common implementations).
@@ -95,7 +96,7 @@ struct Params {
   sh: u32,
   ph: i32,
   dh: u32,
-  rh: u32,      // MODE 1: stride phase along the height
+  rh: u32,      // unused (MODE 1 takes its height phase from the grid's z)
   w_row: u32,   // `pack`, DIRECTW: weight stride of a row
   w_loop: u32,  // `pack`, DIRECTW: weight stride of the summed channel
   oh: u32,      // MODE 2: dy size
@@ -355,7 +356,8 @@ fn channel_taps(c: u32, kh: u32, b: u32, srow: i32, start: i32, row0: u32, ok: b
   apply_tap(6u);
 }
 
-fn conv_pixels(col: u32, row0: u32) {
+// rh: MODE 1's stride phase along the height (grid z), 0 otherwise.
+fn conv_pixels(col: u32, row0: u32, rh: u32) {
   let q = col % p.qlen;
   let t = col / p.qlen;
   let y = t % p.ylen;
@@ -374,7 +376,7 @@ fn conv_pixels(col: u32, row0: u32) {
       if (MODE == 0u) {
         srow = refl(i32(y * p.sh + kh * p.dh) - p.ph, p.src_h);
       } else {
-        let num = i32(p.rh) + p.ph - i32(kh * p.dh);
+        let num = i32(rh) + p.ph - i32(kh * p.dh);
         if (num % i32(p.sh) != 0) { continue; }
         srow = i32(y) + num / i32(p.sh);
       }
@@ -395,10 +397,10 @@ fn conv_pixels(col: u32, row0: u32) {
     x0 = 4u * q;
     xstep = 1u;
   } else {
-    ybase = (p.rh + y * p.sh) * p.dst_w;
+    ybase = (rh + y * p.sh) * p.dst_w;
     x0 = RW + 4u * q * SW;
     xstep = SW;
-    if (p.rh + y * p.sh >= p.dst_h) { return; }
+    if (rh + y * p.sh >= p.dst_h) { return; }
   }
   let dplane = p.dst_h * p.dst_w;
   let base = b * p.mrows * dplane + ybase;
@@ -500,7 +502,7 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_index) lid:
   if (MODE == 2u) {
     weight_grad(col, row0, wid.z);
   } else {
-    conv_pixels(col, row0);
+    conv_pixels(col, row0, wid.z);
   }
 }
 

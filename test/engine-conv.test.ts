@@ -286,6 +286,19 @@ t.test('a small convolution reads its weights directly: no packing launches', as
   t.equal(packed.total - direct.total, 2, 'packing would add one launch to the forward and one to the data gradient');
 });
 
+t.test('a stride-2 data gradient takes one launch per stride phase along the width (the height phases share it)', async (t) => {
+  usePath('subgroup');
+  const eng = E.engine();
+  await E.tidy(async () => {
+    const x = E.randn([1, 4, 5, 6], 1);
+    const w = E.randn([4, 3, 3, 3], 2);
+    const d0 = eng.recorder.dispatches;
+    const y = convTranspose2d(x, w, null, { stride: 2, padding: 1, outputPadding: 1 });
+    t.equal(eng.recorder.dispatches - d0, 2, 'convTranspose2d stride 2 forward: 2 launches, not 4');
+    t.same(y.shape, [1, 3, 10, 12]);
+  });
+});
+
 t.test('reference (naive) kernels agree with the TypeScript reference', async (t) => {
   const xs = [3, 3, 7, 9];
   const ws = [5, 3, 3, 3];

@@ -255,20 +255,20 @@ export function convDataGradRaw(dy: Tensor, w: Tensor, bias: Tensor | null, g: C
     tiledDataGrad(dy, w, bias, g, dx);
     return dx;
   }
-  // One dispatch per stride phase (rh, rw): pixels ih = rh + sh*a, iw = rw + sw*b.
-  const phases: { rh: number; rw: number; offmin: number; wl: number }[] = [];
-  for (let rh = 0; rh < Math.min(g.sh, g.h); rh++) {
-    for (let rw = 0; rw < Math.min(g.sw, g.w); rw++) {
-      const offs: number[] = [];
-      for (let t = 0; t < g.kw; t++) {
-        const num = rw + g.pw - t * g.dw;
-        if (num % g.sw === 0) offs.push(num / g.sw);
-      }
-      const offmin = offs.length ? Math.min(...offs) : 0;
-      const wl = offs.length ? 4 + Math.max(...offs) - offmin : 0;
-      phases.push({ rh, rw, offmin, wl });
+  // One dispatch per stride phase rw along the width (pixels iw = rw + sw*b), the phases rh along
+  // the height (ih = rh + sh*a) on its grid's z.
+  const phases: { rw: number; offmin: number; wl: number }[] = [];
+  for (let rw = 0; rw < Math.min(g.sw, g.w); rw++) {
+    const offs: number[] = [];
+    for (let t = 0; t < g.kw; t++) {
+      const num = rw + g.pw - t * g.dw;
+      if (num % g.sw === 0) offs.push(num / g.sw);
     }
+    const offmin = offs.length ? Math.min(...offs) : 0;
+    const wl = offs.length ? 4 + Math.max(...offs) - offmin : 0;
+    phases.push({ rw, offmin, wl });
   }
+  const hphases = Math.min(g.sh, g.h);
   if (g.kw > KW_MAX || phases.some((ph) => ph.wl > WMAX)) {
     naive(1, g, dy, w, bias, dx);
     return dx;
@@ -282,8 +282,9 @@ export function convDataGradRaw(dy: Tensor, w: Tensor, bias: Tensor | null, g: C
     rowPad: Math.ceil(g.ci / tm) * tm,
   };
   const packed = packWeights(w, g, base);
-  for (const { rh, rw, offmin, wl } of phases) {
-    const ylen = Math.ceil((g.h - rh) / g.sh);
+  for (const { rw, offmin, wl } of phases) {
+    // Rows of the first height phase, the longest (the others skip their last row if short).
+    const ylen = Math.ceil(g.h / g.sh);
     const coop = coopConstants(g.ow, mod4(offmin), 1, wl);
     const quads = Math.ceil(Math.ceil((g.w - rw) / g.sw) / 4);
     const qlen = coop ? Math.ceil(quads / 8) * 8 : quads;
@@ -294,9 +295,9 @@ export function convDataGradRaw(dy: Tensor, w: Tensor, bias: Tensor | null, g: C
         MODE: 1, TM: tm, WG, KW: g.kw, SW: g.sw, DW: g.dw, PW: g.pw, RW: rw, OFFMIN: offmin, WL: wl,
         HAS_BIAS: bias ? 1 : 0, CU: convTuning.cu ?? 1, DIRECTW: packed ? 0 : 1, ...coop,
       },
-      params: fastParams(g, { ...base, ncols, ylen, qlen, rh }),
+      params: fastParams(g, { ...base, ncols, ylen, qlen }),
       buffers: [dy.binding(), w.binding(), (bias ?? w).binding(), dx.binding(), vec4Binding(packed ?? w), vec4Binding(dy)],
-      workgroups: groups3(Math.ceil(ncols / WG), Math.ceil(g.ci / tm), 1),
+      workgroups: groups3(Math.ceil(ncols / WG), Math.ceil(g.ci / tm), hphases),
       cost: { flops: f, bytes: (4 * (dy.size + w.size + dx.size)) / phases.length },
       tag: 'dgrad',
     });
