@@ -18,11 +18,13 @@ struct Params {
   top: u32,
   bottom: u32,
   reflect: u32,
+  add: u32,      // backward: add `addend` (a gradient accumulated so far) to the result
 }
 
 @group(0) @binding(0) var<uniform> p: Params;
 @group(0) @binding(1) var<storage, read> x: array<f32>;
 @group(0) @binding(2) var<storage, read_write> y: array<f32>;
+@group(0) @binding(3) var<storage, read> addend: array<f32>;
 
 
 // Source index of output coordinate o along a dimension of `size` with `before` padding;
@@ -88,6 +90,7 @@ fn backward(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) ng: vec3
         if (ox >= 0) { acc += x[row + u32(ox)]; }
       }
     }
+    if (p.add == 1u) { acc += addend[r * p.w + ix]; }
     y[r * p.w + ix] = acc;
   }
 }

@@ -118,6 +118,38 @@ t.test('reflect conv2d: one launch forward, where pad2d then conv2d take two; eq
   });
 });
 
+t.test('a residual x + conv(reflect-pad(x)): the fold adds the residual gradient (no accumulation launch), same values', async (t) => {
+  E.engine().convKernels = 'auto';
+  convTuning.directMaxFlops = DIRECT_MAX;
+  const eng = E.engine();
+  const xd = randomArray(2 * 5 * 7, 91);
+  const wd = randomArray(2 * 2 * 9, 92);
+  const gyd = randomArray(2 * 5 * 7, 93);
+  // Reference: d/dx of sum(gy * (x + conv(pad(x)))) = gy + the reflect conv's data gradient.
+  const g = conv2dGeometry('test', [1, 2, 5, 7], [2, 2, 3, 3], { padding: 1, padMode: 'reflect' });
+  const want = Float64Array.from(gyd);
+  eachProduct(g, (xi, yi, wi) => (want[xi]! += gyd[yi]! * wd[wi]!));
+  const variants: [string, (x: E.Tensor, w: E.Tensor) => E.Tensor][] = [
+    ['conv2d padMode reflect', (x, w) => conv2d(x, w, null, { padding: 1, padMode: 'reflect' })],
+    ['pad2d reflect then conv2d', (x, w) => conv2d(E.pad2d(x, 1, 'reflect'), w, null)],
+  ];
+  for (const [name, f] of variants) {
+    await E.tidy(async () => {
+      const x = E.parameter(E.tensor(xd, [1, 2, 5, 7]));
+      const w = E.tensor(wd, [2, 2, 3, 3]);
+      const out = E.add(x, f(x, w));
+      const gy = E.tensor(gyd, out.shape);
+      const axpby0 = eng.recorder.dispatches;
+      E.backward(out, gy);
+      const launches = eng.recorder.dispatches - axpby0;
+      const c = closeness(await x.grad!.read(), want, 2e-4, 2e-5);
+      t.ok(c.ok, `${name}: d/dx = residual + convolution gradient: ${c.msg}`);
+      // Backward of the add (none: it passes its gradient on), the data gradient and the fold.
+      t.equal(launches, 2, `${name}: 2 backward launches (no separate accumulation)`);
+    });
+  }
+});
+
 t.test('reflect conv2d: a pad not smaller than the image is refused in one line', async (t) => {
   const x = E.zeros([1, 1, 3, 6]);
   const w = E.zeros([1, 1, 3, 3]);

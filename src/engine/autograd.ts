@@ -15,8 +15,15 @@ export interface GradNode {
   readonly inputs: readonly (Tensor | null)[];
   /** Values kept alive for backward (shared views; released with the node). */
   readonly saved: readonly Tensor[];
-  /** Gradients for each input (null where not needed), given the output gradient. */
-  backward(grad: Tensor): readonly (Tensor | null)[];
+  /**
+   * Gradients for each input (null where not needed), given the output gradient. With `absorbs`,
+   * `pending` is the gradient already accumulated for that input (if any): the returned gradient
+   * of that input must then include it (added in the backward's last kernel instead of a separate
+   * accumulation launch); the caller releases `pending`.
+   */
+  backward(grad: Tensor, pending?: Tensor): readonly (Tensor | null)[];
+  /** The input whose pending gradient `backward` can add in (see `backward`). */
+  readonly absorbs?: number;
 }
 
 let gradDepth = 0;
@@ -56,7 +63,8 @@ export function record(
   out: Tensor,
   inputs: readonly (Tensor | null | undefined)[],
   saved: readonly Tensor[],
-  backward: (grad: Tensor, saved: readonly Tensor[]) => readonly (Tensor | null)[],
+  backward: (grad: Tensor, saved: readonly Tensor[], pending?: Tensor) => readonly (Tensor | null)[],
+  absorbs?: number,
 ): Tensor {
   if (!needsGrad(...inputs)) return out;
   const keptValues = saved.map((t) => keep(t.share()));
@@ -65,7 +73,8 @@ export function record(
     op,
     inputs: inputs.map((t) => (t && t.requiresGrad ? t : null)),
     saved: keptValues,
-    backward: (g) => backward(g, keptValues),
+    backward: (g, pending) => backward(g, keptValues, pending),
+    ...(absorbs === undefined ? {} : { absorbs }),
   };
   return out;
 }
@@ -111,7 +120,11 @@ export function backward(root: Tensor, grad?: Tensor, opts: { retainGraph?: bool
         }
         continue;
       }
-      const inputGrads = node.backward(g);
+      // The pending gradient of the absorbing input, unless that input also fills another slot.
+      const ai = node.absorbs;
+      const ain = ai === undefined ? null : node.inputs[ai];
+      const absorbed = ain && node.inputs.indexOf(ain) === node.inputs.lastIndexOf(ain) ? grads.get(ain) : undefined;
+      const inputGrads = node.backward(g, absorbed);
       g.dispose();
       node.inputs.forEach((input, k) => {
         const gi = inputGrads[k];
@@ -120,7 +133,11 @@ export function backward(root: Tensor, grad?: Tensor, opts: { retainGraph?: bool
           return;
         }
         const prev = grads.get(input);
-        if (prev) {
+        if (prev && k === ai && prev === absorbed) {
+          // gi already includes prev.
+          prev.dispose();
+          grads.set(input, gi);
+        } else if (prev) {
           accumulate(prev, gi);
           gi.dispose();
         } else {

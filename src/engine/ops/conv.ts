@@ -239,13 +239,15 @@ export function convForwardRaw(x: Tensor, w: Tensor, bias: Tensor | null, g: Con
 /**
  * @internal X = conv^T(Y, W) + bias: the data gradient of a convolution (and convTranspose2d).
  * With reflection padding: the data gradient of the unpadded convolution of the padded input,
- * folded back onto the input by the reflection's backward (pad.wgsl): two launches.
+ * folded back onto the input by the reflection's backward (pad.wgsl), which also adds `addend`
+ * (a gradient accumulated so far; reflection only): two launches.
  */
-export function convDataGradRaw(dy: Tensor, w: Tensor, bias: Tensor | null, g: ConvGeometry): Tensor {
+export function convDataGradRaw(dy: Tensor, w: Tensor, bias: Tensor | null, g: ConvGeometry, addend?: Tensor): Tensor {
+  if (addend && !g.reflect) throw new KernelError('convDataGradRaw: an addend is only supported with reflection padding', [FILE]);
   if (g.reflect) {
     const padded: ConvGeometry = { ...g, h: g.h + 2 * g.ph, w: g.w + 2 * g.pw, ph: 0, pw: 0, reflect: false };
     const dpad = convDataGradRaw(dy, w, bias, padded);
-    const dx = pad2dBackwardRaw(dpad, [g.nb, g.ci, g.h, g.w], [g.pw, g.pw, g.ph, g.ph], 'reflect');
+    const dx = pad2dBackwardRaw(dpad, [g.nb, g.ci, g.h, g.w], [g.pw, g.pw, g.ph, g.ph], 'reflect', addend);
     dpad.dispose();
     return dx;
   }
@@ -391,11 +393,12 @@ export function conv2d(x: Tensor, w: Tensor, bias: Tensor | null, opts: Conv2dOp
   const g = conv2dGeometry('conv2d', x.shape, w.shape, opts);
   checkBias('conv2d', bias, g.co);
   const y = convForwardRaw(x, w, bias, g);
-  return record('conv2d', y, [x, w, bias], [x, w], (gy, [sx, sw]) => [
-    x.requiresGrad ? convDataGradRaw(gy, sw!, null, g) : null,
+  // With reflection, the data gradient's last kernel (the fold) adds the gradient x already has.
+  return record('conv2d', y, [x, w, bias], [x, w], (gy, [sx, sw], pending) => [
+    x.requiresGrad ? convDataGradRaw(gy, sw!, null, g, pending) : null,
     w.requiresGrad ? convWeightGradRaw(sx!, gy, g) : null,
     bias?.requiresGrad ? sum(gy, [0, 2, 3]) : null,
-  ]);
+  ], g.reflect ? 0 : undefined);
 }
 
 /**

@@ -45,16 +45,16 @@ export function pad2d(x: Tensor, pad: number | [left: number, right: number, top
     buffers: [x.binding(), y.binding()],
     cost: { flops: 0, bytes: 4 * (x.size + y.size) },
   });
-  return record(op, y, [x], [], (gy) => [pad2dBackwardRaw(gy, x.shape, [left, right, top, bottom], mode)]);
+  return record(op, y, [x], [], (gy, _, pending) => [pad2dBackwardRaw(gy, x.shape, [left, right, top, bottom], mode, pending)], 0);
 }
 
 /**
  * @internal The backward of pad2d: the gradient of the unpadded input `shape` from the gradient
  * `gy` of the padded output (reflection adds each mirrored position back onto its source).
  * Also used by conv2d with padMode 'reflect', whose data gradient is this applied to the
- * gradient of the padded input.
+ * gradient of the padded input. With `addend` (of `shape`), returns that plus the gradient.
  */
-export function pad2dBackwardRaw(gy: Tensor, shape: readonly number[], sides: readonly number[], mode: PadMode): Tensor {
+export function pad2dBackwardRaw(gy: Tensor, shape: readonly number[], sides: readonly number[], mode: PadMode, addend?: Tensor): Tensor {
   const [n, c, h, w] = shape as [number, number, number, number];
   const [left, right, top, bottom] = sides as [number, number, number, number];
   const reflect = mode === 'reflect' ? 1 : 0;
@@ -63,8 +63,8 @@ export function pad2dBackwardRaw(gy: Tensor, shape: readonly number[], sides: re
     file: FILE,
     entry: 'backward',
     ...rowGrid(w, n * c * h),
-    params: new Params().u32(n * c * h, h, w, h + top + bottom, w + left + right, left, right, top, bottom, reflect).data(),
-    buffers: [gy.binding(), gx.binding()],
+    params: new Params().u32(n * c * h, h, w, h + top + bottom, w + left + right, left, right, top, bottom, reflect, addend ? 1 : 0).data(),
+    buffers: [gy.binding(), gx.binding(), (addend ?? gy).binding()],
     cost: { flops: reflect ? 3 * gx.size : 0, bytes: 4 * (gy.size + gx.size) },
   });
   return gx;
