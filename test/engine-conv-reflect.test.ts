@@ -8,31 +8,12 @@ import t from 'tap';
 import * as E from '../src/engine/index.js';
 import { conv2d, conv2dGeometry, convTuning, type ConvGeometry } from '../src/engine/ops/conv.js';
 import { closeness, gpu, randomArray } from './helpers/engine.js';
+import { eachConvProduct } from './helpers/conv-reference.js';
 
 await gpu();
 
-/** Mirror of index i into [0, n) without repeating the edge (ReflectionPad2d, pad < n). */
-function refl(i: number, n: number): number {
-  if (i < 0) return -i;
-  if (i >= n) return 2 * (n - 1) - i;
-  return i;
-}
-
-/** Calls f(xIndex, yIndex, wIndex) for every product of the reflect-padded convolution. */
-function eachProduct(g: ConvGeometry, f: (xi: number, yi: number, wi: number) => void): void {
-  for (let b = 0; b < g.nb; b++)
-    for (let co = 0; co < g.co; co++)
-      for (let oh = 0; oh < g.oh; oh++)
-        for (let ow = 0; ow < g.ow; ow++)
-          for (let ci = 0; ci < g.ci; ci++)
-            for (let kh = 0; kh < g.kh; kh++) {
-              const ih = refl(oh * g.sh - g.ph + kh * g.dh, g.h);
-              for (let kw = 0; kw < g.kw; kw++) {
-                const iw = refl(ow * g.sw - g.pw + kw * g.dw, g.w);
-                f(((b * g.ci + ci) * g.h + ih) * g.w + iw, ((b * g.co + co) * g.oh + oh) * g.ow + ow, ((co * g.ci + ci) * g.kh + kh) * g.kw + kw);
-              }
-            }
-}
+/** Every product of the reflect-padded convolution. */
+const eachProduct = (g: ConvGeometry, f: (xi: number, yi: number, wi: number) => void) => eachConvProduct(g, f, 'reflect');
 
 interface Case {
   x: [number, number, number, number];

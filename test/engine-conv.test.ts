@@ -2,38 +2,15 @@ import t from 'tap';
 import * as E from '../src/engine/index.js';
 import { conv2d, convTranspose2d, convTuning, naive, conv2dGeometry } from '../src/engine/ops/conv.js';
 import { closeness, gpu, randomArray } from './helpers/engine.js';
+import { eachConvProduct, type ConvRefGeometry } from './helpers/conv-reference.js';
 
 await gpu();
 
 // ---------------------------------------------------------------------------------------------
 // Plain TypeScript references (float64 accumulation, written from the definitions).
 
-interface Geo {
-  nb: number; ci: number; h: number; w: number; co: number; oh: number; ow: number;
-  kh: number; kw: number; sh: number; sw: number; ph: number; pw: number; dh: number; dw: number;
-}
-
-/** Calls f(b, co, oh, ow, ci, kh, kw, xIndex, yIndex, wIndex) for every in-range product. */
-function eachProduct(g: Geo, f: (xi: number, yi: number, wi: number) => void): void {
-  for (let b = 0; b < g.nb; b++)
-    for (let co = 0; co < g.co; co++)
-      for (let oh = 0; oh < g.oh; oh++)
-        for (let ow = 0; ow < g.ow; ow++)
-          for (let ci = 0; ci < g.ci; ci++)
-            for (let kh = 0; kh < g.kh; kh++) {
-              const ih = oh * g.sh - g.ph + kh * g.dh;
-              if (ih < 0 || ih >= g.h) continue;
-              for (let kw = 0; kw < g.kw; kw++) {
-                const iw = ow * g.sw - g.pw + kw * g.dw;
-                if (iw < 0 || iw >= g.w) continue;
-                f(
-                  ((b * g.ci + ci) * g.h + ih) * g.w + iw,
-                  ((b * g.co + co) * g.oh + oh) * g.ow + ow,
-                  ((co * g.ci + ci) * g.kh + kh) * g.kw + kw,
-                );
-              }
-            }
-}
+type Geo = ConvRefGeometry;
+const eachProduct = eachConvProduct;
 
 function refForward(g: Geo, x: Float32Array, w: Float32Array, bias: Float32Array | null): Float64Array {
   const y = new Float64Array(g.nb * g.co * g.oh * g.ow);
