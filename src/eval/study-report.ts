@@ -101,8 +101,10 @@ function intervalChart(rows: readonly RowResult[], width: number, title: string)
     } else {
       drawText(img, 'not run', Math.round(cx - measureText('not run').width / 2), Math.round(y(0.05)), { color: [160, 0, 0] });
     }
-    const label = r.id.length > 18 ? `${r.id.slice(0, 17)}.` : r.id;
-    drawText(img, label, Math.round(cx - measureText(label).width / 2), top + plotH + 8 + (i % 2) * 12, { color: [20, 20, 20] });
+    // Centred under the bar, but kept inside the image: the first and last labels are never cut.
+    const lw = measureText(r.id).width;
+    const lx = Math.max(2, Math.min(width - lw - 2, Math.round(cx - lw / 2)));
+    drawText(img, r.id, lx, top + plotH + 8 + (i % 2) * 12, { color: [20, 20, 20] });
   });
   drawLine(img, left, Math.round(y(0)), left + plotW, Math.round(y(0)), [64, 64, 64]);
   return img;
