@@ -20,7 +20,7 @@ import { DEFAULT_GAN_CONFIG, makeGenerator, type GanConfig } from '../src/train/
 import type { GeneratorBatch } from '../src/net/backend.js';
 import { Rng } from '../src/engine/random.js';
 import { median } from './bench/harness.js';
-import { toolArgs } from './tool-args.js';
+import { positiveInt, toolArgs } from './tool-args.js';
 
 const USAGE = `
 usage: npm run bench:votes -- [options]
@@ -44,23 +44,16 @@ const a = toolArgs('npm run bench:votes', USAGE, {
   json: { type: 'string' },
 });
 
-const positive = (name: string, v: string): number => {
-  const n = Number(v);
-  if (!Number.isInteger(n) || n < 1) {
-    console.error(`npm run bench:votes: --${name} must be a positive integer, got "${v}"`);
-    process.exit(2);
-  }
-  return n;
-};
+const positive = (name: string, v: unknown): number => positiveInt('npm run bench:votes', name, String(v));
 const nodeCounts = String(a.nodes).split(',').map((x) => positive('nodes', x));
-const size = positive('size', String(a.size));
-const b = positive('batch-size', String(a['batch-size']));
-const steps = positive('steps', String(a.steps));
+const size = positive('size', a.size);
+const b = positive('batch-size', a['batch-size']);
+const steps = positive('steps', a.steps);
 const classes = 8;
 const modalities = 4;
 
 await init();
-const cfg: GanConfig = { ...DEFAULT_GAN_CONFIG, ngf: positive('ngf', String(a.ngf)), blocks: positive('blocks', String(a.blocks)), iters: 1000, decayIters: 0 };
+const cfg: GanConfig = { ...DEFAULT_GAN_CONFIG, ngf: positive('ngf', a.ngf), blocks: positive('blocks', a.blocks), iters: 1000, decayIters: 0 };
 const g = makeGenerator(cfg, classes, modalities);
 const gen = new EngineGenerator(g, new Adam(g.namedParameters().map(([name, tensor]) => ({ name, tensor })), { lr: 1e-4 }), cfg);
 const rng = new Rng(1);

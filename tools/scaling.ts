@@ -22,7 +22,7 @@ import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { cpus, loadavg, tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { toolArgs } from './tool-args.js';
+import { positiveInt, toolArgs } from './tool-args.js';
 import { lineChartPng } from '../src/io/chart.js';
 import { median } from './bench/harness.js';
 import { serverUrl } from '../src/cli/demo.js';
@@ -65,11 +65,7 @@ function fail(msg: string): never {
   console.error(`npm run bench:scaling: ${msg}`);
   process.exit(2);
 }
-const int = (name: string, v: string): number => {
-  const n = Number(v);
-  if (!Number.isInteger(n) || n < 1) fail(`--${name} must be a positive integer, got "${v}"`);
-  return n;
-};
+const int = (name: string, v: string): number => positiveInt('npm run bench:scaling', name, v);
 const list = (name: string, v: string): number[] => v.split(',').map((x) => int(name, x.trim()));
 const parts = a.part!.split(',');
 for (const p of parts) if (!['nodes', 'sizes', 'wire', 'report'].includes(p)) fail(`--part: unknown part "${p}" (nodes, sizes, wire, report)`);

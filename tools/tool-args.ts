@@ -18,3 +18,13 @@ export function toolArgs<O extends NonNullable<ParseArgsConfig['options']>>(
     process.exit(2);
   }
 }
+
+/** `value` as a positive integer, or one line naming `--name` and exit 2. */
+export function positiveInt(tool: string, name: string, value: string | undefined): number {
+  const n = Number(value);
+  if (!Number.isInteger(n) || n < 1) {
+    console.error(`${tool}: --${name} must be a positive integer, got "${value}"`);
+    process.exit(2);
+  }
+  return n;
+}
