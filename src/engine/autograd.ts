@@ -82,13 +82,9 @@ export function record(
 /**
  * Back-propagates from `root`. Without `grad`, `root` must hold one element (a loss) and is seeded
  * with 1; with `grad` (e.g. d(loss)/d(output) received from elsewhere) it must match root's shape.
- * Gradients accumulate into leaves' `.grad`; the graph is released afterwards, unless
- * `retainGraph` is set: then it stays intact for another `backward` (e.g. once per federated node's
- * part of the gradient, to combine them robustly) until `releaseGraph(root)` or a later backward
- * without it.
+ * Gradients accumulate into leaves' `.grad`; the graph is released afterwards.
  */
-export function backward(root: Tensor, grad?: Tensor, opts: { retainGraph?: boolean } = {}): void {
-  const release = opts.retainGraph ? () => {} : releaseNode;
+export function backward(root: Tensor, grad?: Tensor): void {
   if (!root.requiresGrad) throw new Error(`backward(): ${root} does not require grad (no parameter upstream?)`);
   if (grad && (grad.shape.length !== root.shape.length || grad.shape.some((d, i) => d !== root.shape[i]))) {
     throw new ShapeError(`backward(): gradient shape [${grad.shape}] does not match output shape [${root.shape}]`);
@@ -106,7 +102,7 @@ export function backward(root: Tensor, grad?: Tensor, opts: { retainGraph?: bool
       const g = grads.get(t);
       grads.delete(t);
       if (!g) {
-        release(t);
+        releaseNode(t);
         continue;
       }
       const node = t.node;
@@ -144,7 +140,7 @@ export function backward(root: Tensor, grad?: Tensor, opts: { retainGraph?: bool
           grads.set(input, gi);
         }
       });
-      release(t);
+      releaseNode(t);
     }
   });
 }
