@@ -18,4 +18,4 @@ export { concat, slice } from './concat.js';
 export { dropout } from './dropout.js';
 export { conv2d, convTranspose2d, type Conv2dOptions, type ConvTranspose2dOptions } from './conv.js';
 export { matmul, type MatmulOptions } from './matmul.js';
-export { coordinateTrimmedMean, coordinateMedian, MAX_VOTES } from './robust.js';
+export { coordinateTrimmedMean, coordinateMedian } from './robust.js';

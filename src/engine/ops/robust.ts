@@ -10,7 +10,7 @@ import { numel, Tensor } from '../tensor.js';
 import { fmtShape, launch1d } from './launch.js';
 
 /** Largest vote count the kernel sorts in registers (shaders/robust.wgsl MAX_ROWS). */
-export const MAX_VOTES = 64;
+const MAX_VOTES = 64;
 
 /**
  * Coordinate-wise trimmed mean of the rows of `x` [m, n]: out[j] = mean of column j after its
