@@ -201,19 +201,15 @@ export function isVoteMode(mode: AggregationMode): boolean {
  * median itself.
  */
 export function medianTrustCoefficients(alignment: ArrayLike<number>, weights: readonly number[]): { trust: number[]; coefficients: number[] | undefined } {
-  const m = weights.length;
-  const refNorm = Math.sqrt(Math.max(0, alignment[2 * m]!));
-  const trust = weights.map((_, i) => {
-    const norm = Math.sqrt(Math.max(0, alignment[2 * i + 1]!));
+  const refNorm = Math.sqrt(Math.max(0, alignment[2 * weights.length]!));
+  const norms = weights.map((_, i) => Math.sqrt(Math.max(0, alignment[2 * i + 1]!)));
+  const trust = norms.map((norm, i) => {
     const cos = norm > 0 && refNorm > 0 ? alignment[2 * i]! / (norm * refNorm) : 0;
     return Number.isFinite(cos) ? Math.max(0, Math.min(1, cos)) : 0;
   });
   const mass = weights.reduce((s, w, i) => s + w * trust[i]!, 0);
   if (!(mass > 0)) return { trust, coefficients: undefined };
-  const coefficients = weights.map((w, i) => {
-    const norm = Math.sqrt(Math.max(0, alignment[2 * i + 1]!));
-    return norm > 0 ? ((w * trust[i]!) / mass) * (refNorm / norm) : 0;
-  });
+  const coefficients = weights.map((w, i) => (norms[i]! > 0 ? ((w * trust[i]!) / mass) * (refNorm / norms[i]!) : 0));
   return { trust, coefficients };
 }
 
