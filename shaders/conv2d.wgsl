@@ -75,10 +75,16 @@ override NLD: u32 = 2u;
 override DYV: bool = false;
 // Modes 0, 1: read the weights from their canonical layout (binding 2) instead of packed ones.
 override DIRECTW: bool = false;
-// Modes 0, 2 (and `naive` 0, 2): reflection padding (PyTorch ReflectionPad2d then an unpadded
-// convolution): source rows and columns outside the image read their mirror images. Never with
-// COOP. (Mode 1 never reflects: the host takes the padded geometry's data gradient and folds it.)
+// Reflection padding (PyTorch ReflectionPad2d then an unpadded convolution), never with COOP.
+// Modes 0, 2 (and `naive` 0, 2): source rows and columns outside the image read their mirror
+// images. Mode 1 (stride 1, dilation 1, K = 2P + 1 only; the host folds other geometry): the zero
+// padding's data gradient plus the gradient of every padded position, added onto the pixel it
+// mirrors: border rows sum the windows of their mirrored dy rows, and the first and last quads of
+// a row add mirrored window elements to their taps (RL: pixels in the last quad of a row).
 override REFLECT: bool = false;
+override RL: u32 = 4u;
+// Mode 1: add `addend` (a gradient accumulated so far) to every output.
+override HAS_ADDEND: bool = false;
 
 struct Params {
   nb: u32,      // batch
@@ -115,6 +121,7 @@ struct Params {
 @group(0) @binding(4) var<storage, read_write> dst: array<f32>;
 @group(0) @binding(5) var<storage, read> op4: array<vec4f>;
 @group(0) @binding(6) var<storage, read> src4: array<vec4f>;
+@group(0) @binding(7) var<storage, read> addend: array<f32>;
 
 const WMAX = 20u;
 
@@ -126,6 +133,10 @@ var<private> opb: array<vec4f, 4>;
 // This lane's position in its group of 8 and the subgroup id of the group's first lane.
 var<private> lane: u32;
 var<private> lane0: u32;
+// MODE 1 with REFLECT: this lane's quad is the first, last or second-to-last of its row.
+var<private> quad_first: bool;
+var<private> quad_last: bool;
+var<private> quad_last2: bool;
 
 // The value `v` of lane (group start + l).
 fn from_lane(v: f32, l: u32) -> f32 {
@@ -219,7 +230,7 @@ fn load_w_blocks(base: u32, ok: bool) {
 // Index i of a dimension of size n after one reflection at each edge (REFLECT; pad < n, so one
 // reflection reaches every padded position; indices further out stay out of range).
 fn refl(i: i32, n: u32) -> i32 {
-  if (!REFLECT) { return i; }
+  if (!REFLECT || MODE == 1u) { return i; }
   let j = select(i, -i, i < 0);
   return select(j, 2 * (i32(n) - 1) - j, j >= i32(n));
 }
@@ -253,6 +264,30 @@ fn load_window(rowbase: i32, start: i32, ok: bool) {
   if (WL > 17u) { win[17] = ld(rowbase, start + 17, ok); }
   if (WL > 18u) { win[18] = ld(rowbase, start + 18, ok); }
   if (WL > 19u) { win[19] = ld(rowbase, start + 19, ok); }
+}
+
+// MODE 1 with REFLECT: adds the window of a mirrored dy row (a border row's second source).
+fn add_window(rowbase: i32, start: i32, ok: bool) {
+  if (WL > 0u) { win[0] += ld(rowbase, start + 0, ok); }
+  if (WL > 1u) { win[1] += ld(rowbase, start + 1, ok); }
+  if (WL > 2u) { win[2] += ld(rowbase, start + 2, ok); }
+  if (WL > 3u) { win[3] += ld(rowbase, start + 3, ok); }
+  if (WL > 4u) { win[4] += ld(rowbase, start + 4, ok); }
+  if (WL > 5u) { win[5] += ld(rowbase, start + 5, ok); }
+  if (WL > 6u) { win[6] += ld(rowbase, start + 6, ok); }
+  if (WL > 7u) { win[7] += ld(rowbase, start + 7, ok); }
+  if (WL > 8u) { win[8] += ld(rowbase, start + 8, ok); }
+  if (WL > 9u) { win[9] += ld(rowbase, start + 9, ok); }
+  if (WL > 10u) { win[10] += ld(rowbase, start + 10, ok); }
+  if (WL > 11u) { win[11] += ld(rowbase, start + 11, ok); }
+  if (WL > 12u) { win[12] += ld(rowbase, start + 12, ok); }
+  if (WL > 13u) { win[13] += ld(rowbase, start + 13, ok); }
+  if (WL > 14u) { win[14] += ld(rowbase, start + 14, ok); }
+  if (WL > 15u) { win[15] += ld(rowbase, start + 15, ok); }
+  if (WL > 16u) { win[16] += ld(rowbase, start + 16, ok); }
+  if (WL > 17u) { win[17] += ld(rowbase, start + 17, ok); }
+  if (WL > 18u) { win[18] += ld(rowbase, start + 18, ok); }
+  if (WL > 19u) { win[19] += ld(rowbase, start + 19, ok); }
 }
 
 // One aligned source block (4 elements from column `col`, a multiple of 4 off the row start),
@@ -321,10 +356,43 @@ fn tap_ok(t: u32) -> bool {
 fn tap_vec(t: u32) -> vec4f {
   if (MODE == 1u) {
     let o = u32(tap_num(t) / i32(SW) - OFFMIN);
-    return vec4f(win[o], win[o + 1u], win[o + 2u], win[o + 3u]);
+    var v = vec4f(win[o], win[o + 1u], win[o + 2u], win[o + 3u]);
+    if (REFLECT) {
+      v += select(vec4f(0.0), mirror_left(t), quad_first);
+      v += select(vec4f(0.0), mirror_right(t, i32(RL)), quad_last);
+      v += select(vec4f(0.0), mirror_right(t, i32(RL) + 4), quad_last2);
+    }
+    return v;
   }
   let o = t * DW;
   return vec4f(win[o], win[o + SW], win[o + 2u * SW], win[o + 3u * SW]);
+}
+
+// MODE 1 with REFLECT (window start = quad start - PW, WL = 2 PW + 4): pixel u in [1, PW] of a
+// row's first quad also takes padded column PW - u, i.e. dy column PW - u - t at tap t (t <=
+// PW - u), window element 2 PW - u - t.
+fn mirror_elem_left(t: u32, u: u32) -> f32 {
+  let pw = u32(PW);
+  if (u >= 1u && u <= pw && t + u <= pw) { return win[2u * pw - u - t]; }
+  return 0.0;
+}
+fn mirror_left(t: u32) -> vec4f {
+  return vec4f(0.0, mirror_elem_left(t, 1u), mirror_elem_left(t, 2u), mirror_elem_left(t, 3u));
+}
+// Pixel u of a quad that starts r pixels before the row's end, u in [r - 1 - PW, r - 2], also takes
+// padded column 2 (W - 1) - j + PW, i.e. dy column W - 1 + (r - 1 - u + PW - t) (inside the row
+// for t >= r - 1 - u + PW), window element 2 r - 2 - u + 2 PW - t.
+fn mirror_elem_right(t: u32, r: i32, u: i32) -> f32 {
+  let ti = i32(t);
+  let e = 2 * r - 2 - u + 2 * PW - ti;
+  if (u >= r - 1 - PW && u <= r - 2 && ti >= r - 1 - u + PW && ti < i32(KW) && e < i32(WL)) {
+    return win[u32(e)];
+  }
+  return 0.0;
+}
+fn mirror_right(t: u32, r: i32) -> vec4f {
+  return vec4f(mirror_elem_right(t, r, 0), mirror_elem_right(t, r, 1), mirror_elem_right(t, r, 2),
+               mirror_elem_right(t, r, 3));
 }
 
 fn apply_tap(t: u32) {
@@ -332,14 +400,21 @@ fn apply_tap(t: u32) {
 }
 
 // Source window of channel c, the weights of (c, kh) for the row tile, and every tap.
-fn channel_taps(c: u32, kh: u32, b: u32, srow: i32, start: i32, row0: u32, ok: bool, okc: bool) {
+// erow: MODE 1 with REFLECT, the dy rows of the border row's mirrored padded rows (-1: none).
+fn channel_taps(c: u32, kh: u32, b: u32, srow: i32, start: i32, row0: u32, ok: bool, okc: bool, erow: vec2i) {
   let plane = i32(p.src_h * p.src_w);
-  let rowbase = i32(b * p.src_c + c) * plane + srow * i32(p.src_w);
+  let cbase = i32(b * p.src_c + c) * plane;
+  let rowbase = cbase + srow * i32(p.src_w);
   if (COOP) {
     // Lane 0 of the strip starts at x0; `ok` is the same for the whole strip.
     coop_window(rowbase, start - 4 * i32(lane * LS), ok && okc);
   } else {
     load_window(rowbase, start, ok && okc);
+  }
+  if (MODE == 1u && REFLECT) {
+    // (Only border rows' lanes take these branches; no subgroup operations inside.)
+    if (okc && u32(erow.x) < p.src_h) { add_window(cbase + erow.x * i32(p.src_w), start, true); }
+    if (okc && u32(erow.y) < p.src_h) { add_window(cbase + erow.y * i32(p.src_w), start, true); }
   }
   if (DIRECTW) {
     load_w_blocks(c * p.w_loop + kh * KW, okc);
@@ -370,6 +445,11 @@ fn conv_pixels(col: u32, row0: u32, rh: u32) {
     start = i32(4u * q) + OFFMIN;
   }
   if (DIRECTW) { init_woff(row0); }
+  if (MODE == 1u && REFLECT) {
+    quad_first = q == 0u;
+    quad_last = q + 1u == p.qlen;
+    quad_last2 = q + 2u == p.qlen;
+  }
   for (var c = 0u; c < p.kloop; c += CU) {
     for (var kh = 0u; kh < p.kh; kh++) {
       var srow: i32;
@@ -381,9 +461,18 @@ fn conv_pixels(col: u32, row0: u32, rh: u32) {
         srow = i32(y) + num / i32(p.sh);
       }
       let ok = colok && srow >= 0 && srow < i32(p.src_h);
-      channel_taps(c, kh, b, srow, start, row0, ok, true);
+      // REFLECT (stride 1): rows 1..P also take padded row P - y, rows H-1-P..H-2 padded row
+      // 2 (H - 1) - y + P; their dy rows at this kh (out of range: none).
+      var erow = vec2i(-1);
+      if (MODE == 1u && REFLECT && colok) {
+        let yi = i32(y);
+        let hh = i32(p.dst_h);
+        if (yi >= 1 && yi <= p.ph) { erow.x = p.ph - yi - i32(kh); }
+        if (yi >= hh - 1 - p.ph && yi <= hh - 2) { erow.y = 2 * (hh - 1) - yi + p.ph - i32(kh); }
+      }
+      channel_taps(c, kh, b, srow, start, row0, ok, true, erow);
       if (CU > 1u) {
-        channel_taps(c + 1u, kh, b, srow, start, row0, ok, c + 1u < p.kloop);
+        channel_taps(c + 1u, kh, b, srow, start, row0, ok, c + 1u < p.kloop, erow);
       }
     }
   }
@@ -417,6 +506,12 @@ fn store_px(r: u32, row0: u32, base: u32, dplane: u32, x0: u32, xstep: u32, m: v
   var v = acc_r;
   if (HAS_BIAS) { v += vec4f(bias[row]); }
   let o = base + row * dplane + x0;
+  if (MODE == 1u && HAS_ADDEND) {
+    if (m.x) { v.x += addend[o]; }
+    if (m.y) { v.y += addend[o + xstep]; }
+    if (m.z) { v.z += addend[o + 2u * xstep]; }
+    if (m.w) { v.w += addend[o + 3u * xstep]; }
+  }
   if (m.x) { dst[o] = v.x; }
   if (m.y) { dst[o + xstep] = v.y; }
   if (m.z) { dst[o + 2u * xstep] = v.z; }

@@ -227,7 +227,7 @@ export function convForwardRaw(x: Tensor, w: Tensor, bias: Tensor | null, g: Con
       ...coop,
     },
     params: fastParams(g, d),
-    buffers: [x.binding(), w.binding(), (bias ?? w).binding(), y.binding(), vec4Binding(packed ?? w), vec4Binding(x)],
+    buffers: [x.binding(), w.binding(), (bias ?? w).binding(), y.binding(), vec4Binding(packed ?? w), vec4Binding(x), w.binding()],
     workgroups: groups3(Math.ceil(ncols / WG), Math.ceil(g.co / tm), 1),
     cost: { flops: convFlops(g), bytes: 4 * (x.size + w.size + y.size) },
     tag: 'fwd',
@@ -237,14 +237,29 @@ export function convForwardRaw(x: Tensor, w: Tensor, bias: Tensor | null, g: Con
 }
 
 /**
+ * Whether the subgroup data-gradient kernel takes this reflect-padded convolution's mirrored
+ * positions itself (REFLECT in mode 1): stride 1, dilation 1 and a "same" kernel (K = 2p + 1,
+ * as in ResNet blocks and pix2pix's 7x7 layers), with p <= 3 so that the mirrored columns of a
+ * row's start lie in its first quad.
+ */
+function reflectDataGradFused(g: ConvGeometry): boolean {
+  return (
+    !!g.reflect && !useTiled('dgrad', g) && g.sh === 1 && g.sw === 1 && g.dh === 1 && g.dw === 1 &&
+    g.kh === 2 * g.ph + 1 && g.kw === 2 * g.pw + 1 && g.pw <= 3 && g.kw <= KW_MAX && 2 * g.pw + 4 <= WMAX
+  );
+}
+
+/**
  * @internal X = conv^T(Y, W) + bias: the data gradient of a convolution (and convTranspose2d).
- * With reflection padding: the data gradient of the unpadded convolution of the padded input,
- * folded back onto the input by the reflection's backward (pad.wgsl), which also adds `addend`
- * (a gradient accumulated so far; reflection only): two launches.
+ * With reflection padding, `addend` (a gradient accumulated so far) is added to the result. A
+ * "same" stride-1 reflect convolution takes one launch (reflectDataGradFused); other reflect
+ * geometry takes the data gradient of the unpadded convolution of the padded input, folded back
+ * onto the input by the reflection's backward (pad.wgsl): two launches.
  */
 export function convDataGradRaw(dy: Tensor, w: Tensor, bias: Tensor | null, g: ConvGeometry, addend?: Tensor): Tensor {
   if (addend && !g.reflect) throw new KernelError('convDataGradRaw: an addend is only supported with reflection padding', [FILE]);
-  if (g.reflect) {
+  const fusedReflect = reflectDataGradFused(g);
+  if (g.reflect && !fusedReflect) {
     const padded: ConvGeometry = { ...g, h: g.h + 2 * g.ph, w: g.w + 2 * g.pw, ph: 0, pw: 0, reflect: false };
     const dpad = convDataGradRaw(dy, w, bias, padded);
     const dx = pad2dBackwardRaw(dpad, [g.nb, g.ci, g.h, g.w], [g.pw, g.pw, g.ph, g.ph], 'reflect', addend);
@@ -287,7 +302,7 @@ export function convDataGradRaw(dy: Tensor, w: Tensor, bias: Tensor | null, g: C
   for (const { rw, offmin, wl } of phases) {
     // Rows of the first height phase, the longest (the others skip their last row if short).
     const ylen = Math.ceil(g.h / g.sh);
-    const coop = coopConstants(g.ow, mod4(offmin), 1, wl);
+    const coop = fusedReflect ? null : coopConstants(g.ow, mod4(offmin), 1, wl);
     const quads = Math.ceil(Math.ceil((g.w - rw) / g.sw) / 4);
     const qlen = coop ? Math.ceil(quads / 8) * 8 : quads;
     const ncols = g.nb * ylen * qlen;
@@ -296,9 +311,13 @@ export function convDataGradRaw(dy: Tensor, w: Tensor, bias: Tensor | null, g: C
       constants: {
         MODE: 1, TM: tm, WG, KW: g.kw, SW: g.sw, DW: g.dw, PW: g.pw, RW: rw, OFFMIN: offmin, WL: wl,
         HAS_BIAS: bias ? 1 : 0, CU: convTuning.cu ?? 1, DIRECTW: packed ? 0 : 1, ...coop,
+        ...(fusedReflect ? { REFLECT: 1, RL: g.w - 4 * (quads - 1), HAS_ADDEND: addend ? 1 : 0 } : {}),
       },
       params: fastParams(g, { ...base, ncols, ylen, qlen }),
-      buffers: [dy.binding(), w.binding(), (bias ?? w).binding(), dx.binding(), vec4Binding(packed ?? w), vec4Binding(dy)],
+      buffers: [
+        dy.binding(), w.binding(), (bias ?? w).binding(), dx.binding(), vec4Binding(packed ?? w), vec4Binding(dy),
+        (addend ?? w).binding(),
+      ],
       workgroups: groups3(Math.ceil(ncols / WG), Math.ceil(g.ci / tm), hphases),
       cost: { flops: f, bytes: (4 * (dy.size + w.size + dx.size)) / phases.length },
       tag: 'dgrad',
@@ -341,7 +360,7 @@ export function convWeightGradRaw(x: Tensor, dy: Tensor, g: ConvGeometry): Tenso
       mrows: g.co, ncols, kloop: 0, ylen: g.oh, qlen: Math.ceil(g.ow / 4), srcC: g.ci, srcH: g.h,
       srcW: g.w, dstH: g.kh, dstW: g.kw, rh: 0, wRow: 0, wLoop: 0, rowsPerSplit, tm, rowPad: 0,
     }),
-    buffers: [x.binding(), dy.binding(), x.binding(), out.binding(), vec4Binding(dy), vec4Binding(x)],
+    buffers: [x.binding(), dy.binding(), x.binding(), out.binding(), vec4Binding(dy), vec4Binding(x), x.binding()],
     workgroups: groups3(gx, gy, nsplit),
     cost: { flops: convFlops(g), bytes: 4 * (x.size + dy.size + out.size) },
     tag: 'wgrad',
