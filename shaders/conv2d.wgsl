@@ -31,9 +31,10 @@
 //   lives in registers.
 // * Mode 2: the dy rows are the shared operand (vec4 loads when aligned, shuffled to all lanes);
 //   each lane reads its own x window.
-// The data gradient runs one dispatch per stride phase along the width (RW override), with the
-// phases along the height on the grid's z (uniform per workgroup), so within a workgroup a tap
-// either always or never contributes: no divisibility tests per element.
+// The data gradient's stride phases along the height are on the grid's z (uniform per workgroup),
+// so within a workgroup a tap either always or never contributes: no divisibility tests per
+// element. A phase along the width fixes the window's layout (RW, OFFMIN, WL at compile time):
+// two width phases share a launch (NWP 2) by holding one copy of the loop each, picked by z.
 //
 // Requires subgroups whose size is a multiple of 8, with local invocations 8k..8k+7 in one
 // subgroup at subgroup ids that agree mod 8 (true for 1-D workgroups on common implementations).
@@ -71,6 +72,16 @@ override LS: u32 = 1u;
 override S0: u32 = 0u;
 override NBLK: u32 = 10u;
 override NLD: u32 = 2u;
+// MODE 1: width stride phases in this launch, 1 or 2 (both phases of a stride-2 data gradient
+// when their rows have the same number of quads; the grid's z is then height phase + NHP *
+// width phase). The second phase's constants, as RW .. NLD for the first:
+override NWP: u32 = 1u;
+override RW1: u32 = 1u;
+override OFFMIN1: i32 = 0;
+override WL1: u32 = 6u;
+override S01: u32 = 0u;
+override NBLK1: u32 = 10u;
+override NLD1: u32 = 2u;
 // Mode 2: dy rows are 16-byte aligned (OW % 4 == 0): read 4 columns as one vec4.
 override DYV: bool = false;
 // Modes 0, 1: read the weights from their canonical layout (binding 2) instead of packed ones.
@@ -102,7 +113,7 @@ struct Params {
   sh: u32,
   ph: i32,
   dh: u32,
-  rh: u32,      // unused (MODE 1 takes its height phase from the grid's z)
+  nhp: u32,     // MODE 1: height stride phases (the grid's z, per width phase)
   w_row: u32,   // `pack`, DIRECTW: weight stride of a row
   w_loop: u32,  // `pack`, DIRECTW: weight stride of the summed channel
   oh: u32,      // MODE 2: dy size
@@ -137,6 +148,20 @@ var<private> lane0: u32;
 var<private> quad_first: bool;
 var<private> quad_last: bool;
 var<private> quad_last2: bool;
+
+// One stride phase's window geometry (mode 1; modes 0 and 2 take the first). Passed as a value
+// built from override constants, so every use folds to a constant once inlined: each phase's
+// window stays in registers.
+struct Phase {
+  rw: u32,      // phase along the width (iw = rw + SW * column)
+  offmin: i32,  // the smallest tap offset
+  wl: u32,      // window length
+  s0: u32,      // COOP: S0, NBLK, NLD of this phase
+  nblk: u32,
+  nld: u32,
+}
+fn phase0() -> Phase { return Phase(RW, OFFMIN, WL, S0, NBLK, NLD); }
+fn phase1() -> Phase { return Phase(RW1, OFFMIN1, WL1, S01, NBLK1, NLD1); }
 
 // The value `v` of lane (group start + l).
 fn from_lane(v: f32, l: u32) -> f32 {
@@ -242,31 +267,32 @@ fn ld(rowbase: i32, col0: i32, ok: bool) -> f32 {
   return select(0.0, src[u32(rowbase + col)], valid);
 }
 
-// Fills win[0..WL) with this lane's source row elements start .. start+WL-1.
-fn load_window(rowbase: i32, start: i32, ok: bool) {
-  if (WL > 0u) { win[0] = ld(rowbase, start, ok); }
-  if (WL > 1u) { win[1] = ld(rowbase, start + 1, ok); }
-  if (WL > 2u) { win[2] = ld(rowbase, start + 2, ok); }
-  if (WL > 3u) { win[3] = ld(rowbase, start + 3, ok); }
-  if (WL > 4u) { win[4] = ld(rowbase, start + 4, ok); }
-  if (WL > 5u) { win[5] = ld(rowbase, start + 5, ok); }
-  if (WL > 6u) { win[6] = ld(rowbase, start + 6, ok); }
-  if (WL > 7u) { win[7] = ld(rowbase, start + 7, ok); }
-  if (WL > 8u) { win[8] = ld(rowbase, start + 8, ok); }
-  if (WL > 9u) { win[9] = ld(rowbase, start + 9, ok); }
-  if (WL > 10u) { win[10] = ld(rowbase, start + 10, ok); }
-  if (WL > 11u) { win[11] = ld(rowbase, start + 11, ok); }
-  if (WL > 12u) { win[12] = ld(rowbase, start + 12, ok); }
-  if (WL > 13u) { win[13] = ld(rowbase, start + 13, ok); }
-  if (WL > 14u) { win[14] = ld(rowbase, start + 14, ok); }
-  if (WL > 15u) { win[15] = ld(rowbase, start + 15, ok); }
-  if (WL > 16u) { win[16] = ld(rowbase, start + 16, ok); }
-  if (WL > 17u) { win[17] = ld(rowbase, start + 17, ok); }
-  if (WL > 18u) { win[18] = ld(rowbase, start + 18, ok); }
-  if (WL > 19u) { win[19] = ld(rowbase, start + 19, ok); }
+// Fills win[0..wl) with this lane's source row elements start .. start+WL-1.
+fn load_window(rowbase: i32, start: i32, ok: bool, wl: u32) {
+  if (wl > 0u) { win[0] = ld(rowbase, start, ok); }
+  if (wl > 1u) { win[1] = ld(rowbase, start + 1, ok); }
+  if (wl > 2u) { win[2] = ld(rowbase, start + 2, ok); }
+  if (wl > 3u) { win[3] = ld(rowbase, start + 3, ok); }
+  if (wl > 4u) { win[4] = ld(rowbase, start + 4, ok); }
+  if (wl > 5u) { win[5] = ld(rowbase, start + 5, ok); }
+  if (wl > 6u) { win[6] = ld(rowbase, start + 6, ok); }
+  if (wl > 7u) { win[7] = ld(rowbase, start + 7, ok); }
+  if (wl > 8u) { win[8] = ld(rowbase, start + 8, ok); }
+  if (wl > 9u) { win[9] = ld(rowbase, start + 9, ok); }
+  if (wl > 10u) { win[10] = ld(rowbase, start + 10, ok); }
+  if (wl > 11u) { win[11] = ld(rowbase, start + 11, ok); }
+  if (wl > 12u) { win[12] = ld(rowbase, start + 12, ok); }
+  if (wl > 13u) { win[13] = ld(rowbase, start + 13, ok); }
+  if (wl > 14u) { win[14] = ld(rowbase, start + 14, ok); }
+  if (wl > 15u) { win[15] = ld(rowbase, start + 15, ok); }
+  if (wl > 16u) { win[16] = ld(rowbase, start + 16, ok); }
+  if (wl > 17u) { win[17] = ld(rowbase, start + 17, ok); }
+  if (wl > 18u) { win[18] = ld(rowbase, start + 18, ok); }
+  if (wl > 19u) { win[19] = ld(rowbase, start + 19, ok); }
 }
 
-// MODE 1 with REFLECT: adds the window of a mirrored dy row (a border row's second source).
+// MODE 1 with REFLECT (stride 1: one phase, WL): adds the window of a mirrored dy row (a border
+// row's second source).
 fn add_window(rowbase: i32, start: i32, ok: bool) {
   if (WL > 0u) { win[0] += ld(rowbase, start + 0, ok); }
   if (WL > 1u) { win[1] += ld(rowbase, start + 1, ok); }
@@ -301,61 +327,61 @@ fn ld_block(rowbase: i32, col: i32, ok: bool) -> vec4f {
 
 // COOP: window element e of this lane: strip element S0 + 4*LS*lane + e, shuffled from the lane
 // that loaded its block.
-fn coop_elem(e: u32) -> f32 {
-  let k = S0 + e;
+fn coop_elem(e: u32, ph: Phase) -> f32 {
+  let k = ph.s0 + e;
   let b = lane * LS + k / 4u;
   let src_lane = lane0 + (b & 7u);
   let m = b >> 3u;
   let c = k % 4u;
   var v = subgroupShuffle(blk[0][c], src_lane);
-  if (NLD > 1u) { v = select(v, subgroupShuffle(blk[1][c], src_lane), m == 1u); }
-  if (NLD > 2u) { v = select(v, subgroupShuffle(blk[2][c], src_lane), m == 2u); }
-  if (NLD > 3u) { v = select(v, subgroupShuffle(blk[3][c], src_lane), m == 3u); }
+  if (ph.nld > 1u) { v = select(v, subgroupShuffle(blk[1][c], src_lane), m == 1u); }
+  if (ph.nld > 2u) { v = select(v, subgroupShuffle(blk[2][c], src_lane), m == 2u); }
+  if (ph.nld > 3u) { v = select(v, subgroupShuffle(blk[3][c], src_lane), m == 3u); }
   return v;
 }
 
 // COOP: the strip's source span starts at x0 (its first aligned block at x0 - S0); lanes load
 // blocks lane, lane + 8, ... and assemble their windows.
-fn coop_window(rowbase: i32, x0: i32, ok: bool) {
-  let a = x0 - i32(S0) + 4 * i32(lane);
+fn coop_window(rowbase: i32, x0: i32, ok: bool, ph: Phase) {
+  let a = x0 - i32(ph.s0) + 4 * i32(lane);
   blk[0] = ld_block(rowbase, a, ok);
-  if (NLD > 1u) { blk[1] = vec4f(0.0); if (lane + 8u < NBLK) { blk[1] = ld_block(rowbase, a + 32, ok); } }
-  if (NLD > 2u) { blk[2] = vec4f(0.0); if (lane + 16u < NBLK) { blk[2] = ld_block(rowbase, a + 64, ok); } }
-  if (NLD > 3u) { blk[3] = vec4f(0.0); if (lane + 24u < NBLK) { blk[3] = ld_block(rowbase, a + 96, ok); } }
-  if (WL > 0u) { win[0] = coop_elem(0u); }
-  if (WL > 1u) { win[1] = coop_elem(1u); }
-  if (WL > 2u) { win[2] = coop_elem(2u); }
-  if (WL > 3u) { win[3] = coop_elem(3u); }
-  if (WL > 4u) { win[4] = coop_elem(4u); }
-  if (WL > 5u) { win[5] = coop_elem(5u); }
-  if (WL > 6u) { win[6] = coop_elem(6u); }
-  if (WL > 7u) { win[7] = coop_elem(7u); }
-  if (WL > 8u) { win[8] = coop_elem(8u); }
-  if (WL > 9u) { win[9] = coop_elem(9u); }
-  if (WL > 10u) { win[10] = coop_elem(10u); }
-  if (WL > 11u) { win[11] = coop_elem(11u); }
-  if (WL > 12u) { win[12] = coop_elem(12u); }
-  if (WL > 13u) { win[13] = coop_elem(13u); }
-  if (WL > 14u) { win[14] = coop_elem(14u); }
-  if (WL > 15u) { win[15] = coop_elem(15u); }
-  if (WL > 16u) { win[16] = coop_elem(16u); }
-  if (WL > 17u) { win[17] = coop_elem(17u); }
-  if (WL > 18u) { win[18] = coop_elem(18u); }
-  if (WL > 19u) { win[19] = coop_elem(19u); }
+  if (ph.nld > 1u) { blk[1] = vec4f(0.0); if (lane + 8u < ph.nblk) { blk[1] = ld_block(rowbase, a + 32, ok); } }
+  if (ph.nld > 2u) { blk[2] = vec4f(0.0); if (lane + 16u < ph.nblk) { blk[2] = ld_block(rowbase, a + 64, ok); } }
+  if (ph.nld > 3u) { blk[3] = vec4f(0.0); if (lane + 24u < ph.nblk) { blk[3] = ld_block(rowbase, a + 96, ok); } }
+  if (ph.wl > 0u) { win[0] = coop_elem(0u, ph); }
+  if (ph.wl > 1u) { win[1] = coop_elem(1u, ph); }
+  if (ph.wl > 2u) { win[2] = coop_elem(2u, ph); }
+  if (ph.wl > 3u) { win[3] = coop_elem(3u, ph); }
+  if (ph.wl > 4u) { win[4] = coop_elem(4u, ph); }
+  if (ph.wl > 5u) { win[5] = coop_elem(5u, ph); }
+  if (ph.wl > 6u) { win[6] = coop_elem(6u, ph); }
+  if (ph.wl > 7u) { win[7] = coop_elem(7u, ph); }
+  if (ph.wl > 8u) { win[8] = coop_elem(8u, ph); }
+  if (ph.wl > 9u) { win[9] = coop_elem(9u, ph); }
+  if (ph.wl > 10u) { win[10] = coop_elem(10u, ph); }
+  if (ph.wl > 11u) { win[11] = coop_elem(11u, ph); }
+  if (ph.wl > 12u) { win[12] = coop_elem(12u, ph); }
+  if (ph.wl > 13u) { win[13] = coop_elem(13u, ph); }
+  if (ph.wl > 14u) { win[14] = coop_elem(14u, ph); }
+  if (ph.wl > 15u) { win[15] = coop_elem(15u, ph); }
+  if (ph.wl > 16u) { win[16] = coop_elem(16u, ph); }
+  if (ph.wl > 17u) { win[17] = coop_elem(17u, ph); }
+  if (ph.wl > 18u) { win[18] = coop_elem(18u, ph); }
+  if (ph.wl > 19u) { win[19] = coop_elem(19u, ph); }
 }
 
 // Window index of tap t for column j: forward reads x at t*DW + j*SW; the data gradient reads dy
 // at off(t) + j where off(t) = (RW + PW - t*DW) / SW for the taps of this phase.
-fn tap_num(t: u32) -> i32 {
-  return i32(RW) + PW - i32(t * DW);
+fn tap_num(t: u32, rw: u32) -> i32 {
+  return i32(rw) + PW - i32(t * DW);
 }
-fn tap_ok(t: u32) -> bool {
-  if (MODE == 1u) { return KW > t && tap_num(t) % i32(SW) == 0; }
+fn tap_ok(t: u32, rw: u32) -> bool {
+  if (MODE == 1u) { return KW > t && tap_num(t, rw) % i32(SW) == 0; }
   return KW > t;
 }
-fn tap_vec(t: u32) -> vec4f {
+fn tap_vec(t: u32, ph: Phase) -> vec4f {
   if (MODE == 1u) {
-    let o = u32(tap_num(t) / i32(SW) - OFFMIN);
+    let o = u32(tap_num(t, ph.rw) / i32(SW) - ph.offmin);
     var v = vec4f(win[o], win[o + 1u], win[o + 2u], win[o + 3u]);
     if (REFLECT) {
       v += select(vec4f(0.0), mirror_left(t), quad_first);
@@ -395,21 +421,21 @@ fn mirror_right(t: u32, r: i32) -> vec4f {
                mirror_elem_right(t, r, 3));
 }
 
-fn apply_tap(t: u32) {
-  if (tap_ok(t)) { fma_rows(tap_vec(t), t, KW); }
+fn apply_tap(t: u32, ph: Phase) {
+  if (tap_ok(t, ph.rw)) { fma_rows(tap_vec(t, ph), t, KW); }
 }
 
 // Source window of channel c, the weights of (c, kh) for the row tile, and every tap.
 // erow: MODE 1 with REFLECT, the dy rows of the border row's mirrored padded rows (-1: none).
-fn channel_taps(c: u32, kh: u32, b: u32, srow: i32, start: i32, row0: u32, ok: bool, okc: bool, erow: vec2i) {
+fn channel_taps(c: u32, kh: u32, b: u32, srow: i32, start: i32, row0: u32, ok: bool, okc: bool, erow: vec2i, ph: Phase) {
   let plane = i32(p.src_h * p.src_w);
   let cbase = i32(b * p.src_c + c) * plane;
   let rowbase = cbase + srow * i32(p.src_w);
   if (COOP) {
     // Lane 0 of the strip starts at x0; `ok` is the same for the whole strip.
-    coop_window(rowbase, start - 4 * i32(lane * LS), ok && okc);
+    coop_window(rowbase, start - 4 * i32(lane * LS), ok && okc, ph);
   } else {
-    load_window(rowbase, start, ok && okc);
+    load_window(rowbase, start, ok && okc, ph.wl);
   }
   if (MODE == 1u && REFLECT) {
     // (Only border rows' lanes take these branches; no subgroup operations inside.)
@@ -422,17 +448,17 @@ fn channel_taps(c: u32, kh: u32, b: u32, srow: i32, start: i32, row0: u32, ok: b
     // Packed weights [c][kh][row][KW]: the tile's TM*KW values are contiguous and 16-byte aligned.
     load_op_blocks(((c * p.kh + kh) * p.row_pad + row0) * KW / 4u, TM * KW / 4u, okc);
   }
-  apply_tap(0u);
-  apply_tap(1u);
-  apply_tap(2u);
-  apply_tap(3u);
-  apply_tap(4u);
-  apply_tap(5u);
-  apply_tap(6u);
+  apply_tap(0u, ph);
+  apply_tap(1u, ph);
+  apply_tap(2u, ph);
+  apply_tap(3u, ph);
+  apply_tap(4u, ph);
+  apply_tap(5u, ph);
+  apply_tap(6u, ph);
 }
 
-// rh: MODE 1's stride phase along the height (grid z), 0 otherwise.
-fn conv_pixels(col: u32, row0: u32, rh: u32) {
+// rh: MODE 1's stride phase along the height, 0 otherwise; ph: the phase along the width.
+fn conv_pixels(col: u32, row0: u32, rh: u32, ph: Phase) {
   let q = col % p.qlen;
   let t = col / p.qlen;
   let y = t % p.ylen;
@@ -442,7 +468,7 @@ fn conv_pixels(col: u32, row0: u32, rh: u32) {
   if (MODE == 0u) {
     start = i32(4u * q * SW) - PW;
   } else {
-    start = i32(4u * q) + OFFMIN;
+    start = i32(4u * q) + ph.offmin;
   }
   if (DIRECTW) { init_woff(row0); }
   if (MODE == 1u && REFLECT) {
@@ -470,9 +496,9 @@ fn conv_pixels(col: u32, row0: u32, rh: u32) {
         if (yi >= 1 && yi <= p.ph) { erow.x = p.ph - yi - i32(kh); }
         if (yi >= hh - 1 - p.ph && yi <= hh - 2) { erow.y = 2 * (hh - 1) - yi + p.ph - i32(kh); }
       }
-      channel_taps(c, kh, b, srow, start, row0, ok, true, erow);
+      channel_taps(c, kh, b, srow, start, row0, ok, true, erow, ph);
       if (CU > 1u) {
-        channel_taps(c + 1u, kh, b, srow, start, row0, ok, c + 1u < p.kloop, erow);
+        channel_taps(c + 1u, kh, b, srow, start, row0, ok, c + 1u < p.kloop, erow, ph);
       }
     }
   }
@@ -487,7 +513,7 @@ fn conv_pixels(col: u32, row0: u32, rh: u32) {
     xstep = 1u;
   } else {
     ybase = (rh + y * p.sh) * p.dst_w;
-    x0 = RW + 4u * q * SW;
+    x0 = ph.rw + 4u * q * SW;
     xstep = SW;
     if (rh + y * p.sh >= p.dst_h) { return; }
   }
@@ -544,7 +570,7 @@ fn weight_grad(col: u32, row0: u32, split: u32) {
     let dyrow = (b * p.mrows + row0) * oplane + oh * p.ow;
     for (var q = 0u; q < p.qlen; q++) {
       let ow0 = 4u * q;
-      load_window(rowbase, i32(ow0 * SW) + tap0, ok);
+      load_window(rowbase, i32(ow0 * SW) + tap0, ok, WL);
       // Shared operand: dy[b, row0 + r, oh, ow0 .. ow0+3] for r < TM as 4*TM values, element
       // r*4 + k (row r, output column ow0 + k).
       if (DYV) {
@@ -596,8 +622,15 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_index) lid:
   let row0 = wid.y * TM;
   if (MODE == 2u) {
     weight_grad(col, row0, wid.z);
+  } else if (MODE == 1u && NWP == 2u) {
+    // Two copies of the loop, one per width phase (a workgroup-uniform branch).
+    if (wid.z < p.nhp) {
+      conv_pixels(col, row0, wid.z, phase0());
+    } else {
+      conv_pixels(col, row0, wid.z - p.nhp, phase1());
+    }
   } else {
-    conv_pixels(col, row0, wid.z);
+    conv_pixels(col, row0, wid.z, phase0());
   }
 }
 

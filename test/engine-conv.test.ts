@@ -263,16 +263,28 @@ t.test('a small convolution reads its weights directly: no packing launches', as
   t.equal(packed.total - direct.total, 2, 'packing would add one launch to the forward and one to the data gradient');
 });
 
-t.test('a stride-2 data gradient takes one launch per stride phase along the width (the height phases share it)', async (t) => {
+t.test('a stride-2 data gradient takes one launch for its stride phases (two along the width when their rows differ)', async (t) => {
   usePath('subgroup');
   const eng = E.engine();
+  t.teardown(() => void (convTuning.mergeWidthPhases = true));
   await E.tidy(async () => {
     const x = E.randn([1, 4, 5, 6], 1);
     const w = E.randn([4, 3, 3, 3], 2);
+    const outs: Float32Array[] = [];
+    for (const [merge, launches] of [[true, 1], [false, 2]] as const) {
+      convTuning.mergeWidthPhases = merge;
+      const d0 = eng.recorder.dispatches;
+      const y = convTranspose2d(x, w, null, { stride: 2, padding: 1, outputPadding: 1 });
+      t.equal(eng.recorder.dispatches - d0, launches, `convTranspose2d stride 2 forward, width phases ${merge ? 'merged' : 'apart'}: ${launches} launch(es), not 4`);
+      t.same(y.shape, [1, 3, 10, 12]);
+      outs.push(await y.read());
+    }
+    t.same(outs[0], outs[1], 'the same values either way');
+    // An odd output width: the phases' rows have 3 and 2 quads, so they keep one launch each.
+    convTuning.mergeWidthPhases = true;
     const d0 = eng.recorder.dispatches;
-    const y = convTranspose2d(x, w, null, { stride: 2, padding: 1, outputPadding: 1 });
-    t.equal(eng.recorder.dispatches - d0, 2, 'convTranspose2d stride 2 forward: 2 launches, not 4');
-    t.same(y.shape, [1, 3, 10, 12]);
+    convTranspose2d(E.randn([1, 4, 5, 9], 3), w, null, { stride: 2, padding: 1 });
+    t.equal(eng.recorder.dispatches - d0, 2, 'output width 17: 2 launches');
   });
 });
 

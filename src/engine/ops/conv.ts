@@ -72,6 +72,8 @@ function checkSubgroups(): void {
 /**
  * @internal Tuning knobs for benchmarks (null picks automatically). `cu` 2 processes two channels
  * per loop iteration: measured no faster on lavapipe and twice the compile time, so off.
+ * `mergeWidthPhases` lets a stride-2 data gradient take both width phases in one launch when
+ * their rows have the same quads (off: one launch each, for comparisons and tests).
  */
 export const convTuning: {
   tm: 4 | 8 | 16 | null;
@@ -79,12 +81,14 @@ export const convTuning: {
   cu: number | null;
   coop: boolean;
   directMaxFlops: number;
+  mergeWidthPhases: boolean;
 } = {
   tm: null,
   wgradTarget: WGRAD_TARGET_GROUPS,
   cu: null,
   coop: true,
   directMaxFlops: DIRECT_WEIGHTS_MAX_FLOPS,
+  mergeWidthPhases: true,
 };
 
 /**
@@ -299,12 +303,22 @@ export function convDataGradRaw(dy: Tensor, w: Tensor, bias: Tensor | null, g: C
     rowPad: Math.ceil(g.ci / tm) * tm,
   };
   const packed = packWeights(w, g, base);
-  for (const { rw, offmin, wl } of phases) {
-    // Rows of the first height phase, the longest (the others skip their last row if short).
-    const ylen = Math.ceil(g.h / g.sh);
+  // Rows of the first height phase, the longest (the others skip their last row if short).
+  const ylen = Math.ceil(g.h / g.sh);
+  const launches = phases.map(({ rw, offmin, wl }) => {
     const coop = fusedReflect ? null : coopConstants(g.ow, mod4(offmin), 1, wl);
     const quads = Math.ceil(Math.ceil((g.w - rw) / g.sw) / 4);
-    const qlen = coop ? Math.ceil(quads / 8) * 8 : quads;
+    return { rw, offmin, wl, coop, quads, qlen: coop ? Math.ceil(quads / 8) * 8 : quads };
+  });
+  // Two width phases whose rows have the same quads (and the same kind of loads) share a launch:
+  // the kernel holds a copy of its loop for each (NWP 2).
+  const [p0, p1] = launches;
+  const merged =
+    convTuning.mergeWidthPhases && launches.length === 2 && p0!.qlen === p1!.qlen && !p0!.coop === !p1!.coop;
+  const groups = merged ? [launches] : launches.map((l) => [l]);
+  for (const group of groups) {
+    const { rw, offmin, wl, coop, quads, qlen } = group[0]!;
+    const second = group[1];
     const ncols = g.nb * ylen * qlen;
     engine().launch({
       file: FILE,
@@ -312,14 +326,20 @@ export function convDataGradRaw(dy: Tensor, w: Tensor, bias: Tensor | null, g: C
         MODE: 1, TM: tm, WG, KW: g.kw, SW: g.sw, DW: g.dw, PW: g.pw, RW: rw, OFFMIN: offmin, WL: wl,
         HAS_BIAS: bias ? 1 : 0, CU: convTuning.cu ?? 1, DIRECTW: packed ? 0 : 1, ...coop,
         ...(fusedReflect ? { REFLECT: 1, RL: g.w - 4 * (quads - 1), HAS_ADDEND: addend ? 1 : 0 } : {}),
+        ...(second
+          ? {
+              NWP: 2, RW1: second.rw, OFFMIN1: second.offmin, WL1: second.wl,
+              ...(second.coop ? { S01: second.coop.S0!, NBLK1: second.coop.NBLK!, NLD1: second.coop.NLD! } : {}),
+            }
+          : {}),
       },
-      params: fastParams(g, { ...base, ncols, ylen, qlen }),
+      params: fastParams(g, { ...base, ncols, ylen, qlen, rh: hphases }),
       buffers: [
         dy.binding(), w.binding(), (bias ?? w).binding(), dx.binding(), vec4Binding(packed ?? w), vec4Binding(dy),
         (addend ?? w).binding(),
       ],
-      workgroups: groups3(Math.ceil(ncols / WG), Math.ceil(g.ci / tm), hphases),
-      cost: { flops: f, bytes: (4 * (dy.size + w.size + dx.size)) / phases.length },
+      workgroups: groups3(Math.ceil(ncols / WG), Math.ceil(g.ci / tm), hphases * group.length),
+      cost: { flops: f * group.length, bytes: (4 * (dy.size + w.size + dx.size) * group.length) / phases.length },
       tag: 'dgrad',
     });
   }
