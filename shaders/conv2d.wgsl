@@ -96,6 +96,9 @@ override REFLECT: bool = false;
 override RL: u32 = 4u;
 // Mode 1: add `addend` (a gradient accumulated so far) to every output.
 override HAS_ADDEND: bool = false;
+// Mode 0: activation epilogue on act(conv + bias): 0 none, 1 tanh, 2 leaky ReLU (slope ACT_SLOPE).
+override ACT: u32 = 0u;
+override ACT_SLOPE: f32 = 0.0;
 
 struct Params {
   nb: u32,      // batch
@@ -538,6 +541,11 @@ fn store_px(r: u32, row0: u32, base: u32, dplane: u32, x0: u32, xstep: u32, m: v
     if (m.z) { v.z += addend[o + 2u * xstep]; }
     if (m.w) { v.w += addend[o + 3u * xstep]; }
   }
+  if (MODE == 0u && ACT == 1u) {
+    v = vec4f(stable_tanh(v.x), stable_tanh(v.y), stable_tanh(v.z), stable_tanh(v.w));
+  } else if (MODE == 0u && ACT == 2u) {
+    v = select(ACT_SLOPE * v, v, v > vec4f(0.0));
+  }
   if (m.x) { dst[o] = v.x; }
   if (m.y) { dst[o + xstep] = v.y; }
   if (m.z) { dst[o + 2u * xstep] = v.z; }
@@ -611,6 +619,7 @@ fn weight_grad(col: u32, row0: u32, split: u32) {
 }
 
 // #include "pick_acc.wgsl"
+// #include "activation.wgsl"
 
 @compute @workgroup_size(WG)
 fn main(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_index) lid: u32,

@@ -31,10 +31,7 @@ fn flat(gid: vec3u, groups: vec3u) -> u32 {
   return gid.x + gid.y * groups.x * WG;
 }
 
-fn stable_tanh(v: f32) -> f32 {
-  let t = exp(-2.0 * abs(v));
-  return sign(v) * (1.0 - t) / (1.0 + t);
-}
+// #include "activation.wgsl"
 
 fn stable_sigmoid(v: f32) -> f32 {
   if (v >= 0.0) { return 1.0 / (1.0 + exp(-v)); }

@@ -321,3 +321,48 @@ t.test('shape errors name the op and the shapes', async (t) => {
   t.throws(() => convTranspose2d(x, E.zeros([3, 3, 3, 3]), null, { stride: 2, outputPadding: 2 }), /outputPadding/);
   E.tidy(() => undefined);
 });
+
+t.test('conv2d with an activation epilogue: the same values and gradients as conv2d then the activation, one forward launch', async (t) => {
+  const eng = E.engine();
+  const xd = randomArray(2 * 3 * 7 * 9, 31);
+  const wd = randomArray(5 * 3 * 9, 32).map((v) => 3 * v); // large enough to reach tanh's tails
+  const bd = randomArray(5, 33);
+  const gyd = randomArray(2 * 5 * 7 * 9, 34);
+  const variants = [
+    { activation: 'tanh' as const, apart: (y: E.Tensor) => E.tanh(y) },
+    { activation: 'leakyRelu' as const, negativeSlope: 0.2, apart: (y: E.Tensor) => E.leakyRelu(y, 0.2) },
+    { activation: 'leakyRelu' as const, negativeSlope: 0, apart: (y: E.Tensor) => E.leakyRelu(y, 0) },
+  ];
+  for (const path of PATHS) for (const v of variants) {
+    usePath(path);
+    await E.tidy(async () => {
+      const run = async (fused: boolean) => {
+        const x = E.parameter(E.tensor(xd, [2, 3, 7, 9]));
+        const w = E.parameter(E.tensor(wd, [5, 3, 3, 3]));
+        const b = E.parameter(E.tensor(bd, [5]));
+        const d0 = eng.recorder.dispatches;
+        const opts = { padding: 1, padMode: 'reflect' as const };
+        const y = fused
+          ? conv2d(x, w, b, { ...opts, activation: v.activation, ...(v.negativeSlope === undefined ? {} : { negativeSlope: v.negativeSlope }) })
+          : v.apart(conv2d(x, w, b, opts));
+        const launches = eng.recorder.dispatches - d0;
+        E.backward(y, E.tensor(gyd, y.shape));
+        return { launches, y: await y.read(), gx: await x.grad!.read(), gw: await w.grad!.read(), gb: await b.grad!.read() };
+      };
+      const f = await run(true);
+      const a = await run(false);
+      const name = `[${path}] ${v.activation}${v.negativeSlope === undefined ? '' : ` ${v.negativeSlope}`}`;
+      // The subgroup kernels apply it in their store: one launch fewer (the packed path also packs).
+      const want = path === 'tiled' ? a.launches : a.launches - 1;
+      t.equal(f.launches, want, `${name}: ${want} forward launch(es) (conv2d then the activation: ${a.launches})`);
+      for (const k of ['y', 'gx', 'gw', 'gb'] as const) {
+        const c = closeness(f[k], a[k], 1e-5, 1e-6);
+        t.ok(c.ok, `${name}: ${k} as conv2d then the activation: ${c.msg}`);
+      }
+    });
+  }
+  usePath('subgroup');
+  t.throws(() => conv2d(E.zeros([1, 1, 3, 3]), E.zeros([1, 1, 3, 3]), null, { activation: 'relu' as 'tanh' }), /unknown activation 'relu'/);
+  t.throws(() => conv2d(E.zeros([1, 1, 3, 3]), E.zeros([1, 1, 3, 3]), null, { activation: 'leakyRelu', negativeSlope: -1 }), /negativeSlope must be a finite number >= 0/);
+  t.throws(() => conv2d(E.zeros([1, 1, 3, 3]), E.zeros([1, 1, 3, 3]), null, { negativeSlope: 0.2 }), /needs activation/);
+});

@@ -115,9 +115,27 @@ export class Conv2d extends Module {
    * This convolution after a padding layer that it absorbs (see Sequential): `padding` [height,
    * width] of `mode` instead of the layer's own (which must be 0).
    */
-  forwardPadded(x: Tensor, padding: [number, number], mode: 'zero' | 'reflect'): Tensor {
-    return conv2d(x, this.weight, this.bias, { stride: this.stride, padding, dilation: this.dilation, padMode: mode });
+  forwardPadded(x: Tensor, padding: [number, number], mode: 'zero' | 'reflect', act: ConvEpilogue = {}): Tensor {
+    return conv2d(x, this.weight, this.bias, { stride: this.stride, padding, dilation: this.dilation, padMode: mode, ...act });
   }
+
+  /** act(this convolution), the activation in the convolution's kernel (see Sequential). */
+  forwardWith(x: Tensor, act: ConvEpilogue): Tensor {
+    return conv2d(x, this.weight, this.bias, { stride: this.stride, padding: this.padding, dilation: this.dilation, ...act });
+  }
+}
+
+/** An activation a Conv2d can apply in its own kernel (conv2d's `activation` option). */
+export interface ConvEpilogue {
+  activation?: 'tanh' | 'leakyRelu';
+  negativeSlope?: number;
+}
+
+/** The epilogue that runs `layer` (Tanh, or LeakyReLU with slope >= 0), or null. */
+function convEpilogueOf(layer: Module | undefined): ConvEpilogue | null {
+  if (layer instanceof Tanh) return { activation: 'tanh' };
+  if (layer instanceof LeakyReLU && layer.negativeSlope >= 0) return { activation: 'leakyRelu', negativeSlope: layer.negativeSlope };
+  return null;
 }
 
 export interface ConvTranspose2dOptions extends Conv2dOptions {
@@ -437,7 +455,8 @@ export class Sequential extends Module {
    * Runs the layers; with `residual`, returns residual + layers(x). A norm layer followed by ReLU
    * or LeakyReLU (slope >= 0) runs as one fused op, and so does a last norm layer with the residual
    * add; a padding layer (the same on both sides) followed by an unpadded Conv2d runs as one
-   * convolution that pads in its index math. The same values as the layers one by one, in fewer
+   * convolution that pads in its index math, and a Conv2d followed by Tanh or LeakyReLU (slope
+   * >= 0) applies it in its kernel. The same values as the layers one by one, in fewer
    * kernel launches.
    */
   forward(x: Tensor, residual?: Tensor): Tensor {
@@ -449,7 +468,11 @@ export class Sequential extends Module {
       let next: Tensor;
       const pad = layer instanceof Pad2dLayer && after instanceof Conv2d && after.padding === 0 ? layer.symmetric() : null;
       if (pad && after instanceof Conv2d && layer instanceof Pad2dLayer) {
-        next = after.forwardPadded(cur, pad, layer.mode);
+        const act = convEpilogueOf(this.layers[i + 2]);
+        next = after.forwardPadded(cur, pad, layer.mode, act ?? {});
+        i += act ? 2 : 1;
+      } else if (layer instanceof Conv2d && convEpilogueOf(after)) {
+        next = layer.forwardWith(cur, convEpilogueOf(after)!);
         i++;
       } else if (isNorm(layer) && (after instanceof ReLU || (after instanceof LeakyReLU && after.negativeSlope >= 0))) {
         next = layer.forwardWith(cur, after instanceof ReLU ? { activation: 'relu' } : { activation: 'leakyRelu', negativeSlope: after.negativeSlope });

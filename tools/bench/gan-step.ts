@@ -14,7 +14,7 @@ import { backward, noGrad } from '../../src/engine/autograd.js';
 import { keep, tidy } from '../../src/engine/scope.js';
 import type { Tensor } from '../../src/engine/tensor.js';
 import { randn, rand } from '../../src/engine/ops/create.js';
-import { add, affine, scale } from '../../src/engine/ops/elementwise.js';
+import { add, affine } from '../../src/engine/ops/elementwise.js';
 import { concat } from '../../src/engine/ops/concat.js';
 import { bceWithLogits, l1Loss } from '../../src/engine/ops/loss.js';
 import { Adam } from '../../src/engine/optim.js';
@@ -116,7 +116,7 @@ export function generatorStep(gan: Gan): void {
     tidy(() => {
       const fake = gan.g.forward(gan.mask);
       const pred = gan.d.forward(concat([gan.mask, fake], 1));
-      const loss = add(bceWithLogits(pred, 1), scale(l1Loss(fake, gan.real), gan.shape.lambdaL1));
+      const loss = add(bceWithLogits(pred, 1), l1Loss(fake, gan.real, { weight: gan.shape.lambdaL1 }));
       backward(loss);
     });
     gan.optG.step();
@@ -129,9 +129,9 @@ export function generatorStep(gan: Gan): void {
 export function discriminatorStep(gan: Gan, fake: Tensor): void {
   gan.optD.zeroGrad();
   tidy(() => {
-    const dReal = bceWithLogits(gan.d.forward(concat([gan.mask, gan.real], 1)), 1);
-    const dFake = bceWithLogits(gan.d.forward(concat([gan.mask, fake], 1)), 0);
-    backward(scale(add(dReal, dFake), 0.5));
+    const dReal = bceWithLogits(gan.d.forward(concat([gan.mask, gan.real], 1)), 1, { weight: 0.5 });
+    const dFake = bceWithLogits(gan.d.forward(concat([gan.mask, fake], 1)), 0, { weight: 0.5 });
+    backward(add(dReal, dFake));
   });
   gan.optD.step();
 }

@@ -16,9 +16,16 @@ export interface Conv2dOptions {
    * nn.ReflectionPad2d(padding) then an unpadded convolution; each pad smaller than its dimension).
    */
   padMode?: 'zero' | 'reflect';
+  /**
+   * conv2d only: act(conv + bias) in the convolution's own kernel (an epilogue, no separate
+   * launch on CPU adapters): 'tanh' (pix2pix's output layer) or 'leakyRelu' with `negativeSlope`
+   * >= 0 (default 0.01). Same values as conv2d then tanh / leakyRelu.
+   */
+  activation?: 'tanh' | 'leakyRelu';
+  negativeSlope?: number;
 }
 
-export interface ConvTranspose2dOptions extends Omit<Conv2dOptions, 'padMode'> {
+export interface ConvTranspose2dOptions extends Omit<Conv2dOptions, 'padMode' | 'activation' | 'negativeSlope'> {
   outputPadding?: Pair;
 }
 

@@ -31,6 +31,7 @@ export { conv2dGeometry, type Conv2dOptions, type ConvGeometry, type ConvTranspo
 import { fill } from '../primitives.js';
 import { fmtShape, rank } from './launch.js';
 import { pad2dBackwardRaw } from './pad.js';
+import { activationBackwardRaw, activationForwardRaw } from './elementwise.js';
 import { sum } from './reduce.js';
 
 const FILE = 'conv2d.wgsl';
@@ -41,12 +42,13 @@ const WMAX = 20;
 /** Widest kernel the fast kernel unrolls (taps 0..6). */
 const KW_MAX = 7;
 /**
- * Weight-gradient splits aim for this many workgroups: a few per CPU thread (lavapipe runs one
+ * Weight-gradient splits aim for this many workgroups: one per CPU thread (lavapipe runs one
  * worker per core), not more, since every split adds a partial sum to read back and a summing
  * dispatch. Measured on 2 cores: 8 instead of 32 made a 64x64 G+D step 14% faster (182 -> 157 ms)
- * and the 128x128 conv3x3 weight gradient no slower (34.4 -> 33.1 ms).
+ * and the 128x128 conv3x3 weight gradient no slower (34.4 -> 33.1 ms); 2 instead of 8 left the
+ * G step as fast (unprofiled 140-142 ms either way, 2026-12-02) with 3 fewer summing launches.
  */
-const WGRAD_TARGET_GROUPS = 4 * availableParallelism();
+const WGRAD_TARGET_GROUPS = availableParallelism();
 /**
  * Forward and data-gradient launches of at most this many FLOPs read the weights in their
  * canonical layout (DIRECTW) instead of packing them first. Packing costs one launch (0.2-0.4 ms
@@ -201,15 +203,29 @@ const mod4 = (v: number) => ((v % 4) + 4) % 4;
 // ---------------------------------------------------------------------------------------------
 // Raw kernels (no autograd). X = convolution input, Y = convolution output.
 
-/** @internal Y = conv(X, W) + bias. */
-export function convForwardRaw(x: Tensor, w: Tensor, bias: Tensor | null, g: ConvGeometry): Tensor {
-  if (useTiled('fwd', g) && g.nb * g.co * g.oh * g.ow > 0) return tiledForward(x, w, bias, g);
+/** @internal An activation applied to a convolution's output (conv2d's `activation`). */
+export interface ConvActivation {
+  name: 'tanh' | 'leakyRelu';
+  slope: number;
+}
+
+/** The activation as a separate launch (the paths without the epilogue). */
+function activateApart(y: Tensor, act: ConvActivation | undefined): Tensor {
+  if (!act || y.size === 0) return y;
+  const out = activationForwardRaw(act.name, y, act.slope);
+  y.dispose();
+  return out;
+}
+
+/** @internal Y = act(conv(X, W) + bias); the subgroup kernel applies `act` in its store. */
+export function convForwardRaw(x: Tensor, w: Tensor, bias: Tensor | null, g: ConvGeometry, act?: ConvActivation): Tensor {
+  if (useTiled('fwd', g) && g.nb * g.co * g.oh * g.ow > 0) return activateApart(tiledForward(x, w, bias, g), act);
   const y = Tensor.empty([g.nb, g.co, g.oh, g.ow]);
   if (y.size === 0) return y;
   const wl = 3 * g.sw + (g.kw - 1) * g.dw + 1;
   if (g.kw > KW_MAX || wl > WMAX) {
     naive(0, g, x, w, bias, y);
-    return y;
+    return activateApart(y, act);
   }
   checkSubgroups();
   const tm = rowsPerInvocation(g.co);
@@ -229,6 +245,7 @@ export function convForwardRaw(x: Tensor, w: Tensor, bias: Tensor | null, g: Con
       MODE: 0, TM: tm, WG, KW: g.kw, SW: g.sw, DW: g.dw, PW: g.pw, RW: 0, OFFMIN: 0, WL: wl,
       HAS_BIAS: bias ? 1 : 0, CU: convTuning.cu ?? 1, DIRECTW: packed ? 0 : 1, REFLECT: g.reflect ? 1 : 0,
       ...coop,
+      ...(act ? { ACT: act.name === 'tanh' ? 1 : 2, ACT_SLOPE: act.slope } : {}),
     },
     params: fastParams(g, d),
     buffers: [x.binding(), w.binding(), (bias ?? w).binding(), y.binding(), vec4Binding(packed ?? w), vec4Binding(x), w.binding()],
@@ -431,13 +448,38 @@ export function conv2d(x: Tensor, w: Tensor, bias: Tensor | null, opts: Conv2dOp
   rank('conv2d', w, 4, 'weight');
   const g = conv2dGeometry('conv2d', x.shape, w.shape, opts);
   checkBias('conv2d', bias, g.co);
-  const y = convForwardRaw(x, w, bias, g);
-  // With reflection, the data gradient's last kernel (the fold) adds the gradient x already has.
-  return record('conv2d', y, [x, w, bias], [x, w], (gy, [sx, sw], pending) => [
-    x.requiresGrad ? convDataGradRaw(gy, sw!, null, g, pending) : null,
-    w.requiresGrad ? convWeightGradRaw(sx!, gy, g) : null,
-    bias?.requiresGrad ? sum(gy, [0, 2, 3]) : null,
-  ], g.reflect ? 0 : undefined);
+  const act = convActivation(opts);
+  const y = convForwardRaw(x, w, bias, g, act);
+  // With reflection, the data gradient's kernel adds the gradient x already has (`pending`).
+  const saved = act ? [x, w, y] : [x, w];
+  return record('conv2d', y, [x, w, bias], saved, (gout, [sx, sw, sy], pending) => {
+    // With an activation: the gradient before it, g * act'(y), one launch.
+    const gy = act ? activationBackwardRaw(act.name, sy!, gout, act.slope) : gout;
+    const grads = [
+      x.requiresGrad ? convDataGradRaw(gy, sw!, null, g, pending) : null,
+      w.requiresGrad ? convWeightGradRaw(sx!, gy, g) : null,
+      bias?.requiresGrad ? sum(gy, [0, 2, 3]) : null,
+    ];
+    if (gy !== gout) gy.dispose();
+    return grads;
+  }, g.reflect ? 0 : undefined);
+}
+
+function convActivation(opts: Conv2dOptions): ConvActivation | undefined {
+  const { activation, negativeSlope } = opts;
+  if (activation === undefined) {
+    if (negativeSlope !== undefined) throw new ShapeError('conv2d: negativeSlope needs activation: \'leakyRelu\'');
+    return undefined;
+  }
+  if (activation !== 'tanh' && activation !== 'leakyRelu') {
+    throw new ShapeError(`conv2d: unknown activation '${String(activation)}' (tanh or leakyRelu)`);
+  }
+  const slope = activation === 'leakyRelu' ? (negativeSlope ?? 0.01) : 0;
+  if (!(slope >= 0) || !Number.isFinite(slope)) {
+    throw new ShapeError(`conv2d: negativeSlope must be a finite number >= 0, got ${negativeSlope}`);
+  }
+  if (activation === 'tanh' && negativeSlope !== undefined) throw new ShapeError('conv2d: negativeSlope is for leakyRelu only');
+  return { name: activation, slope };
 }
 
 /**

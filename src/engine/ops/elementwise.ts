@@ -43,6 +43,38 @@ function unary(name: UnaryName, x: Tensor, alpha = 0, beta = 0): Tensor {
   });
 }
 
+/**
+ * @internal gx = g * f'(y) for an activation whose derivative follows from its output y: tanh, and
+ * (leaky) ReLU with slope >= 0 (y > 0 exactly where x > 0). For ops that apply the activation in
+ * their own kernel (conv2d's epilogue).
+ */
+export function activationBackwardRaw(name: 'tanh' | 'leakyRelu', y: Tensor, g: Tensor, slope = 0): Tensor {
+  const gx = Tensor.empty(y.shape);
+  launch1d(y.size, {
+    file: FILE,
+    entry: 'unary_backward',
+    constants: { OP: UNARY[name] },
+    params: new Params().u32(y.size).f32(slope, 0).data(),
+    buffers: [y.binding(), g.binding(), gx.binding()],
+    cost: { flops: 2 * y.size, bytes: 12 * y.size },
+  });
+  return gx;
+}
+
+/** @internal y = f(x) for those activations, without autograd (conv2d's paths without the epilogue). */
+export function activationForwardRaw(name: 'tanh' | 'leakyRelu', x: Tensor, slope = 0): Tensor {
+  const y = Tensor.empty(x.shape);
+  launch1d(x.size, {
+    file: FILE,
+    entry: 'unary_forward',
+    constants: { OP: UNARY[name] },
+    params: new Params().u32(x.size).f32(slope, 0).data(),
+    buffers: [x.binding(), y.binding()],
+    cost: { flops: x.size, bytes: 8 * x.size },
+  });
+  return y;
+}
+
 export const relu = (x: Tensor): Tensor => unary('relu', x);
 export const leakyRelu = (x: Tensor, slope = 0.01): Tensor => unary('leakyRelu', x, slope);
 export const tanh = (x: Tensor): Tensor => unary('tanh', x);

@@ -8,7 +8,7 @@ export { sum, mean } from './reduce.js';
 export { reshape, flatten, detach } from './shape.js';
 export {
   bceWithLogits, l1Loss, mseLoss, softmaxCrossEntropy, softDice,
-  type ChannelOptions, type CrossEntropyOptions, type DiceOptions,
+  type ChannelOptions, type WeightOptions, type PointLossOptions, type CrossEntropyOptions, type DiceOptions,
 } from './loss.js';
 export { batchNorm2d, instanceNorm2d, type BatchNormOptions, type InstanceNormOptions, type NormEpilogue } from './norm.js';
 export { maxPool2d } from './pool.js';

@@ -42,6 +42,16 @@ export interface ChannelOptions {
   channels?: readonly number[];
 }
 
+export interface WeightOptions {
+  /**
+   * The loss is multiplied by this (e.g. pix2pix's lambda = 100 on L1), in the loss's own
+   * kernels: no separate scaling launch forward or backward. Default 1.
+   */
+  weight?: number;
+}
+
+export type PointLossOptions = ChannelOptions & WeightOptions;
+
 function partialGroups(work: number): number {
   return Math.min(MAX_PARTIALS, Math.max(1, Math.ceil(work / (WG * PER_THREAD))));
 }
@@ -85,7 +95,9 @@ function channelMask(op: string, x: Tensor, channels: readonly number[] | undefi
   return { masked: true, words, count: (x.size / c) * seen.size, inner, c };
 }
 
-function pointLoss(op: string, kind: PointLoss, pred: Tensor, target: Tensor | number, channels?: readonly number[]): Tensor {
+function pointLoss(op: string, kind: PointLoss, pred: Tensor, target: Tensor | number, opts: PointLossOptions): Tensor {
+  const { channels, weight = 1 } = opts;
+  if (!Number.isFinite(weight)) throw new ShapeError(`${op}: weight must be a finite number, got ${weight}`);
   const tConst = typeof target === 'number';
   if (!tConst) sameShape(op, pred, target);
   if (pred.size === 0) throw new ShapeError(`${op}: empty input ${fmtShape(pred.shape)}`);
@@ -93,7 +105,7 @@ function pointLoss(op: string, kind: PointLoss, pred: Tensor, target: Tensor | n
   const n = pred.size;
   const params = new Params()
     .u32(n, mask.inner, mask.c)
-    .f32(tConst ? target : 0, 1 / mask.count)
+    .f32(tConst ? target : 0, weight / mask.count)
     .u32(...mask.words)
     .data();
   const constants = { LOSS: LOSS_ID[kind], T_CONST: tConst ? 1 : 0, MASKED: mask.masked ? 1 : 0 };
@@ -109,7 +121,7 @@ function pointLoss(op: string, kind: PointLoss, pred: Tensor, target: Tensor | n
     workgroups: [groups],
     cost: { flops: (kind === 'bce' ? 8 : 3) * n, bytes: (tConst ? 4 : 8) * n },
   });
-  const out = finish(parts, groups, 1, 1 / mask.count);
+  const out = finish(parts, groups, 1, weight / mask.count);
   parts.dispose();
 
   const targetTensor = tConst ? null : target;
@@ -138,18 +150,18 @@ function pointLoss(op: string, kind: PointLoss, pred: Tensor, target: Tensor | n
  * Mean binary cross-entropy on logits: mean(max(x, 0) - x t + log(1 + exp(-|x|))). `target` is a
  * tensor of x's shape (values in [0, 1]) or a constant such as 0 or 1 (GAN labels).
  */
-export function bceWithLogits(logits: Tensor, target: Tensor | number): Tensor {
-  return pointLoss('bceWithLogits', 'bce', logits, target);
+export function bceWithLogits(logits: Tensor, target: Tensor | number, opts: WeightOptions = {}): Tensor {
+  return pointLoss('bceWithLogits', 'bce', logits, target, opts);
 }
 
-/** Mean absolute error, optionally over some channels (dim 1) only. */
-export function l1Loss(pred: Tensor, target: Tensor, opts: ChannelOptions = {}): Tensor {
-  return pointLoss('l1Loss', 'l1', pred, target, opts.channels);
+/** Mean absolute error, optionally over some channels (dim 1) only, times `weight`. */
+export function l1Loss(pred: Tensor, target: Tensor, opts: PointLossOptions = {}): Tensor {
+  return pointLoss('l1Loss', 'l1', pred, target, opts);
 }
 
-/** Mean squared error, optionally over some channels (dim 1) only. */
-export function mseLoss(pred: Tensor, target: Tensor, opts: ChannelOptions = {}): Tensor {
-  return pointLoss('mseLoss', 'mse', pred, target, opts.channels);
+/** Mean squared error, optionally over some channels (dim 1) only, times `weight`. */
+export function mseLoss(pred: Tensor, target: Tensor, opts: PointLossOptions = {}): Tensor {
+  return pointLoss('mseLoss', 'mse', pred, target, opts);
 }
 
 /** Checks logits [N, C, ...] against labels [N, ...] (or [N, 1, ...]); returns C, S and N*S. */
