@@ -255,6 +255,40 @@ t.test('target gradients of l1, mse and bce', async (t) => {
   }
 });
 
+t.test('a weight multiplies the loss and both gradients, in the loss kernels (no extra launch)', async (t) => {
+  const shape = [2, 3, 5];
+  const n = numelOf(shape);
+  const x = randomArray(n, 41, -2, 2);
+  const y = randomArray(n, 42, 0, 1);
+  const eng = E.engine();
+  for (const [kind, op] of [
+    ['l1', l1Loss],
+    ['mse', mseLoss],
+    ['bce', bceWithLogits],
+  ] as const) {
+    const ref = refPoint(kind, x, y, shape);
+    for (const weight of [100, -0.5, 0]) {
+      await E.tidy(async () => {
+        const p = E.parameter(E.tensor(x, shape));
+        const tg = E.tensor(y, shape);
+        tg.requiresGrad = true;
+        const d0 = eng.recorder.dispatches;
+        const loss = op(p, tg, { weight });
+        E.backward(loss);
+        // point_partial + finish forward, seed fill, one gradient per input.
+        t.equal(eng.recorder.dispatches - d0, 5, `${kind} x ${weight}: 5 launches, as unweighted`);
+        const v = await loss.item();
+        t.ok(Math.abs(v - weight * ref.loss) <= 1e-5 * Math.max(1, Math.abs(weight * ref.loss)), `${kind} x ${weight}: loss ${v} vs ${weight * ref.loss}`);
+        const cp = closeness(await p.grad!.read(), ref.grad.map((g) => weight * g), 1e-4, 1e-9);
+        t.ok(cp.ok, `${kind} x ${weight}: prediction gradient: ${cp.msg}`);
+        const ct = closeness(await tg.grad!.read(), ref.gradT.map((g) => weight * g), 1e-4, 1e-9);
+        t.ok(ct.ok, `${kind} x ${weight}: target gradient: ${ct.msg}`);
+      });
+    }
+  }
+  t.throws(() => l1Loss(E.zeros([2]), E.zeros([2]), { weight: NaN }), /l1Loss: weight must be a finite number, got NaN/);
+});
+
 t.test('per-element losses reject bad shapes and channels', async (t) => {
   t.throws(() => l1Loss(E.zeros([3, 4]), E.zeros([4, 3])), /l1Loss: shapes \[3, 4\] and \[4, 3\]/);
   t.throws(() => mseLoss(E.zeros([2, 3, 4]), E.zeros([2, 3, 4]), { channels: [3] }), /channel 3 out of range.*\[2, 3, 4\]/);

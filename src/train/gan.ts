@@ -166,17 +166,9 @@ export function generatorGradients(
     const result = tidy(() => {
       const gans = units.map((u) => bceWithLogits(u.module.forward(concat([mask, selectChannels(leaf, u.channels)], 1)), 1));
       const gGan = meanOf(gans);
-      const channels = options.l1Channels ? { channels: options.l1Channels } : {};
-      if (options.lambdaL1 === 0) {
-        const l1 = l1Loss(leaf, real, channels);
-        backward(gGan);
-        return { gGan: detach(gGan), gL1: detach(l1) };
-      }
-      // lambda inside the L1 kernels: no scaling launch in the backward pass (the reported L1 is
-      // scaled back, off the gradient's path).
-      const l1w = l1Loss(leaf, real, { ...channels, weight: options.lambdaL1 });
-      backward(add(gGan, l1w));
-      return { gGan: detach(gGan), gL1: scale(detach(l1w), 1 / options.lambdaL1) };
+      const l1 = l1Loss(leaf, real, options.l1Channels ? { channels: options.l1Channels } : undefined);
+      backward(add(gGan, scale(l1, options.lambdaL1)));
+      return { gGan: detach(gGan), gL1: detach(l1) };
     });
     const gradFake = leaf.grad!;
     leaf.grad = null;
