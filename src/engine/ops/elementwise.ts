@@ -16,31 +16,36 @@ const SAVES: Readonly<Record<keyof typeof UNARY, 'x' | 'y'>> = {
 };
 type UnaryName = keyof typeof UNARY;
 
-function unary(name: UnaryName, x: Tensor, alpha = 0, beta = 0): Tensor {
-  const id = UNARY[name];
-  const saves = SAVES[name];
+function unaryForwardRaw(name: UnaryName, x: Tensor, alpha = 0, beta = 0): Tensor {
   const y = Tensor.empty(x.shape);
-  const params = new Params().u32(x.size).f32(alpha, beta).data();
   launch1d(x.size, {
     file: FILE,
     entry: 'unary_forward',
-    constants: { OP: id },
-    params,
+    constants: { OP: UNARY[name] },
+    params: new Params().u32(x.size).f32(alpha, beta).data(),
     buffers: [x.binding(), y.binding()],
     cost: { flops: x.size, bytes: 8 * x.size },
   });
-  return record(name, y, [x], [saves === 'x' ? x : y], (g, [s]) => {
-    const gx = Tensor.empty(x.shape);
-    launch1d(x.size, {
-      file: FILE,
-      entry: 'unary_backward',
-      constants: { OP: id },
-      params,
-      buffers: [s!.binding(), g.binding(), gx.binding()],
-      cost: { flops: 2 * x.size, bytes: 12 * x.size },
-    });
-    return [gx];
+  return y;
+}
+
+/** gx = g * f'(s), s the saved value SAVES names. */
+function unaryBackwardRaw(name: UnaryName, s: Tensor, g: Tensor, alpha = 0, beta = 0): Tensor {
+  const gx = Tensor.empty(s.shape);
+  launch1d(s.size, {
+    file: FILE,
+    entry: 'unary_backward',
+    constants: { OP: UNARY[name] },
+    params: new Params().u32(s.size).f32(alpha, beta).data(),
+    buffers: [s.binding(), g.binding(), gx.binding()],
+    cost: { flops: 2 * s.size, bytes: 12 * s.size },
   });
+  return gx;
+}
+
+function unary(name: UnaryName, x: Tensor, alpha = 0, beta = 0): Tensor {
+  const y = unaryForwardRaw(name, x, alpha, beta);
+  return record(name, y, [x], [SAVES[name] === 'x' ? x : y], (g, [s]) => [unaryBackwardRaw(name, s!, g, alpha, beta)]);
 }
 
 /**
@@ -48,32 +53,11 @@ function unary(name: UnaryName, x: Tensor, alpha = 0, beta = 0): Tensor {
  * (leaky) ReLU with slope >= 0 (y > 0 exactly where x > 0). For ops that apply the activation in
  * their own kernel (conv2d's epilogue).
  */
-export function activationBackwardRaw(name: 'tanh' | 'leakyRelu', y: Tensor, g: Tensor, slope = 0): Tensor {
-  const gx = Tensor.empty(y.shape);
-  launch1d(y.size, {
-    file: FILE,
-    entry: 'unary_backward',
-    constants: { OP: UNARY[name] },
-    params: new Params().u32(y.size).f32(slope, 0).data(),
-    buffers: [y.binding(), g.binding(), gx.binding()],
-    cost: { flops: 2 * y.size, bytes: 12 * y.size },
-  });
-  return gx;
-}
+export const activationBackwardRaw = (name: 'tanh' | 'leakyRelu', y: Tensor, g: Tensor, slope = 0): Tensor =>
+  unaryBackwardRaw(name, y, g, slope);
 
 /** @internal y = f(x) for those activations, without autograd (conv2d's paths without the epilogue). */
-export function activationForwardRaw(name: 'tanh' | 'leakyRelu', x: Tensor, slope = 0): Tensor {
-  const y = Tensor.empty(x.shape);
-  launch1d(x.size, {
-    file: FILE,
-    entry: 'unary_forward',
-    constants: { OP: UNARY[name] },
-    params: new Params().u32(x.size).f32(slope, 0).data(),
-    buffers: [x.binding(), y.binding()],
-    cost: { flops: x.size, bytes: 8 * x.size },
-  });
-  return y;
-}
+export const activationForwardRaw = (name: 'tanh' | 'leakyRelu', x: Tensor, slope = 0): Tensor => unaryForwardRaw(name, x, slope);
 
 export const relu = (x: Tensor): Tensor => unary('relu', x);
 export const leakyRelu = (x: Tensor, slope = 0.01): Tensor => unary('leakyRelu', x, slope);
