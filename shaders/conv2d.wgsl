@@ -270,53 +270,32 @@ fn ld(rowbase: i32, col0: i32, ok: bool) -> f32 {
   return select(0.0, src[u32(rowbase + col)], valid);
 }
 
-// Fills win[0..wl) with this lane's source row elements start .. start+WL-1.
-fn load_window(rowbase: i32, start: i32, ok: bool, wl: u32) {
-  if (wl > 0u) { win[0] = ld(rowbase, start, ok); }
-  if (wl > 1u) { win[1] = ld(rowbase, start + 1, ok); }
-  if (wl > 2u) { win[2] = ld(rowbase, start + 2, ok); }
-  if (wl > 3u) { win[3] = ld(rowbase, start + 3, ok); }
-  if (wl > 4u) { win[4] = ld(rowbase, start + 4, ok); }
-  if (wl > 5u) { win[5] = ld(rowbase, start + 5, ok); }
-  if (wl > 6u) { win[6] = ld(rowbase, start + 6, ok); }
-  if (wl > 7u) { win[7] = ld(rowbase, start + 7, ok); }
-  if (wl > 8u) { win[8] = ld(rowbase, start + 8, ok); }
-  if (wl > 9u) { win[9] = ld(rowbase, start + 9, ok); }
-  if (wl > 10u) { win[10] = ld(rowbase, start + 10, ok); }
-  if (wl > 11u) { win[11] = ld(rowbase, start + 11, ok); }
-  if (wl > 12u) { win[12] = ld(rowbase, start + 12, ok); }
-  if (wl > 13u) { win[13] = ld(rowbase, start + 13, ok); }
-  if (wl > 14u) { win[14] = ld(rowbase, start + 14, ok); }
-  if (wl > 15u) { win[15] = ld(rowbase, start + 15, ok); }
-  if (wl > 16u) { win[16] = ld(rowbase, start + 16, ok); }
-  if (wl > 17u) { win[17] = ld(rowbase, start + 17, ok); }
-  if (wl > 18u) { win[18] = ld(rowbase, start + 18, ok); }
-  if (wl > 19u) { win[19] = ld(rowbase, start + 19, ok); }
+// Fills win[0..wl) with this lane's source row elements start .. start+wl-1, or with `add`
+// (MODE 1 with REFLECT: a border row's mirrored dy row) adds them to what it holds.
+fn put_win(k: u32, v: f32, add: bool) {
+  if (add) { win[k] += v; } else { win[k] = v; }
 }
-
-// MODE 1 with REFLECT (stride 1: one phase, WL): adds the window of a mirrored dy row (a border
-// row's second source).
-fn add_window(rowbase: i32, start: i32, ok: bool) {
-  if (WL > 0u) { win[0] += ld(rowbase, start + 0, ok); }
-  if (WL > 1u) { win[1] += ld(rowbase, start + 1, ok); }
-  if (WL > 2u) { win[2] += ld(rowbase, start + 2, ok); }
-  if (WL > 3u) { win[3] += ld(rowbase, start + 3, ok); }
-  if (WL > 4u) { win[4] += ld(rowbase, start + 4, ok); }
-  if (WL > 5u) { win[5] += ld(rowbase, start + 5, ok); }
-  if (WL > 6u) { win[6] += ld(rowbase, start + 6, ok); }
-  if (WL > 7u) { win[7] += ld(rowbase, start + 7, ok); }
-  if (WL > 8u) { win[8] += ld(rowbase, start + 8, ok); }
-  if (WL > 9u) { win[9] += ld(rowbase, start + 9, ok); }
-  if (WL > 10u) { win[10] += ld(rowbase, start + 10, ok); }
-  if (WL > 11u) { win[11] += ld(rowbase, start + 11, ok); }
-  if (WL > 12u) { win[12] += ld(rowbase, start + 12, ok); }
-  if (WL > 13u) { win[13] += ld(rowbase, start + 13, ok); }
-  if (WL > 14u) { win[14] += ld(rowbase, start + 14, ok); }
-  if (WL > 15u) { win[15] += ld(rowbase, start + 15, ok); }
-  if (WL > 16u) { win[16] += ld(rowbase, start + 16, ok); }
-  if (WL > 17u) { win[17] += ld(rowbase, start + 17, ok); }
-  if (WL > 18u) { win[18] += ld(rowbase, start + 18, ok); }
-  if (WL > 19u) { win[19] += ld(rowbase, start + 19, ok); }
+fn load_window(rowbase: i32, start: i32, ok: bool, wl: u32, add: bool) {
+  if (wl > 0u) { put_win(0u, ld(rowbase, start + 0, ok), add); }
+  if (wl > 1u) { put_win(1u, ld(rowbase, start + 1, ok), add); }
+  if (wl > 2u) { put_win(2u, ld(rowbase, start + 2, ok), add); }
+  if (wl > 3u) { put_win(3u, ld(rowbase, start + 3, ok), add); }
+  if (wl > 4u) { put_win(4u, ld(rowbase, start + 4, ok), add); }
+  if (wl > 5u) { put_win(5u, ld(rowbase, start + 5, ok), add); }
+  if (wl > 6u) { put_win(6u, ld(rowbase, start + 6, ok), add); }
+  if (wl > 7u) { put_win(7u, ld(rowbase, start + 7, ok), add); }
+  if (wl > 8u) { put_win(8u, ld(rowbase, start + 8, ok), add); }
+  if (wl > 9u) { put_win(9u, ld(rowbase, start + 9, ok), add); }
+  if (wl > 10u) { put_win(10u, ld(rowbase, start + 10, ok), add); }
+  if (wl > 11u) { put_win(11u, ld(rowbase, start + 11, ok), add); }
+  if (wl > 12u) { put_win(12u, ld(rowbase, start + 12, ok), add); }
+  if (wl > 13u) { put_win(13u, ld(rowbase, start + 13, ok), add); }
+  if (wl > 14u) { put_win(14u, ld(rowbase, start + 14, ok), add); }
+  if (wl > 15u) { put_win(15u, ld(rowbase, start + 15, ok), add); }
+  if (wl > 16u) { put_win(16u, ld(rowbase, start + 16, ok), add); }
+  if (wl > 17u) { put_win(17u, ld(rowbase, start + 17, ok), add); }
+  if (wl > 18u) { put_win(18u, ld(rowbase, start + 18, ok), add); }
+  if (wl > 19u) { put_win(19u, ld(rowbase, start + 19, ok), add); }
 }
 
 // One aligned source block (4 elements from column `col`, a multiple of 4 off the row start),
@@ -438,12 +417,12 @@ fn channel_taps(c: u32, kh: u32, b: u32, srow: i32, start: i32, row0: u32, ok: b
     // Lane 0 of the strip starts at x0; `ok` is the same for the whole strip.
     coop_window(rowbase, start - 4 * i32(lane * LS), ok && okc, ph);
   } else {
-    load_window(rowbase, start, ok && okc, ph.wl);
+    load_window(rowbase, start, ok && okc, ph.wl, false);
   }
   if (MODE == 1u && REFLECT) {
     // (Only border rows' lanes take these branches; no subgroup operations inside.)
-    if (okc && u32(erow.x) < p.src_h) { add_window(cbase + erow.x * i32(p.src_w), start, true); }
-    if (okc && u32(erow.y) < p.src_h) { add_window(cbase + erow.y * i32(p.src_w), start, true); }
+    if (okc && u32(erow.x) < p.src_h) { load_window(cbase + erow.x * i32(p.src_w), start, true, ph.wl, true); }
+    if (okc && u32(erow.y) < p.src_h) { load_window(cbase + erow.y * i32(p.src_w), start, true, ph.wl, true); }
   }
   if (DIRECTW) {
     load_w_blocks(c * p.w_loop + kh * KW, okc);
@@ -578,7 +557,7 @@ fn weight_grad(col: u32, row0: u32, split: u32) {
     let dyrow = (b * p.mrows + row0) * oplane + oh * p.ow;
     for (var q = 0u; q < p.qlen; q++) {
       let ow0 = 4u * q;
-      load_window(rowbase, i32(ow0 * SW) + tap0, ok, WL);
+      load_window(rowbase, i32(ow0 * SW) + tap0, ok, WL, false);
       // Shared operand: dy[b, row0 + r, oh, ow0 .. ow0+3] for r < TM as 4*TM values, element
       // r*4 + k (row r, output column ow0 + k).
       if (DYV) {

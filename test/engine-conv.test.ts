@@ -329,10 +329,28 @@ t.test('conv2d with an activation epilogue: the same values and gradients as con
   const bd = randomArray(5, 33);
   const gyd = randomArray(2 * 5 * 7 * 9, 34);
   const variants = [
-    { activation: 'tanh' as const, apart: (y: E.Tensor) => E.tanh(y) },
-    { activation: 'leakyRelu' as const, negativeSlope: 0.2, apart: (y: E.Tensor) => E.leakyRelu(y, 0.2) },
-    { activation: 'leakyRelu' as const, negativeSlope: 0, apart: (y: E.Tensor) => E.leakyRelu(y, 0) },
+    { activation: 'tanh' as const, apart: (y: E.Tensor) => E.tanh(y), f: Math.tanh, df: (y: number) => 1 - y * y },
+    { activation: 'leakyRelu' as const, negativeSlope: 0.2, apart: (y: E.Tensor) => E.leakyRelu(y, 0.2), f: (v: number) => (v > 0 ? v : 0.2 * v), df: (y: number) => (y > 0 ? 1 : 0.2) },
+    { activation: 'leakyRelu' as const, negativeSlope: 0, apart: (y: E.Tensor) => E.leakyRelu(y, 0), f: (v: number) => Math.max(v, 0), df: (y: number) => (y > 0 ? 1 : 0) },
   ];
+  // TypeScript reference: y = act(conv(reflect-pad(x)) + b), then the gradients of sum(gy * y).
+  const g = conv2dGeometry('test', [2, 3, 7, 9], [5, 3, 3, 3], { padding: 1, padMode: 'reflect' });
+  const pre = new Float64Array(gyd.length);
+  eachConvProduct(g, (xi, yi, wi) => (pre[yi]! += xd[xi]! * wd[wi]!), 'reflect');
+  pre.forEach((_, i) => (pre[i]! += bd[Math.floor(i / (g.oh * g.ow)) % g.co]!));
+  const reference = (v: (typeof variants)[number]) => {
+    const y = pre.map(v.f);
+    const gpre = y.map((yv, i) => gyd[i]! * v.df(yv));
+    const gx = new Float64Array(xd.length);
+    const gw = new Float64Array(wd.length);
+    const gb = new Float64Array(bd.length);
+    eachConvProduct(g, (xi, yi, wi) => {
+      gx[xi]! += gpre[yi]! * wd[wi]!;
+      gw[wi]! += gpre[yi]! * xd[xi]!;
+    }, 'reflect');
+    gpre.forEach((d, i) => (gb[Math.floor(i / (g.oh * g.ow)) % g.co]! += d));
+    return { y, gx, gw, gb };
+  };
   for (const path of PATHS) for (const v of variants) {
     usePath(path);
     await E.tidy(async () => {
@@ -355,7 +373,10 @@ t.test('conv2d with an activation epilogue: the same values and gradients as con
       // The subgroup kernels apply it in their store: one launch fewer (the packed path also packs).
       const want = path === 'tiled' ? a.launches : a.launches - 1;
       t.equal(f.launches, want, `${name}: ${want} forward launch(es) (conv2d then the activation: ${a.launches})`);
+      const ref = reference(v);
       for (const k of ['y', 'gx', 'gw', 'gb'] as const) {
+        const r = closeness(f[k], ref[k], 2e-4, 2e-5);
+        t.ok(r.ok, `${name}: ${k} against the TypeScript reference: ${r.msg}`);
         const c = closeness(f[k], a[k], 1e-5, 1e-6);
         t.ok(c.ok, `${name}: ${k} as conv2d then the activation: ${c.msg}`);
       }

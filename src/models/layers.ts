@@ -7,6 +7,7 @@
 import {
   ShapeError, batchNorm2d, conv2d, convTranspose2d, dropout, full, instanceNorm2d, leakyRelu, maxPool2d, pad2d, rand, randn,
   add, relu, sigmoid, tanh, upsampleBilinear2x, upsampleNearest2x, type NormEpilogue, type Rng, type Tensor,
+  type Conv2dOptions as ConvOpOptions,
 } from '../engine/index.js';
 import { Counter, Module, toRng, type SeedLike } from './module.js';
 
@@ -126,10 +127,7 @@ export class Conv2d extends Module {
 }
 
 /** An activation a Conv2d can apply in its own kernel (conv2d's `activation` option). */
-export interface ConvEpilogue {
-  activation?: 'tanh' | 'leakyRelu';
-  negativeSlope?: number;
-}
+export type ConvEpilogue = Pick<ConvOpOptions, 'activation' | 'negativeSlope'>;
 
 /** The epilogue that runs `layer` (Tanh, or LeakyReLU with slope >= 0), or null. */
 function convEpilogueOf(layer: Module | undefined): ConvEpilogue | null {

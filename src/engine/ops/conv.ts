@@ -268,7 +268,7 @@ export function convForwardRaw(x: Tensor, w: Tensor, bias: Tensor | null, g: Con
 function reflectDataGradFused(g: ConvGeometry): boolean {
   return (
     !!g.reflect && !useTiled('dgrad', g) && g.sh === 1 && g.sw === 1 && g.dh === 1 && g.dw === 1 &&
-    g.kh === 2 * g.ph + 1 && g.kw === 2 * g.pw + 1 && g.pw <= 3 && g.kw <= KW_MAX && 2 * g.pw + 4 <= WMAX
+    g.kh === 2 * g.ph + 1 && g.kw === 2 * g.pw + 1 && g.pw <= 3 // (so KW <= 7, WL = 2p + 4 <= 10)
   );
 }
 
