@@ -56,6 +56,8 @@ const concatCases: [number[][], number][] = [
   [[[3, 5], [3, 2]], 1],
   [[[7], [2]], 0],
   [[[2, 3, 4], [2, 0, 4], [2, 1, 4]], 1],
+  // more parts than one launch takes (4)
+  [[[2, 1, 3], [2, 2, 3], [2, 0, 3], [2, 3, 3], [2, 1, 3], [2, 2, 3]], 1],
 ];
 
 for (const [shapes, axis] of concatCases) {
@@ -76,6 +78,19 @@ for (const [shapes, axis] of concatCases) {
     });
   });
 }
+
+t.test('concat takes up to 4 parts per launch', async (t) => {
+  const eng = E.engine();
+  for (const [parts, launches] of [[2, 1], [4, 1], [5, 2], [9, 3]] as const) {
+    const xs = Array.from({ length: parts }, (_, k) => E.tensor(randomArray(6, k), [1, 2, 3]));
+    const d0 = eng.recorder.dispatches;
+    const y = concat(xs, 1);
+    t.equal(eng.recorder.dispatches - d0, launches, `${parts} parts: ${launches} launch(es)`);
+    const ref = concatRef(await Promise.all(xs.map((x) => x.read())), xs.map(() => [1, 2, 3]), 1);
+    t.same(Array.from(await y.read()), Array.from(ref.y), `${parts} parts: values`);
+    [y, ...xs].forEach((x) => x.dispose());
+  }
+});
 
 t.test('concat with the default axis 1 and a part that needs no gradient', async (t) => {
   const shapes = [[3, 2, 5, 7], [3, 5, 5, 7]];

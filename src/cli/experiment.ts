@@ -24,7 +24,10 @@ import type { AggregationMode } from '../net/aggregate.js';
 export const PRIVATE_ROW_PRESET = 'guarded';
 /** The asyndgan-low-noise row's noise multiplier: the privacy frontier's trade-off (README, docs/PRIVACY.md). */
 export const LOW_NOISE_ROW_NOISE = 0.1;
-/** The asyndgan-robust row's server rule: the one that held up best against flipped replies (docs/PROTOCOL.md 8.1). */
+/**
+ * The asyndgan-robust row's server rule: chosen when its one seed-5 run held up best against flipped
+ * replies; on the means over four seeds coordinate-median does better (docs/PROTOCOL.md 8.1).
+ */
 export const ROBUST_ROW_AGGREGATION: AggregationMode = 'median-trust';
 
 /** How each AsynDGAN generator kind's federation differs from the plain one (privacy off, clipped-median). */

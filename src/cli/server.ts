@@ -47,7 +47,7 @@ export async function serverCommand(argv: string[]): Promise<void> {
     rounds: { type: 'string', default: '200', help: 'training rounds' },
     sampling: { type: 'string', default: 'balance', help: 'balance (one batch per node) | uniform (from the union)' },
     weighting: { type: 'string', default: 'samples', help: 'samples (n_j from the masks held / sum n) | equal' },
-    aggregation: { type: 'string', default: 'clipped-median', help: 'clipped-median (every reply clipped to the median norm, then the weighted mean) | coordinate-median (clipped replies as votes: the coordinate-wise median of their generator gradients, one backward pass per reply; resists a node that flips its gradients) | median-trust (the same votes weighted by their alignment with that median; resists flips best) | mean (bounded at --norm-bound-factor x the median)' },
+    aggregation: { type: 'string', default: 'clipped-median', help: 'clipped-median (every reply clipped to the median norm, then the weighted mean) | coordinate-median (clipped replies as votes: the coordinate-wise median of their generator gradients, one backward pass per reply; resists a node that flips its gradients) | median-trust (the same votes weighted by their alignment with that median; also resists flips) | mean (bounded at --norm-bound-factor x the median)' },
     'max-reply-norm': { type: 'string', default: '1000', help: 'absolute cap on the L2 norm of one reply' },
     'norm-bound-factor': { type: 'string', default: '3', help: 'with --aggregation mean: a reply may be this multiple of the median norm' },
     'max-node-share': { type: 'string', default: '0.5', help: 'largest weight of one node in a step (when more than 1/share nodes answer)' },

@@ -42,15 +42,13 @@ const WMAX = 20;
 /** Widest kernel the fast kernel unrolls (taps 0..6). */
 const KW_MAX = 7;
 /**
- * Weight-gradient splits aim for this many workgroups: a few per CPU thread (lavapipe runs one
+ * Weight-gradient splits aim for this many workgroups: one per CPU thread (lavapipe runs one
  * worker per core), not more, since every split adds a partial sum to read back and a summing
  * dispatch. Measured on 2 cores: 8 instead of 32 made a 64x64 G+D step 14% faster (182 -> 157 ms)
- * and the 128x128 conv3x3 weight gradient no slower (34.4 -> 33.1 ms). One per thread (2) was as
- * fast and saved 3 summing launches per G step, but its summation order moved the 60-round
- * outcome of test/net-hostile's flip attack on clipped-median from 0.73 to 0.16 (2026-12-02):
- * kept at 4 until that test stops depending on rounding.
+ * and the 128x128 conv3x3 weight gradient no slower (34.4 -> 33.1 ms); 2 instead of 8 was as fast
+ * and saves 3 summing launches per G step (153 -> 150, 2026-12-02).
  */
-const WGRAD_TARGET_GROUPS = 4 * availableParallelism();
+const WGRAD_TARGET_GROUPS = availableParallelism();
 /**
  * Forward and data-gradient launches of at most this many FLOPs read the weights in their
  * canonical layout (DIRECTW) instead of packing them first. Packing costs one launch (0.2-0.4 ms
