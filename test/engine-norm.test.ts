@@ -345,6 +345,35 @@ t.test('forward + backward release every intermediate', async (t) => {
   await expectNoLeak(t, run);
 });
 
+t.test('fused epilogue gradients agree with the separate ops', async (t) => {
+  for (const shape of [[2, 3, 4, 6], [2, 3, 3, 5]] as Shape4[]) {
+    const n = prod(shape);
+    const C = shape[1];
+    const values = [randomArray(n, 41, -2, 3), randomArray(C, 42, 0.5, 1.5), randomArray(C, 43), randomArray(n, 44)];
+    const shapes = [shape, [C], [C], shape];
+    const up = randomArray(n, 45);
+    const bn = (x: E.Tensor, w: E.Tensor, b: E.Tensor) => batchNorm2d(x, w, b, null, null, { training: true });
+    const cases: [string, (x: E.Tensor, w: E.Tensor, b: E.Tensor, r: E.Tensor) => E.Tensor, (x: E.Tensor, w: E.Tensor, b: E.Tensor, r: E.Tensor) => E.Tensor][] = [
+      ['relu', (x, w, b) => batchNorm2d(x, w, b, null, null, { training: true, activation: 'relu' }), (x, w, b) => E.relu(bn(x, w, b))],
+      ['leaky 0.2', (x, w, b) => batchNorm2d(x, w, b, null, null, { training: true, activation: 'leakyRelu', negativeSlope: 0.2 }), (x, w, b) => E.leakyRelu(bn(x, w, b), 0.2)],
+      ['residual', (x, w, b, r) => batchNorm2d(x, w, b, null, null, { training: true, residual: r }), (x, w, b, r) => E.add(bn(x, w, b), r)],
+      ['instance, leaky 0.2', (x, w, b) => instanceNorm2d(x, w, b, { activation: 'leakyRelu', negativeSlope: 0.2 }), (x, w, b) => E.leakyRelu(instanceNorm2d(x, w, b), 0.2)],
+    ];
+    for (const [what, fused, separate] of cases) {
+      const a = await gpuGrads(fused, values, shapes, up);
+      const b = await gpuGrads(separate, values, shapes, up);
+      const label = `${JSON.stringify(shape)} ${what}`;
+      const cy = closeness(a.y, b.y, 1e-5, 1e-5);
+      t.ok(cy.ok, `${label} y: ${cy.msg}`);
+      ['dx', 'dweight', 'dbias', 'dresidual'].forEach((name, k) => {
+        if (what !== 'residual' && k === 3) return;
+        const c = closeness(a.g[k]!, b.g[k]!, 1e-4, 1e-5);
+        t.ok(c.ok, `${label} ${name}: ${c.msg}`);
+      });
+    }
+  }
+});
+
 t.test('norm epilogues: fused and composed paths agree with the separate ops', async (t) => {
   // [2,3,SPLIT] has 33798 elements per channel: above NORM_FUSED_MAX, so the epilogue runs as ops.
   for (const shape of [[2, 3, 4, 5], [2, 3, ...SPLIT]] as Shape4[]) {
