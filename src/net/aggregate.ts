@@ -21,9 +21,9 @@
  *    under 10% with 'clipped-median'.
  *  - Norm bounds limit a reply's size, not its direction: a node that sends its gradient flipped
  *    (x(-10)) still pulls the generator away from its data (measured in test/net-hostile.test.ts:
- *    +25% to +125% honest L1 on the mean of four seeds, from none to +500% per run). 'coordinate-median' therefore combines in the generator's
- *    parameter space: each reply, clipped as in 'clipped-median' but unweighted, is a vote; the
- *    generator back-propagates every vote on its own and takes the coordinate-wise median of the
+ *    +25% to +125% honest L1 on the mean of four seeds, from none to +500% per run).
+ *    'coordinate-median' therefore combines in the generator's parameter space: each reply,
+ *    clipped as in 'clipped-median' but unweighted, is a vote; the generator back-propagates every vote on its own and takes the coordinate-wise median of the
  *    parameter gradients (Yin et al. 2018, "Byzantine-robust distributed learning: towards optimal
  *    statistical rates"). With fewer than half of the votes hostile, every coordinate of the step
  *    lies between two honest nodes' values. 'median-trust' goes further: it weighs each vote by
