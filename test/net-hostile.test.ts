@@ -250,8 +250,8 @@ t.test('baseline: three honest nodes train the generator', async (t) => {
 
 // `seedMeanBound`: the allowed excess L1 on the mean over SEEDS (without one: 10% on this seed's
 // run). The flood's is 20%: capped at half the weight (not the third an honest node has), the
-// flooding node's data pull the generator that much further from the honest nodes' (measured 2026-12-02: -2% to
-// +19% per seed in three summation orders, +8% to +12% on average).
+// flooding node's data pull the generator that much further from the honest nodes' (measured
+// 2026-12-02: -2% to +19% per seed in three summation orders, +8% to +12% on average).
 const cases: { attack: Attack; what: string; check?: (t: Test, r: RunResult) => void; seedMeanBound?: number }[] = [
   {
     attack: 'huge', what: 'replies of 1e30',
