@@ -73,8 +73,10 @@ interface Case {
   bias?: boolean;
 }
 
-// Widths that are multiples of 4 take the cooperative aligned-load path of the fast kernel,
-// the others the per-invocation window path; both are covered. (Each distinct kernel geometry
+// Widths that are multiples of 4 can take the cooperative aligned-load path of the fast kernel,
+// the others the per-invocation window path. The kernel picks cooperative loads only for rows
+// that fill whole strips of 32 pixels (nearly: convTuning.coopMaxPadding), so that few of these
+// cases would take it: the 'subgroup coop' path forces it wherever rows are aligned. (Each distinct kernel geometry
 // compiles its own pipelines, which dominates this file's run time on a cold shader cache, so
 // every case covers several things at once.)
 const cases: Case[] = [
@@ -107,15 +109,18 @@ const cases: Case[] = [
 // GPU-shaped tiled kernels (conv2d_tiled.wgsl); 'auto' would test only one of them per machine.
 // The subgroup kernels read small convolutions' weights directly (every case here) and pack
 // large ones first: 'subgroup packed' forces packing, on every third case.
-const PATHS = ['subgroup', 'subgroup packed', 'tiled'] as const;
+const PATHS = ['subgroup', 'subgroup coop', 'subgroup packed', 'tiled'] as const;
 const DIRECT_MAX = convTuning.directMaxFlops;
+const COOP_MAX = convTuning.coopMaxPadding;
 function usePath(path: (typeof PATHS)[number]): void {
   E.engine().convKernels = path === 'tiled' ? 'tiled' : 'subgroup';
   convTuning.directMaxFlops = path === 'subgroup packed' ? -1 : DIRECT_MAX;
+  convTuning.coopMaxPadding = path === 'subgroup coop' ? Infinity : COOP_MAX;
 }
 t.teardown(() => {
   E.engine().convKernels = 'auto';
   convTuning.directMaxFlops = DIRECT_MAX;
+  convTuning.coopMaxPadding = COOP_MAX;
 });
 
 function label(c: Case): string {
@@ -124,6 +129,9 @@ function label(c: Case): string {
 
 for (const path of PATHS) for (const [ci, c] of cases.entries()) {
   if (path === 'subgroup packed' && ci % 3 !== 0) continue;
+  // (aligned source rows: x in the forward and weight gradient, dy in the data gradient)
+  const ow = conv2dGeometry('test', c.x, [c.co, c.x[1], ...c.k], c).ow;
+  if (path === 'subgroup coop' && c.x[3] % 4 !== 0 && ow % 4 !== 0) continue;
   t.test(`[${path}] conv2d forward and gradients: ${label(c)}`, async (t) => {
     usePath(path);
     const wshape = [c.co, c.x[1], c.k[0], c.k[1]];
@@ -182,6 +190,7 @@ const tcases: TCase[] = [
 
 for (const path of PATHS) for (const [ci, c] of tcases.entries()) {
   if (path === 'subgroup packed' && ci % 3 !== 0) continue;
+  if (path === 'subgroup coop' && c.x[3] % 4 !== 0) continue;
   t.test(`[${path}] convTranspose2d forward and gradients: x ${JSON.stringify(c.x)} co ${c.co} k ${c.k} s ${c.stride ?? 1} p ${c.padding ?? 0} op ${c.outputPadding ?? 0} d ${c.dilation ?? 1}`, async (t) => {
     usePath(path);
     const wshape = [c.x[1], c.co, c.k[0], c.k[1]];

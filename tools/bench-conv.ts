@@ -19,9 +19,13 @@ const args = process.argv.slice(2);
 const reps = Number(args[args.indexOf('--reps') + 1]) || 7;
 const only = args.includes('--only') ? args[args.indexOf('--only') + 1] : undefined;
 const noNaive = args.includes('--no-naive');
+// Launches per timed run (--batch N): N copies in one submission, so that the time per launch
+// leaves out the submit-and-wait latency (2-3 ms on lavapipe, more than a small kernel takes).
+const batch = Number(args[args.indexOf('--batch') + 1]) || 1;
 if (args.includes('--tm')) convTuning.tm = Number(args[args.indexOf('--tm') + 1]) as 4 | 8 | 16;
 if (args.includes('--cu')) convTuning.cu = Number(args[args.indexOf('--cu') + 1]);
 if (args.includes('--no-coop')) convTuning.coop = false;
+if (args.includes('--direct-max')) convTuning.directMaxFlops = Number(args[args.indexOf('--direct-max') + 1]);
 if (args.includes('--wgrad-groups')) convTuning.wgradTarget = Number(args[args.indexOf('--wgrad-groups') + 1]);
 
 const e = await E.init();
@@ -50,7 +54,8 @@ function workerCpuMs(): number {
 }
 const cores = cpus().length;
 
-async function time(fn: () => void, warm = 2, n = reps): Promise<Result> {
+async function time(fn1: () => void, warm = 2, n = reps): Promise<Result> {
+  const fn = batch === 1 ? fn1 : () => { for (let i = 0; i < batch; i++) fn1(); };
   for (let i = 0; i < warm; i++) {
     E.tidy(fn);
     await e.sync();
@@ -63,8 +68,8 @@ async function time(fn: () => void, warm = 2, n = reps): Promise<Result> {
     await e.sync();
     ms.push(performance.now() - t0);
   }
-  const workers = (workerCpuMs() - w0) / n;
-  return { ms: [...ms].sort((x, y) => x - y)[Math.floor(ms.length / 2)]!, workers };
+  const workers = (workerCpuMs() - w0) / n / batch;
+  return { ms: [...ms].sort((x, y) => x - y)[Math.floor(ms.length / 2)]! / batch, workers };
 }
 
 function report(name: string, flops: number, r: Result, base?: Result): void {
@@ -87,8 +92,9 @@ async function convBench(
   pad: number,
   parts: ('fwd' | 'dgrad' | 'wgrad' | 'train')[],
   withNaive = !noNaive,
+  stride = 1,
 ) {
-  const g: ConvGeometry = conv2dGeometry('bench', xs, ws, { padding: pad });
+  const g: ConvGeometry = conv2dGeometry('bench', xs, ws, { padding: pad, stride });
   const fl = 2 * g.nb * g.co * g.oh * g.ow * g.ci * g.kh * g.kw;
   const x = E.keep(E.randn(xs, 1));
   const w = E.keep(E.randn(ws, 2, 0.05));
@@ -120,7 +126,7 @@ async function convBench(
       const xp = E.parameter(x.share());
       const wp = E.parameter(w.share());
       const bp = E.parameter(b.share());
-      const y = conv2d(xp, wp, bp, { padding: pad });
+      const y = conv2d(xp, wp, bp, { padding: pad, stride });
       E.backward(y, gy);
       for (const p of [xp, wp, bp]) p.dispose();
     });
@@ -136,6 +142,16 @@ if (args.includes('--more')) {
   // (No naive baseline here: it takes minutes.)
   await convBench('conv 7x7 64->3 256x256 b1', [1, 64, 256, 256], [3, 64, 7, 7], 3, ['fwd', 'dgrad', 'wgrad'], false);
   await convBench('conv 3x3 256->256 64x64 b1', [1, 256, 64, 64], [256, 256, 3, 3], 1, ['fwd', 'dgrad', 'wgrad'], false);
+}
+
+if (args.includes('--small')) {
+  // The 64x64 ngf 16 generator step's shapes: small launches, where per-launch costs and load
+  // instructions weigh most.
+  const all = ['fwd', 'dgrad', 'wgrad'] as ('fwd' | 'dgrad' | 'wgrad')[];
+  await convBench('small 3x3 64->64 16x16 (G block)', [1, 64, 16, 16], [64, 64, 3, 3], 1, all, false);
+  await convBench('small 3x3/2 16->32 64x64 (G down1)', [1, 16, 64, 64], [32, 16, 3, 3], 1, all, false, 2);
+  await convBench('small 7x7 1->16 64x64 (G in)', [1, 1, 64, 64], [16, 1, 7, 7], 3, all, false);
+  await convBench('small 7x7 16->3 64x64 (G out)', [1, 16, 64, 64], [3, 16, 7, 7], 3, all, false);
 }
 
 if (want('matmul')) {

@@ -58,6 +58,8 @@ const WGRAD_TARGET_GROUPS = availableParallelism();
  * packing 217 -> 191 ms of GPU time under load.
  */
 const DIRECT_WEIGHTS_MAX_FLOPS = 2 ** 25;
+/** Cooperative loads only where padding a row to whole strips adds at most this factor. */
+const COOP_MAX_PADDING = 1.25;
 
 function checkSubgroups(): void {
   const gpu = engine().gpu;
@@ -74,7 +76,8 @@ function checkSubgroups(): void {
 /**
  * @internal Tuning knobs for benchmarks (null picks automatically). `cu` 2 processes two channels
  * per loop iteration: measured no faster on lavapipe and twice the compile time, so off.
- * `mergeWidthPhases` lets a stride-2 data gradient take both width phases in one launch when
+ * `coopMaxPadding` bounds the cooperative loads' row padding (Infinity: wherever rows are aligned,
+ * as tests force). `mergeWidthPhases` lets a stride-2 data gradient take both width phases in one launch when
  * their rows have the same quads (off: one launch each, for comparisons and tests).
  */
 export const convTuning: {
@@ -82,6 +85,7 @@ export const convTuning: {
   wgradTarget: number;
   cu: number | null;
   coop: boolean;
+  coopMaxPadding: number;
   directMaxFlops: number;
   mergeWidthPhases: boolean;
 } = {
@@ -89,6 +93,7 @@ export const convTuning: {
   wgradTarget: WGRAD_TARGET_GROUPS,
   cu: null,
   coop: true,
+  coopMaxPadding: COOP_MAX_PADDING,
   directMaxFlops: DIRECT_WEIGHTS_MAX_FLOPS,
   mergeWidthPhases: true,
 };
@@ -187,11 +192,29 @@ function packWeights(w: Tensor, g: ConvGeometry, d: FastDims): Tensor | null {
 }
 
 /**
+ * Whether a row of `quads` quads of pixels takes cooperative loads: a strip is 8 quads, so a row
+ * is padded to a multiple of 8 and the padding's lanes compute nothing useful. Measured on
+ * lavapipe (3x3 64->64, zero padding, 16x16: 4 quads a row padded to 8): 1.9-2.5 ms a launch with
+ * COOP, 1.1-1.6 ms without.
+ */
+function coopPaysOff(quads: number): boolean {
+  return Math.ceil(quads / 8) * 8 <= quads * convTuning.coopMaxPadding;
+}
+
+/**
+ * Invocations per workgroup for `ncols` columns: WG, or fewer (a multiple of 8, the kernel's lane
+ * groups) when there are fewer columns than that, so that small images do not run empty lanes.
+ */
+function workgroupSize(ncols: number): number {
+  return ncols >= WG ? WG : Math.max(8, Math.ceil(ncols / 8) * 8);
+}
+
+/**
  * Constants of the cooperative source loads (COOP): the strip of 8 lanes x 4 pixels reads the
  * source span from x0 (x0 mod 4 = s0) in aligned blocks; lanes are `ls` blocks apart.
  */
-function coopConstants(srcW: number, s0: number, ls: number, wl: number): Record<string, number> | null {
-  if (!convTuning.coop || srcW % 4 !== 0) return null;
+function coopConstants(srcW: number, s0: number, ls: number, wl: number, quads: number): Record<string, number> | null {
+  if (!convTuning.coop || srcW % 4 !== 0 || !coopPaysOff(quads)) return null;
   const nblk = 7 * ls + Math.floor((s0 + wl - 1) / 4) + 1;
   const nld = Math.ceil(nblk / 8);
   if (nld > 4) return null;
@@ -229,10 +252,12 @@ export function convForwardRaw(x: Tensor, w: Tensor, bias: Tensor | null, g: Con
   }
   checkSubgroups();
   const tm = rowsPerInvocation(g.co);
-  const coop = g.reflect ? null : coopConstants(g.w, mod4(-g.pw), g.sw, wl);
+  const quads = Math.ceil(g.ow / 4);
+  const coop = g.reflect ? null : coopConstants(g.w, mod4(-g.pw), g.sw, wl, quads);
   // With COOP a strip of 8 lanes covers 32 pixels of one row: pad the quads of a row to 8.
-  const qlen = coop ? Math.ceil(g.ow / 32) * 8 : Math.ceil(g.ow / 4);
+  const qlen = coop ? Math.ceil(quads / 8) * 8 : quads;
   const ncols = g.nb * g.oh * qlen;
+  const wg = workgroupSize(ncols);
   const d: FastDims = {
     mrows: g.co, ncols, kloop: g.ci, ylen: g.oh, qlen, srcC: g.ci, srcH: g.h, srcW: g.w, dstH: g.oh,
     dstW: g.ow, rh: 0, wRow: g.ci * g.kh * g.kw, wLoop: g.kh * g.kw, rowsPerSplit: 0, tm,
@@ -242,14 +267,14 @@ export function convForwardRaw(x: Tensor, w: Tensor, bias: Tensor | null, g: Con
   engine().launch({
     file: FILE,
     constants: {
-      MODE: 0, TM: tm, WG, KW: g.kw, SW: g.sw, DW: g.dw, PW: g.pw, RW: 0, OFFMIN: 0, WL: wl,
+      MODE: 0, TM: tm, WG: wg, KW: g.kw, SW: g.sw, DW: g.dw, PW: g.pw, RW: 0, OFFMIN: 0, WL: wl,
       HAS_BIAS: bias ? 1 : 0, CU: convTuning.cu ?? 1, DIRECTW: packed ? 0 : 1, REFLECT: g.reflect ? 1 : 0,
       ...coop,
       ...(act ? { ACT: act.name === 'tanh' ? 1 : 2, ACT_SLOPE: act.slope } : {}),
     },
     params: fastParams(g, d),
     buffers: [x.binding(), w.binding(), (bias ?? w).binding(), y.binding(), vec4Binding(packed ?? w), vec4Binding(x), w.binding()],
-    workgroups: groups3(Math.ceil(ncols / WG), Math.ceil(g.co / tm), 1),
+    workgroups: groups3(Math.ceil(ncols / wg), Math.ceil(g.co / tm), 1),
     cost: { flops: convFlops(g), bytes: 4 * (x.size + w.size + y.size) },
     tag: 'fwd',
   });
@@ -323,8 +348,8 @@ export function convDataGradRaw(dy: Tensor, w: Tensor, bias: Tensor | null, g: C
   // Rows of the first height phase, the longest (the others skip their last row if short).
   const ylen = Math.ceil(g.h / g.sh);
   const launches = phases.map(({ rw, offmin, wl }) => {
-    const coop = fusedReflect ? null : coopConstants(g.ow, mod4(offmin), 1, wl);
     const quads = Math.ceil(Math.ceil((g.w - rw) / g.sw) / 4);
+    const coop = fusedReflect ? null : coopConstants(g.ow, mod4(offmin), 1, wl, quads);
     return { rw, offmin, wl, coop, quads, qlen: coop ? Math.ceil(quads / 8) * 8 : quads };
   });
   // Two width phases whose rows have the same quads (and the same kind of loads) share a launch:
@@ -337,10 +362,11 @@ export function convDataGradRaw(dy: Tensor, w: Tensor, bias: Tensor | null, g: C
     const { rw, offmin, wl, coop, quads, qlen } = group[0]!;
     const second = group[1];
     const ncols = g.nb * ylen * qlen;
+    const wg = workgroupSize(ncols);
     engine().launch({
       file: FILE,
       constants: {
-        MODE: 1, TM: tm, WG, KW: g.kw, SW: g.sw, DW: g.dw, PW: g.pw, RW: rw, OFFMIN: offmin, WL: wl,
+        MODE: 1, TM: tm, WG: wg, KW: g.kw, SW: g.sw, DW: g.dw, PW: g.pw, RW: rw, OFFMIN: offmin, WL: wl,
         HAS_BIAS: bias ? 1 : 0, CU: convTuning.cu ?? 1, DIRECTW: packed ? 0 : 1, ...coop,
         ...(fusedReflect ? { REFLECT: 1, RL: g.w - 4 * (quads - 1), HAS_ADDEND: addend ? 1 : 0 } : {}),
         ...(second
@@ -355,7 +381,7 @@ export function convDataGradRaw(dy: Tensor, w: Tensor, bias: Tensor | null, g: C
         dy.binding(), w.binding(), (bias ?? w).binding(), dx.binding(), vec4Binding(packed ?? w), vec4Binding(dy),
         (addend ?? w).binding(),
       ],
-      workgroups: groups3(Math.ceil(ncols / WG), Math.ceil(g.ci / tm), hphases * group.length),
+      workgroups: groups3(Math.ceil(ncols / wg), Math.ceil(g.ci / tm), hphases * group.length),
       cost: { flops: f * group.length, bytes: (4 * (dy.size + w.size + dx.size) * group.length) / phases.length },
       tag: 'dgrad',
     });
@@ -380,7 +406,7 @@ export function convWeightGradRaw(x: Tensor, dy: Tensor, g: ConvGeometry): Tenso
   const tm = rowsPerInvocation(g.co);
   const ncols = g.ci * g.kh * tapGroups;
   // Few columns (thin inputs): smaller workgroups waste fewer invocations.
-  const wg = ncols >= WG ? WG : Math.max(8, Math.ceil(ncols / 8) * 8);
+  const wg = workgroupSize(ncols);
   const gx = Math.ceil(ncols / wg);
   const gy = Math.ceil(g.co / tm);
   const splits = weightGradSplits(g, gx * gy);
