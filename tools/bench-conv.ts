@@ -1,6 +1,7 @@
 /**
  * Convolution and matmul speed:
- * `node --import tsx tools/bench-conv.ts [--reps N] [--only name] [--no-naive] [--more]`.
+ * `node --import tsx tools/bench-conv.ts [--reps N] [--only name] [--no-naive] [--more] [--small]
+ *   [--batch N] [--tm 4|8|16] [--cu N] [--no-coop] [--direct-max FLOPS] [--wgrad-groups N]`.
  *
  * Each workload is recorded and then awaited with `engine().sync()`; after warm-up runs (which
  * also build the pipelines) the median of N runs is reported, with GFLOP/s and, where there is
@@ -93,8 +94,9 @@ async function convBench(
   parts: ('fwd' | 'dgrad' | 'wgrad' | 'train')[],
   withNaive = !noNaive,
   stride = 1,
+  padMode: 'zero' | 'reflect' = 'zero',
 ) {
-  const g: ConvGeometry = conv2dGeometry('bench', xs, ws, { padding: pad, stride });
+  const g: ConvGeometry = conv2dGeometry('bench', xs, ws, { padding: pad, stride, padMode });
   const fl = 2 * g.nb * g.co * g.oh * g.ow * g.ci * g.kh * g.kw;
   const x = E.keep(E.randn(xs, 1));
   const w = E.keep(E.randn(ws, 2, 0.05));
@@ -126,7 +128,7 @@ async function convBench(
       const xp = E.parameter(x.share());
       const wp = E.parameter(w.share());
       const bp = E.parameter(b.share());
-      const y = conv2d(xp, wp, bp, { padding: pad, stride });
+      const y = conv2d(xp, wp, bp, { padding: pad, stride, padMode });
       E.backward(y, gy);
       for (const p of [xp, wp, bp]) p.dispose();
     });
@@ -148,10 +150,13 @@ if (args.includes('--small')) {
   // The 64x64 ngf 16 generator step's shapes: small launches, where per-launch costs and load
   // instructions weigh most.
   const all = ['fwd', 'dgrad', 'wgrad'] as ('fwd' | 'dgrad' | 'wgrad')[];
-  await convBench('small 3x3 64->64 16x16 (G block)', [1, 64, 16, 16], [64, 64, 3, 3], 1, all, false);
+  await convBench('small 3x3 64->64 16x16 reflect (G block)', [1, 64, 16, 16], [64, 64, 3, 3], 1, all, false, 1, 'reflect');
+  // Zero padding at widths below one 32-pixel strip (the cooperative loads' padding, 2026-12-03).
+  await convBench('small 3x3 64->64 8x8 zero pad', [1, 64, 8, 8], [64, 64, 3, 3], 1, ['fwd'], false);
+  await convBench('small 3x3 64->64 16x16 zero pad', [1, 64, 16, 16], [64, 64, 3, 3], 1, ['fwd'], false);
   await convBench('small 3x3/2 16->32 64x64 (G down1)', [1, 16, 64, 64], [32, 16, 3, 3], 1, all, false, 2);
-  await convBench('small 7x7 1->16 64x64 (G in)', [1, 1, 64, 64], [16, 1, 7, 7], 3, all, false);
-  await convBench('small 7x7 16->3 64x64 (G out)', [1, 16, 64, 64], [3, 16, 7, 7], 3, all, false);
+  await convBench('small 7x7 1->16 64x64 reflect (G in)', [1, 1, 64, 64], [16, 1, 7, 7], 3, all, false, 1, 'reflect');
+  await convBench('small 7x7 16->3 64x64 reflect (G out)', [1, 16, 64, 64], [3, 16, 7, 7], 3, all, false, 1, 'reflect');
 }
 
 if (want('matmul')) {
