@@ -177,48 +177,28 @@ fn shared_op(i: u32) -> f32 {
   return from_lane(opb[b / 8u][i % 4u], b % 8u);
 }
 
-// This (c, kh)'s tap vectors (modes 0, 1), or the quad's four column vectors (mode 2).
-var<private> tv: array<vec4f, 7>;
-
-fn tap_live(t: u32, ph: Phase) -> bool {
-  if (MODE == 2u) { return t < 4u; }
-  return tap_ok(t, ph.rw);
-}
-
-// acc[r] += sum over live taps t of a_{r,t} * tv[t], a_{r,t} = shared operand element r*RS + t.
-// The sum is built in a local and written to acc[r] once: on lavapipe every write to the private
-// array is a masked store (a load, a blend with the loop mask and a store), which per tap cost as
-// much as the multiply-add itself (seen in the JIT code with perf).
-fn fma_row(r: u32, rs: u32, ph: Phase) {
-  if (r >= TM) { return; }
-  var a = acc[r];
-  if (tap_live(0u, ph)) { a = fma(vec4f(shared_op(r * rs)), tv[0], a); }
-  if (tap_live(1u, ph)) { a = fma(vec4f(shared_op(r * rs + 1u)), tv[1], a); }
-  if (tap_live(2u, ph)) { a = fma(vec4f(shared_op(r * rs + 2u)), tv[2], a); }
-  if (tap_live(3u, ph)) { a = fma(vec4f(shared_op(r * rs + 3u)), tv[3], a); }
-  if (tap_live(4u, ph)) { a = fma(vec4f(shared_op(r * rs + 4u)), tv[4], a); }
-  if (tap_live(5u, ph)) { a = fma(vec4f(shared_op(r * rs + 5u)), tv[5], a); }
-  if (tap_live(6u, ph)) { a = fma(vec4f(shared_op(r * rs + 6u)), tv[6], a); }
-  acc[r] = a;
-}
-
-fn fma_tile(rs: u32, ph: Phase) {
-  fma_row(0u, rs, ph);
-  fma_row(1u, rs, ph);
-  fma_row(2u, rs, ph);
-  fma_row(3u, rs, ph);
-  fma_row(4u, rs, ph);
-  fma_row(5u, rs, ph);
-  fma_row(6u, rs, ph);
-  fma_row(7u, rs, ph);
-  fma_row(8u, rs, ph);
-  fma_row(9u, rs, ph);
-  fma_row(10u, rs, ph);
-  fma_row(11u, rs, ph);
-  fma_row(12u, rs, ph);
-  fma_row(13u, rs, ph);
-  fma_row(14u, rs, ph);
-  fma_row(15u, rs, ph);
+// acc[r] += a_r * b for every row r < TM, a_r = shared operand element r*RS + t.
+fn fma_rows(b: vec4f, t: u32, rs: u32) {
+  acc[0] = fma(vec4f(shared_op(t)), b, acc[0]);
+  acc[1] = fma(vec4f(shared_op(rs + t)), b, acc[1]);
+  acc[2] = fma(vec4f(shared_op(2u * rs + t)), b, acc[2]);
+  acc[3] = fma(vec4f(shared_op(3u * rs + t)), b, acc[3]);
+  if (TM > 4u) {
+    acc[4] = fma(vec4f(shared_op(4u * rs + t)), b, acc[4]);
+    acc[5] = fma(vec4f(shared_op(5u * rs + t)), b, acc[5]);
+    acc[6] = fma(vec4f(shared_op(6u * rs + t)), b, acc[6]);
+    acc[7] = fma(vec4f(shared_op(7u * rs + t)), b, acc[7]);
+  }
+  if (TM > 8u) {
+    acc[8] = fma(vec4f(shared_op(8u * rs + t)), b, acc[8]);
+    acc[9] = fma(vec4f(shared_op(9u * rs + t)), b, acc[9]);
+    acc[10] = fma(vec4f(shared_op(10u * rs + t)), b, acc[10]);
+    acc[11] = fma(vec4f(shared_op(11u * rs + t)), b, acc[11]);
+    acc[12] = fma(vec4f(shared_op(12u * rs + t)), b, acc[12]);
+    acc[13] = fma(vec4f(shared_op(13u * rs + t)), b, acc[13]);
+    acc[14] = fma(vec4f(shared_op(14u * rs + t)), b, acc[14]);
+    acc[15] = fma(vec4f(shared_op(15u * rs + t)), b, acc[15]);
+  }
 }
 
 // Loads blocks lane, lane+8, ... (< nblk) of the vec4 array op4 from `base` into opb (zero if !ok).
@@ -423,8 +403,8 @@ fn mirror_right(t: u32, r: i32) -> vec4f {
                mirror_elem_right(t, r, 3));
 }
 
-fn set_tap(t: u32, ph: Phase) {
-  if (tap_ok(t, ph.rw)) { tv[t] = tap_vec(t, ph); }
+fn apply_tap(t: u32, ph: Phase) {
+  if (tap_ok(t, ph.rw)) { fma_rows(tap_vec(t, ph), t, KW); }
 }
 
 // Source window of channel c, the weights of (c, kh) for the row tile, and every tap.
@@ -450,14 +430,13 @@ fn channel_taps(c: u32, kh: u32, b: u32, srow: i32, start: i32, row0: u32, ok: b
     // Packed weights [c][kh][row][KW]: the tile's TM*KW values are contiguous and 16-byte aligned.
     load_op_blocks(((c * p.kh + kh) * p.row_pad + row0) * KW / 4u, TM * KW / 4u, okc);
   }
-  set_tap(0u, ph);
-  set_tap(1u, ph);
-  set_tap(2u, ph);
-  set_tap(3u, ph);
-  set_tap(4u, ph);
-  set_tap(5u, ph);
-  set_tap(6u, ph);
-  fma_tile(KW, ph);
+  apply_tap(0u, ph);
+  apply_tap(1u, ph);
+  apply_tap(2u, ph);
+  apply_tap(3u, ph);
+  apply_tap(4u, ph);
+  apply_tap(5u, ph);
+  apply_tap(6u, ph);
 }
 
 // rh: MODE 1's stride phase along the height, 0 otherwise; ph: the phase along the width.
@@ -601,11 +580,10 @@ fn weight_grad(col: u32, row0: u32, split: u32) {
         }
       }
       // Output column k of the quad pairs with x window elements k*SW + j*DW (tap 4*tg + j).
-      tv[0] = vec4f(win[0], win[DW], win[2u * DW], win[3u * DW]);
-      tv[1] = vec4f(win[SW], win[SW + DW], win[SW + 2u * DW], win[SW + 3u * DW]);
-      tv[2] = vec4f(win[2u * SW], win[2u * SW + DW], win[2u * SW + 2u * DW], win[2u * SW + 3u * DW]);
-      tv[3] = vec4f(win[3u * SW], win[3u * SW + DW], win[3u * SW + 2u * DW], win[3u * SW + 3u * DW]);
-      fma_tile(4u, phase0());
+      fma_rows(vec4f(win[0], win[DW], win[2u * DW], win[3u * DW]), 0u, 4u);
+      fma_rows(vec4f(win[SW], win[SW + DW], win[SW + 2u * DW], win[SW + 3u * DW]), 1u, 4u);
+      fma_rows(vec4f(win[2u * SW], win[2u * SW + DW], win[2u * SW + 2u * DW], win[2u * SW + 3u * DW]), 2u, 4u);
+      fma_rows(vec4f(win[3u * SW], win[3u * SW + DW], win[3u * SW + 2u * DW], win[3u * SW + 3u * DW]), 3u, 4u);
     }
   }
   if (!colok) { return; }
