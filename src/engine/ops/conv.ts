@@ -76,9 +76,10 @@ function checkSubgroups(): void {
 /**
  * @internal Tuning knobs for benchmarks (null picks automatically). `cu` 2 processes two channels
  * per loop iteration: measured no faster on lavapipe and twice the compile time, so off.
- * `coopMaxPadding` bounds the cooperative loads' row padding (Infinity: wherever rows are aligned,
- * as tests force). `mergeWidthPhases` lets a stride-2 data gradient take both width phases in one launch when
- * their rows have the same quads (off: one launch each, for comparisons and tests).
+ * `coopMaxPadding` bounds the cooperative loads' row padding (Infinity: wherever rows are
+ * aligned, as tests force). `mergeWidthPhases` lets a stride-2 data gradient take both width
+ * phases in one launch when their rows have the same quads (off: one launch each, for comparisons
+ * and tests).
  */
 export const convTuning: {
   tm: 4 | 8 | 16 | null;
