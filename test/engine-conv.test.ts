@@ -75,10 +75,10 @@ interface Case {
 
 // Widths that are multiples of 4 can take the cooperative aligned-load path of the fast kernel,
 // the others the per-invocation window path. The kernel picks cooperative loads only for rows
-// that fill whole strips of 32 pixels (nearly: convTuning.coopMaxPadding), so that few of these
-// cases would take it: the 'subgroup coop' path forces it wherever rows are aligned. (Each distinct kernel geometry
-// compiles its own pipelines, which dominates this file's run time on a cold shader cache, so
-// every case covers several things at once.)
+// that (nearly: convTuning.coopMaxPadding) fill whole strips of 32 pixels, which few of these
+// cases have: the 'subgroup coop' path forces them wherever rows are aligned. (Each distinct
+// kernel geometry compiles its own pipelines, which dominates this file's run time on a cold
+// shader cache, so every case covers several things at once.)
 const cases: Case[] = [
   { x: [1, 1, 5, 7], co: 1, k: [3, 3], padding: [1, 1], bias: true },
   { x: [3, 3, 9, 16], co: 7, k: [3, 3], padding: [1, 1], bias: true },

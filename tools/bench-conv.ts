@@ -93,8 +93,7 @@ async function convBench(
   pad: number,
   parts: ('fwd' | 'dgrad' | 'wgrad' | 'train')[],
   withNaive = !noNaive,
-  stride = 1,
-  padMode: 'zero' | 'reflect' = 'zero',
+  { stride = 1, padMode = 'zero' }: { stride?: number; padMode?: 'zero' | 'reflect' } = {},
 ) {
   const g: ConvGeometry = conv2dGeometry('bench', xs, ws, { padding: pad, stride, padMode });
   const fl = 2 * g.nb * g.co * g.oh * g.ow * g.ci * g.kh * g.kw;
@@ -150,13 +149,13 @@ if (args.includes('--small')) {
   // The 64x64 ngf 16 generator step's shapes: small launches, where per-launch costs and load
   // instructions weigh most.
   const all = ['fwd', 'dgrad', 'wgrad'] as ('fwd' | 'dgrad' | 'wgrad')[];
-  await convBench('small 3x3 64->64 16x16 reflect (G block)', [1, 64, 16, 16], [64, 64, 3, 3], 1, all, false, 1, 'reflect');
+  await convBench('small 3x3 64->64 16x16 reflect (G block)', [1, 64, 16, 16], [64, 64, 3, 3], 1, all, false, { padMode: 'reflect' });
   // Zero padding at widths below one 32-pixel strip (the cooperative loads' padding, 2026-12-03).
   await convBench('small 3x3 64->64 8x8 zero pad', [1, 64, 8, 8], [64, 64, 3, 3], 1, ['fwd'], false);
   await convBench('small 3x3 64->64 16x16 zero pad', [1, 64, 16, 16], [64, 64, 3, 3], 1, ['fwd'], false);
-  await convBench('small 3x3/2 16->32 64x64 (G down1)', [1, 16, 64, 64], [32, 16, 3, 3], 1, all, false, 2);
-  await convBench('small 7x7 1->16 64x64 reflect (G in)', [1, 1, 64, 64], [16, 1, 7, 7], 3, all, false, 1, 'reflect');
-  await convBench('small 7x7 16->3 64x64 reflect (G out)', [1, 16, 64, 64], [3, 16, 7, 7], 3, all, false, 1, 'reflect');
+  await convBench('small 3x3/2 16->32 64x64 (G down1)', [1, 16, 64, 64], [32, 16, 3, 3], 1, all, false, { stride: 2 });
+  await convBench('small 7x7 1->16 64x64 reflect (G in)', [1, 1, 64, 64], [16, 1, 7, 7], 3, all, false, { padMode: 'reflect' });
+  await convBench('small 7x7 16->3 64x64 reflect (G out)', [1, 16, 64, 64], [3, 16, 7, 7], 3, all, false, { padMode: 'reflect' });
 }
 
 if (want('matmul')) {
