@@ -116,7 +116,7 @@ export class Adam {
       offsets.push(total);
       total += Math.ceil(p.size / SLOT_ALIGN) * SLOT_ALIGN;
     }
-    const zeros = () => keep(fill([Math.max(total, 1)], 0));
+    const zeros = () => keep(fill([Math.max(total, SLOT_ALIGN)], 0));
     this.arenas = { offsets, total, param: zeros(), grad: zeros(), m: zeros(), v: zeros() };
     return this.arenas;
   }
@@ -162,13 +162,14 @@ export class Adam {
       const n = (last + 1 < this.params.length ? a.offsets[last + 1]! : a.total) - off;
       const bc1 = 1 - beta1 ** t;
       const bc2 = 1 - beta2 ** t;
+      // (n and off are multiples of SLOT_ALIGN: the kernel takes them in vec4 elements)
       const params = new Params()
-        .u32(n)
+        .u32(n / 4)
         .f32(beta2, 1 - beta1, 1 - beta2, this.lr / bc1, Math.sqrt(bc2), this.eps)
         .f32(this.decoupled ? 0 : this.weightDecay, this.decoupled ? 1 - this.lr * this.weightDecay : 1)
-        .u32(off)
+        .u32(off / 4)
         .data();
-      launch1d(n, {
+      launch1d(n / 4, {
         file: FILE,
         params,
         buffers: [a.param.binding(), a.grad.binding(), a.m.binding(), a.v.binding()],
