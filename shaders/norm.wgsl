@@ -17,31 +17,13 @@
 
 override WG: u32 = 256u;
 
-struct Params {
-  n: u32,             // batch
-  c: u32,             // channels
-  hw: u32,            // elements per plane (H * W)
-  splits: u32,        // chunks per plane
-  chunk: u32,         // elements per chunk (the last one of a plane may be shorter)
-  per_instance: u32,  // 1: groups are planes (instance norm); 0: groups are channels (batch norm)
-  affine: u32,        // bit 0: has weight (else 1), bit 1: has bias (else 0); absent ones are dummies
-  training: u32,      // backward: 1 = through the batch statistics; 0 = statistics are constants
-  eps: f32,
-  momentum: f32,
-  unbias: f32,        // M / (M - 1), turns the biased variance into the unbiased one
-  slope: f32,         // fused kernels, ACT 2: negative slope of the leaky ReLU (>= 0)
-}
+// #include "norm_common.wgsl"
 
-@group(0) @binding(0) var<uniform> p: Params;
-
+// (norm_common.wgsl: x at 1; weight, bias, stats_out at 2, 3, 4)
 // stats_partial: x -> part
-@group(0) @binding(1) var<storage, read> x: array<f32>;
 @group(0) @binding(2) var<storage, read_write> part_out: array<f32>;
 // stats_finalize / eval_stats: (part | running mean), weight, bias -> stats, (running var)
 @group(0) @binding(1) var<storage, read> src1: array<f32>;
-@group(0) @binding(2) var<storage, read> weight: array<f32>;
-@group(0) @binding(3) var<storage, read> bias: array<f32>;
-@group(0) @binding(4) var<storage, read_write> stats_out: array<f32>;
 @group(0) @binding(5) var<storage, read> running_var_in: array<f32>;
 // running_update: stats -> running mean, running var (in place)
 @group(0) @binding(1) var<storage, read> stats_a: array<f32>;
@@ -64,9 +46,9 @@ struct Params {
 
 // #include "wg_sum.wgsl"
 
-fn groups() -> u32 {
-  return select(p.c, p.n * p.c, p.per_instance == 1u);
-}
+// The fused kernels' sums (include/norm_fused.wgsl) in workgroup memory.
+fn group_sum(lid: u32, v: f32) -> f32 { return wg_sum(lid, v); }
+fn group_sum2(lid: u32, v: vec2f) -> vec2f { return wg_sum2(lid, v); }
 
 fn chunk_len(s: u32) -> u32 {
   return min(p.chunk, p.hw - s * p.chunk);
@@ -107,21 +89,6 @@ fn stats_partial(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) ng:
     part_out[2u * w] = mean;
     part_out[2u * w + 1u] = m2;
   }
-}
-
-fn write_group(g: u32, c: u32, mean: f32, variance: f32) {
-  let G = groups();
-  let invstd = 1.0 / sqrt(variance + p.eps);
-  var wt = 1.0;
-  var bs = 0.0;
-  if ((p.affine & 1u) != 0u) { wt = weight[c]; }
-  if ((p.affine & 2u) != 0u) { bs = bias[c]; }
-  let scale = wt * invstd;
-  stats_out[g] = mean;
-  stats_out[G + g] = variance;
-  stats_out[2u * G + g] = invstd;
-  stats_out[3u * G + g] = scale;
-  stats_out[4u * G + g] = bs;
 }
 
 // One thread per channel: merges the chunk results of its group(s) (Chan et al.).
@@ -293,133 +260,4 @@ fn grad_apply(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) ng: ve
   }
 }
 
-// ---------------------------------------------------------------------------------------------
-// Fused kernels for groups small enough for one workgroup (training statistics only): one
-// workgroup per channel c does the whole layer in one dispatch each way. Batch norm: the channel
-// is one group; instance norm: each plane (n, c) is a group, taken in turn. Forward: two-pass
-// statistics (pivot-shifted mean, then squared deviations), the stats array (as above) for the
-// backward, the running averages (RUNNING), and y = act((x - mean) * scale + bias [+ res]).
-// Backward: d = dy * act'(y); sums of d and d * xhat; dx, dweight, dbias.
-override ACT: u32 = 0u;       // 0 none, 1 ReLU, 2 leaky ReLU (p.slope >= 0, so y > 0 <=> pre-activation > 0)
-override RESIDUAL: u32 = 0u;  // forward adds `res` before the activation
-override RUNNING: u32 = 0u;   // forward updates the running mean and (unbiased) variance
-
-// fused_forward: x(1), weight(2), bias(3) -> stats(4); res(5) -> y(6); running mean(7), var(8)
-@group(0) @binding(5) var<storage, read> res_in: array<f32>;
-@group(0) @binding(6) var<storage, read_write> y_out: array<f32>;
-@group(0) @binding(7) var<storage, read_write> rmean_f: array<f32>;
-@group(0) @binding(8) var<storage, read_write> rvar_f: array<f32>;
-// fused_backward: x(1), y(2), dy(3), stats(4) -> dx(5), dweight(6), dbias(7)
-@group(0) @binding(2) var<storage, read> y_in: array<f32>;
-@group(0) @binding(3) var<storage, read> dy_f: array<f32>;
-@group(0) @binding(4) var<storage, read> stats_f: array<f32>;
-@group(0) @binding(5) var<storage, read_write> dx_f: array<f32>;
-@group(0) @binding(6) var<storage, read_write> dweight_f: array<f32>;
-@group(0) @binding(7) var<storage, read_write> dbias_f: array<f32>;
-
-fn act(v: f32) -> f32 {
-  if (ACT == 1u) { return max(v, 0.0); }
-  if (ACT == 2u) { return select(p.slope * v, v, v > 0.0); }
-  return v;
-}
-
-fn act_grad(y: f32) -> f32 {
-  if (ACT == 1u) { return select(0.0, 1.0, y > 0.0); }
-  if (ACT == 2u) { return select(p.slope, 1.0, y > 0.0); }
-  return 1.0;
-}
-
-// Gradient at the pre-activation: dy * act'(y) (y is read only when ACT != 0).
-fn pre_grad(i: u32) -> f32 {
-  if (ACT == 0u) { return dy_f[i]; }
-  return dy_f[i] * act_grad(y_in[i]);
-}
-
-@compute @workgroup_size(WG)
-fn fused_forward(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_index) lid: u32) {
-  let c = wid.x;
-  let inst = p.per_instance == 1u;
-  let span = select(p.n, 1u, inst);          // planes per group
-  let cnt = f32(span * p.hw);
-  for (var r = 0u; r < select(1u, p.n, inst); r++) {
-    let pivot = x[(r * p.c + c) * p.hw];
-    var a = 0.0;
-    for (var q = r; q < r + span; q++) {
-      let base = (q * p.c + c) * p.hw;
-      for (var k = lid; k < p.hw; k += WG) { a += x[base + k] - pivot; }
-    }
-    let mean = pivot + wg_sum(lid, a) / cnt;
-    var b = 0.0;
-    for (var q = r; q < r + span; q++) {
-      let base = (q * p.c + c) * p.hw;
-      for (var k = lid; k < p.hw; k += WG) {
-        let d = x[base + k] - mean;
-        b += d * d;
-      }
-    }
-    let variance = wg_sum(lid, b) / cnt;
-    let g = select(c, r * p.c + c, inst);
-    if (lid == 0u) {
-      write_group(g, c, mean, variance);
-      if (RUNNING == 1u) {
-        let keep = 1.0 - p.momentum;
-        rmean_f[c] = keep * rmean_f[c] + p.momentum * mean;
-        rvar_f[c] = keep * rvar_f[c] + p.momentum * variance * p.unbias;
-      }
-    }
-    var scale = 1.0 / sqrt(variance + p.eps);
-    var shift = 0.0;
-    if ((p.affine & 1u) != 0u) { scale *= weight[c]; }
-    if ((p.affine & 2u) != 0u) { shift = bias[c]; }
-    for (var q = r; q < r + span; q++) {
-      let base = (q * p.c + c) * p.hw;
-      for (var k = lid; k < p.hw; k += WG) {
-        let i = base + k;
-        var v = (x[i] - mean) * scale + shift;
-        if (RESIDUAL == 1u) { v += res_in[i]; }
-        y_out[i] = act(v);
-      }
-    }
-  }
-}
-
-@compute @workgroup_size(WG)
-fn fused_backward(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_index) lid: u32) {
-  let c = wid.x;
-  let inst = p.per_instance == 1u;
-  let span = select(p.n, 1u, inst);
-  let cnt = f32(span * p.hw);
-  let G = groups();
-  var total = vec2f(0.0);
-  for (var r = 0u; r < select(1u, p.n, inst); r++) {
-    let g = select(c, r * p.c + c, inst);
-    let mean = stats_f[g];
-    let invstd = stats_f[2u * G + g];
-    let scale = stats_f[3u * G + g];
-    var acc = vec2f(0.0);
-    for (var q = r; q < r + span; q++) {
-      let base = (q * p.c + c) * p.hw;
-      for (var k = lid; k < p.hw; k += WG) {
-        let i = base + k;
-        let d = pre_grad(i);
-        acc += vec2f(d, d * (x[i] - mean) * invstd);
-      }
-    }
-    let s = wg_sum2(lid, acc);
-    total += s;
-    let c0 = s.x / cnt;
-    let c1 = s.y / cnt;
-    for (var q = r; q < r + span; q++) {
-      let base = (q * p.c + c) * p.hw;
-      for (var k = lid; k < p.hw; k += WG) {
-        let i = base + k;
-        let d = pre_grad(i);
-        dx_f[i] = scale * (d - c0 - (x[i] - mean) * invstd * c1);
-      }
-    }
-  }
-  if (lid == 0u) {
-    dbias_f[c] = total.x;
-    dweight_f[c] = total.y;
-  }
-}
+// #include "norm_fused.wgsl"

@@ -347,7 +347,10 @@ t.test('forward + backward release every intermediate', async (t) => {
 
 t.test('fused epilogue gradients agree with the separate ops on the split kernels', async (t) => {
   const fusedMax = normTuning.fusedMax;
-  t.teardown(() => void (normTuning.fusedMax = fusedMax));
+  t.teardown(() => {
+    normTuning.fusedMax = fusedMax;
+    normTuning.subgroupSums = true;
+  });
   for (const shape of [[2, 3, 4, 6], [2, 3, 3, 5]] as Shape4[]) {
     const n = prod(shape);
     const C = shape[1];
@@ -361,13 +364,17 @@ t.test('fused epilogue gradients agree with the separate ops on the split kernel
       ['residual', (x, w, b, r) => batchNorm2d(x, w, b, null, null, { training: true, residual: r }), (x, w, b, r) => E.add(bn(x, w, b), r)],
       ['instance, leaky 0.2', (x, w, b) => instanceNorm2d(x, w, b, { activation: 'leakyRelu', negativeSlope: 0.2 }), (x, w, b) => E.leakyRelu(instanceNorm2d(x, w, b), 0.2)],
     ];
-    for (const [what, fused, separate] of cases) {
+    // Both sums of the fused kernels: subgroupAdd (norm_subgroup.wgsl, where one subgroup holds the
+    // workgroup, as on lavapipe) and workgroup memory (norm.wgsl).
+    for (const [what, fused, separate] of cases) for (const subgroupSums of [true, false]) {
+      normTuning.subgroupSums = subgroupSums;
       const a = await gpuGrads(fused, values, shapes, up);
+      normTuning.subgroupSums = true;
       // The reference: the split (unfused) norm kernels, then the activation / add as their own ops.
       normTuning.fusedMax = 0;
       const b = await gpuGrads(separate, values, shapes, up);
       normTuning.fusedMax = fusedMax;
-      const label = `${JSON.stringify(shape)} ${what}`;
+      const label = `${JSON.stringify(shape)} ${what}${subgroupSums ? '' : ' (workgroup sums)'}`;
       const cy = closeness(a.y, b.y, 1e-5, 1e-5);
       t.ok(cy.ok, `${label} y: ${cy.msg}`);
       ['dx', 'dweight', 'dbias', 'dresidual'].forEach((name, k) => {

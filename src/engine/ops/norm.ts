@@ -35,15 +35,29 @@ const ELEM_WG = 256;
 const ELEMS = 8;
 /**
  * Workgroup width of the fused kernels on CPU adapters: one 8-wide SIMD row on lavapipe, so a
- * workgroup is one vector loop and its barriers switch no coroutines. Measured on a 64x64 ngf 16
- * G step (52 fused launches, 2026-12-02): norm kernels 17.5 -> 12.2 ms (16 wide: 11.7 ms), the
+ * workgroup is one vector loop, and one subgroup: its sums need no barrier (norm_subgroup.wgsl).
+ * Measured on a 64x64 ngf 16 G step (52 fused launches, 2026-12-02, workgroup sums): norm kernels 17.5 -> 12.2 ms (16 wide: 11.7 ms), the
  * unprofiled step 101.5 -> 93.0 ms (16 wide: 96.4 ms).
  */
 const FUSED_WG_CPU = 8;
 /** Training groups up to this many elements use the fused one-workgroup-per-channel kernels. */
 export const NORM_FUSED_MAX = 16384;
-/** @internal For benchmarks: `fusedMax` 0 turns the fused kernels off (the split path for every size). */
-export const normTuning = { fusedMax: NORM_FUSED_MAX };
+/**
+ * @internal For benchmarks and tests: `fusedMax` 0 turns the fused kernels off (the split path for
+ * every size); `subgroupSums` false keeps the fused kernels on workgroup-memory sums where the
+ * subgroup ones would run (norm_subgroup.wgsl).
+ */
+export const normTuning = { fusedMax: NORM_FUSED_MAX, subgroupSums: true };
+
+/**
+ * The fused kernels' shader for a workgroup of `wg`: norm_subgroup.wgsl (sums by subgroupAdd, no
+ * barrier) where one subgroup holds the whole workgroup, else norm.wgsl (workgroup memory).
+ */
+function fusedFile(wg: number): string {
+  const gpu = engine().gpu;
+  const min = (gpu.adapter.info as { subgroupMinSize?: number } | undefined)?.subgroupMinSize ?? 0;
+  return normTuning.subgroupSums && gpu.features.has('subgroups') && wg <= min ? 'norm_subgroup.wgsl' : FILE;
+}
 /** ACT override of the fused kernels. */
 const ACT = { none: 0, relu: 1, leakyRelu: 2 } as const;
 
@@ -261,6 +275,7 @@ function fusedNorm(
   // workgroup costs about its width whatever the work (measured: [1,128,7,7] fwd+bwd 8.3 -> 4.2 ms).
   // On CPU adapters narrower still (FUSED_WG_CPU).
   const fusedWg = engine().gpu.software ? FUSED_WG_CPU : g.wg;
+  const file = fusedFile(fusedWg);
   const params = normParams(g, flags, e.negativeSlope ?? 0.01);
   const residual = e.residual ?? null;
   const stats = Tensor.empty([5 * g.groups]);
@@ -269,7 +284,7 @@ function fusedNorm(
   const scratch = running ? null : [Tensor.empty([1]), Tensor.empty([1])];
   const [rm, rv] = running ?? scratch!;
   engine().launch({
-    file: FILE,
+    file,
     entry: 'fused_forward',
     constants: { WG: fusedWg, ACT: act, RESIDUAL: residual ? 1 : 0, RUNNING: running ? 1 : 0 },
     params,
@@ -290,7 +305,7 @@ function fusedNorm(
     scratchForOrder.dispose();
     const dx = Tensor.empty(x.shape);
     engine().launch({
-      file: FILE,
+      file,
       entry: 'fused_backward',
       constants: { WG: fusedWg, ACT: act },
       params,

@@ -1,0 +1,135 @@
+// The fused norm kernels (see norm.wgsl for the stats layout), included by norm.wgsl (workgroup
+// sums: any workgroup size) and norm_subgroup.wgsl (subgroup sums: one subgroup per workgroup).
+// The including shader declares `override WG`, includes norm_common.wgsl and defines
+// group_sum(lid, f32) and group_sum2(lid, vec2f), each returning the workgroup's total to every
+// invocation (called in uniform control flow).
+//
+// Fused kernels for groups small enough for one workgroup (training statistics only): one
+// workgroup per channel c does the whole layer in one dispatch each way. Batch norm: the channel
+// is one group; instance norm: each plane (n, c) is a group, taken in turn. Forward: two-pass
+// statistics (pivot-shifted mean, then squared deviations), the stats array (norm.wgsl) for the
+// backward, the running averages (RUNNING), and y = act((x - mean) * scale + bias [+ res]).
+// Backward: d = dy * act'(y); sums of d and d * xhat; dx, dweight, dbias.
+override ACT: u32 = 0u;       // 0 none, 1 ReLU, 2 leaky ReLU (p.slope >= 0, so y > 0 <=> pre-activation > 0)
+override RESIDUAL: u32 = 0u;  // forward adds `res` before the activation
+override RUNNING: u32 = 0u;   // forward updates the running mean and (unbiased) variance
+
+// fused_forward: x(1), weight(2), bias(3) -> stats(4); res(5) -> y(6); running mean(7), var(8)
+@group(0) @binding(5) var<storage, read> res_in: array<f32>;
+@group(0) @binding(6) var<storage, read_write> y_out: array<f32>;
+@group(0) @binding(7) var<storage, read_write> rmean_f: array<f32>;
+@group(0) @binding(8) var<storage, read_write> rvar_f: array<f32>;
+// fused_backward: x(1), y(2), dy(3), stats(4) -> dx(5), dweight(6), dbias(7)
+@group(0) @binding(2) var<storage, read> y_in: array<f32>;
+@group(0) @binding(3) var<storage, read> dy_f: array<f32>;
+@group(0) @binding(4) var<storage, read> stats_f: array<f32>;
+@group(0) @binding(5) var<storage, read_write> dx_f: array<f32>;
+@group(0) @binding(6) var<storage, read_write> dweight_f: array<f32>;
+@group(0) @binding(7) var<storage, read_write> dbias_f: array<f32>;
+
+fn act(v: f32) -> f32 {
+  if (ACT == 1u) { return max(v, 0.0); }
+  if (ACT == 2u) { return select(p.slope * v, v, v > 0.0); }
+  return v;
+}
+
+fn act_grad(y: f32) -> f32 {
+  if (ACT == 1u) { return select(0.0, 1.0, y > 0.0); }
+  if (ACT == 2u) { return select(p.slope, 1.0, y > 0.0); }
+  return 1.0;
+}
+
+// Gradient at the pre-activation: dy * act'(y) (y is read only when ACT != 0).
+fn pre_grad(i: u32) -> f32 {
+  if (ACT == 0u) { return dy_f[i]; }
+  return dy_f[i] * act_grad(y_in[i]);
+}
+
+@compute @workgroup_size(WG)
+fn fused_forward(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_index) lid: u32) {
+  let c = wid.x;
+  let inst = p.per_instance == 1u;
+  let span = select(p.n, 1u, inst);          // planes per group
+  let cnt = f32(span * p.hw);
+  for (var r = 0u; r < select(1u, p.n, inst); r++) {
+    let pivot = x[(r * p.c + c) * p.hw];
+    var a = 0.0;
+    for (var q = r; q < r + span; q++) {
+      let base = (q * p.c + c) * p.hw;
+      for (var k = lid; k < p.hw; k += WG) { a += x[base + k] - pivot; }
+    }
+    let mean = pivot + group_sum(lid, a) / cnt;
+    var b = 0.0;
+    for (var q = r; q < r + span; q++) {
+      let base = (q * p.c + c) * p.hw;
+      for (var k = lid; k < p.hw; k += WG) {
+        let d = x[base + k] - mean;
+        b += d * d;
+      }
+    }
+    let variance = group_sum(lid, b) / cnt;
+    let g = select(c, r * p.c + c, inst);
+    if (lid == 0u) {
+      write_group(g, c, mean, variance);
+      if (RUNNING == 1u) {
+        let keep = 1.0 - p.momentum;
+        rmean_f[c] = keep * rmean_f[c] + p.momentum * mean;
+        rvar_f[c] = keep * rvar_f[c] + p.momentum * variance * p.unbias;
+      }
+    }
+    var scale = 1.0 / sqrt(variance + p.eps);
+    var shift = 0.0;
+    if ((p.affine & 1u) != 0u) { scale *= weight[c]; }
+    if ((p.affine & 2u) != 0u) { shift = bias[c]; }
+    for (var q = r; q < r + span; q++) {
+      let base = (q * p.c + c) * p.hw;
+      for (var k = lid; k < p.hw; k += WG) {
+        let i = base + k;
+        var v = (x[i] - mean) * scale + shift;
+        if (RESIDUAL == 1u) { v += res_in[i]; }
+        y_out[i] = act(v);
+      }
+    }
+  }
+}
+
+@compute @workgroup_size(WG)
+fn fused_backward(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_index) lid: u32) {
+  let c = wid.x;
+  let inst = p.per_instance == 1u;
+  let span = select(p.n, 1u, inst);
+  let cnt = f32(span * p.hw);
+  let G = groups();
+  var total = vec2f(0.0);
+  for (var r = 0u; r < select(1u, p.n, inst); r++) {
+    let g = select(c, r * p.c + c, inst);
+    let mean = stats_f[g];
+    let invstd = stats_f[2u * G + g];
+    let scale = stats_f[3u * G + g];
+    var acc = vec2f(0.0);
+    for (var q = r; q < r + span; q++) {
+      let base = (q * p.c + c) * p.hw;
+      for (var k = lid; k < p.hw; k += WG) {
+        let i = base + k;
+        let d = pre_grad(i);
+        acc += vec2f(d, d * (x[i] - mean) * invstd);
+      }
+    }
+    let s = group_sum2(lid, acc);
+    total += s;
+    let c0 = s.x / cnt;
+    let c1 = s.y / cnt;
+    for (var q = r; q < r + span; q++) {
+      let base = (q * p.c + c) * p.hw;
+      for (var k = lid; k < p.hw; k += WG) {
+        let i = base + k;
+        let d = pre_grad(i);
+        dx_f[i] = scale * (d - c0 - (x[i] - mean) * invstd * c1);
+      }
+    }
+  }
+  if (lid == 0u) {
+    dbias_f[c] = total.x;
+    dweight_f[c] = total.y;
+  }
+}
