@@ -36,8 +36,8 @@ const ELEMS = 8;
 /**
  * Workgroup width of the fused kernels on CPU adapters: one 8-wide SIMD row on lavapipe, so a
  * workgroup is one vector loop, and one subgroup: its sums need no barrier (norm_subgroup.wgsl).
- * Measured on a 64x64 ngf 16 G step (52 fused launches, 2026-12-02, workgroup sums): norm kernels 17.5 -> 12.2 ms (16 wide: 11.7 ms), the
- * unprofiled step 101.5 -> 93.0 ms (16 wide: 96.4 ms).
+ * Measured on a 64x64 ngf 16 G step (52 fused launches, 2026-12-02, workgroup sums): norm
+ * kernels 17.5 -> 12.2 ms (16 wide: 11.7 ms), the unprofiled step 101.5 -> 93.0 ms (16 wide: 96.4).
  */
 const FUSED_WG_CPU = 8;
 /** Training groups up to this many elements use the fused one-workgroup-per-channel kernels. */
