@@ -5,43 +5,9 @@
 
 override WG: u32 = 256u;
 
-struct Params {
-  outputs: u32,   // number of output elements
-  count: u32,     // elements reduced per output (R)
-  scale: f32,
-  // kept dims (sizes k1..k3; k0 implied) and their input strides
-  k1: u32, k2: u32, k3: u32,
-  ks0: u32, ks1: u32, ks2: u32, ks3: u32,
-  // reduced dims (sizes r1..r3; r0 implied) and their input strides
-  r1: u32, r2: u32, r3: u32,
-  rs0: u32, rs1: u32, rs2: u32, rs3: u32,
-}
-
-@group(0) @binding(0) var<uniform> p: Params;
-@group(0) @binding(1) var<storage, read> x: array<f32>;
-@group(0) @binding(2) var<storage, read_write> y: array<f32>;
+// #include "reduce_common.wgsl"
 
 var<workgroup> partial: array<f32, WG>;
-
-fn kept_base(o: u32) -> u32 {
-  let c3 = o % p.k3;
-  let q2 = o / p.k3;
-  let c2 = q2 % p.k2;
-  let q1 = q2 / p.k2;
-  let c1 = q1 % p.k1;
-  let c0 = q1 / p.k1;
-  return c0 * p.ks0 + c1 * p.ks1 + c2 * p.ks2 + c3 * p.ks3;
-}
-
-fn reduced_offset(r: u32) -> u32 {
-  let c3 = r % p.r3;
-  let q2 = r / p.r3;
-  let c2 = q2 % p.r2;
-  let q1 = q2 / p.r2;
-  let c1 = q1 % p.r1;
-  let c0 = q1 / p.r1;
-  return c0 * p.rs0 + c1 * p.rs1 + c2 * p.rs2 + c3 * p.rs3;
-}
 
 @compute @workgroup_size(WG)
 fn per_group(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) groups: vec3u,

@@ -1,5 +1,6 @@
 import t from 'tap';
 import * as E from '../src/engine/index.js';
+import { reduceTuning } from '../src/engine/primitives.js';
 import { closeness, gpu, randomArray } from './helpers/engine.js';
 
 await gpu();
@@ -82,7 +83,11 @@ t.test('incompatible broadcast names both shapes', async (t) => {
   t.throws(() => E.add(E.zeros([3, 4]), E.zeros([5])), /\[3, 4\] and \[5\]/);
 });
 
-t.test('sum and mean over axes', async (t) => {
+// Both sums of the one-workgroup-per-output kernel: subgroupAdd (reduce_subgroup.wgsl, CPU adapters
+// whose subgroup holds the workgroup) and the workgroup-memory tree (reduce.wgsl).
+for (const subgroupSums of [true, false]) t.test(`sum and mean over axes${subgroupSums ? '' : ' (workgroup sums)'}`, async (t) => {
+  reduceTuning.subgroupSums = subgroupSums;
+  t.teardown(() => void (reduceTuning.subgroupSums = true));
   for (const shape of [[7], [3, 7], [3, 5, 2], [2, 3, 17, 9], [1, 1, 700, 3]]) {
     const n = shape.reduce((a, b) => a * b, 1);
     const data = randomArray(n, 11);

@@ -55,6 +55,15 @@ export interface GpuContext {
   readonly software: boolean;
 }
 
+/**
+ * Whether a workgroup of `wg` invocations always lies in one subgroup (the device has subgroups and
+ * none is smaller than `wg`), so that subgroup operations can replace workgroup memory and barriers.
+ */
+export function oneSubgroupHolds(gpu: GpuContext, wg: number): boolean {
+  const min = (gpu.adapter.info as { subgroupMinSize?: number } | undefined)?.subgroupMinSize ?? 0;
+  return gpu.features.has('subgroups') && wg <= min;
+}
+
 const OPTIONAL_FEATURES: GPUFeatureName[] = ['timestamp-query', 'shader-f16', 'subgroups' as GPUFeatureName];
 
 // Dawn's navigator-like objects: kept alive forever on purpose (see module comment).

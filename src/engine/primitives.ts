@@ -4,6 +4,7 @@
  * differentiable ops are built on these, so the import order is tensor -> primitives -> autograd
  * -> ops, without cycles.
  */
+import { oneSubgroupHolds } from './device.js';
 import { engine, grid } from './engine.js';
 import { ShapeError } from './errors.js';
 import { Params } from './params.js';
@@ -15,6 +16,13 @@ const ELEMENTWISE = 'elementwise.wgsl';
 const REDUCE = 'reduce.wgsl';
 /** Below this many elements per output, one thread per output beats one workgroup per output. */
 const SHORT_REDUCTION = 512;
+/**
+ * Workgroup width of the one-workgroup-per-output reduction on CPU adapters: one 8-wide SIMD row
+ * of lavapipe and one subgroup, summed by subgroupAdd without barriers (reduce_subgroup.wgsl).
+ */
+const REDUCE_WG_CPU = 8;
+/** @internal For tests: `subgroupSums` false keeps reduce.wgsl's workgroup tree everywhere. */
+export const reduceTuning = { subgroupSums: true };
 
 /**
  * Op ids: the OP override of elementwise.wgsl's unary and binary entries. The shader's named
@@ -168,9 +176,12 @@ export function reduceRaw(x: Tensor, axes: readonly number[], scale: number): Te
     .u32(red[1]!, red[2]!, red[3]!, ...redStride)
     .data();
   const perGroup = count >= SHORT_REDUCTION || out.size < 64;
+  const gpu = engine().gpu;
+  const subgroupSum = perGroup && reduceTuning.subgroupSums && gpu.software && oneSubgroupHolds(gpu, REDUCE_WG_CPU);
   engine().launch({
-    file: REDUCE,
+    file: subgroupSum ? 'reduce_subgroup.wgsl' : REDUCE,
     entry: perGroup ? 'per_group' : 'per_thread',
+    ...(subgroupSum ? { constants: { WG: REDUCE_WG_CPU } } : {}),
     params,
     buffers: [x.binding(), out.binding()],
     workgroups: grid(perGroup ? out.size : Math.ceil(out.size / WG)),

@@ -13,6 +13,7 @@
  * Larger groups keep the split reductions and apply the residual and activation as separate ops.
  */
 import { record } from '../autograd.js';
+import { oneSubgroupHolds } from '../device.js';
 import { engine, grid, MAX_GROUPS } from '../engine.js';
 import { ShapeError } from '../errors.js';
 import { Params } from '../params.js';
@@ -54,9 +55,7 @@ export const normTuning = { fusedMax: NORM_FUSED_MAX, subgroupSums: true };
  * barrier) where one subgroup holds the whole workgroup, else norm.wgsl (workgroup memory).
  */
 function fusedFile(wg: number): string {
-  const gpu = engine().gpu;
-  const min = (gpu.adapter.info as { subgroupMinSize?: number } | undefined)?.subgroupMinSize ?? 0;
-  return normTuning.subgroupSums && gpu.features.has('subgroups') && wg <= min ? 'norm_subgroup.wgsl' : FILE;
+  return normTuning.subgroupSums && oneSubgroupHolds(engine().gpu, wg) ? 'norm_subgroup.wgsl' : FILE;
 }
 /** ACT override of the fused kernels. */
 const ACT = { none: 0, relu: 1, leakyRelu: 2 } as const;
