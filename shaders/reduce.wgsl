@@ -15,14 +15,7 @@ fn per_group(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) groups:
   let o = wid.x + wid.y * groups.x;
   // o is uniform across the workgroup, so every invocation reaches the barriers below.
   let valid = o < p.outputs;
-  var s = 0.0;
-  if (valid) {
-    let base = kept_base(o);
-    for (var r = lid; r < p.count; r += WG) {
-      s += x[base + reduced_offset(r)];
-    }
-  }
-  partial[lid] = s;
+  partial[lid] = lane_sum(o, lid, valid);
   workgroupBarrier();
   for (var step = WG / 2u; step > 0u; step = step / 2u) {
     if (lid < step) { partial[lid] += partial[lid + step]; }

@@ -15,13 +15,6 @@ fn per_group(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) groups:
   let o = wid.x + wid.y * groups.x;
   // o is uniform across the workgroup: subgroupAdd runs in uniform control flow.
   let valid = o < p.outputs;
-  var s = 0.0;
-  if (valid) {
-    let base = kept_base(o);
-    for (var r = lid; r < p.count; r += WG) {
-      s += x[base + reduced_offset(r)];
-    }
-  }
-  let total = subgroupAdd(s);
+  let total = subgroupAdd(lane_sum(o, lid, valid));
   if (lid == 0u && valid) { y[o] = total * p.scale; }
 }

@@ -1,4 +1,5 @@
-// Shared by reduce.wgsl and reduce_subgroup.wgsl: the parameters, bindings and index helpers.
+// Shared by reduce.wgsl and reduce_subgroup.wgsl (the including shader declares `override WG`): the
+// parameters, bindings and index helpers.
 
 struct Params {
   outputs: u32,   // number of output elements
@@ -34,4 +35,17 @@ fn reduced_offset(r: u32) -> u32 {
   let c1 = q1 % p.r1;
   let c0 = q1 / p.r1;
   return c0 * p.rs0 + c1 * p.rs1 + c2 * p.rs2 + c3 * p.rs3;
+}
+
+// One workgroup per output o: this invocation's share of its sum (elements lid, lid + WG, ...;
+// 0 when !valid).
+fn lane_sum(o: u32, lid: u32, valid: bool) -> f32 {
+  var s = 0.0;
+  if (valid) {
+    let base = kept_base(o);
+    for (var r = lid; r < p.count; r += WG) {
+      s += x[base + reduced_offset(r)];
+    }
+  }
+  return s;
 }
