@@ -17,24 +17,19 @@ struct Params {
 @group(0) @binding(1) var<storage, read> x: array<f32>;
 @group(0) @binding(2) var<storage, read_write> y: array<f32>;
 
+// The input offset of index i over dims (d0 implied, d.x, d.y, d.z) with strides s.
+fn strided(i: u32, d: vec3u, s: vec4u) -> u32 {
+  let q2 = i / d.z;
+  let q1 = q2 / d.y;
+  return dot(vec4u(q1 / d.x, q1 % d.x, q2 % d.y, i % d.z), s);
+}
+
 fn kept_base(o: u32) -> u32 {
-  let c3 = o % p.k3;
-  let q2 = o / p.k3;
-  let c2 = q2 % p.k2;
-  let q1 = q2 / p.k2;
-  let c1 = q1 % p.k1;
-  let c0 = q1 / p.k1;
-  return c0 * p.ks0 + c1 * p.ks1 + c2 * p.ks2 + c3 * p.ks3;
+  return strided(o, vec3u(p.k1, p.k2, p.k3), vec4u(p.ks0, p.ks1, p.ks2, p.ks3));
 }
 
 fn reduced_offset(r: u32) -> u32 {
-  let c3 = r % p.r3;
-  let q2 = r / p.r3;
-  let c2 = q2 % p.r2;
-  let q1 = q2 / p.r2;
-  let c1 = q1 % p.r1;
-  let c0 = q1 / p.r1;
-  return c0 * p.rs0 + c1 * p.rs1 + c2 * p.rs2 + c3 * p.rs3;
+  return strided(r, vec3u(p.r1, p.r2, p.r3), vec4u(p.rs0, p.rs1, p.rs2, p.rs3));
 }
 
 // One workgroup per output o: this invocation's share of its sum (elements lid, lid + WG, ...;
