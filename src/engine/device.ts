@@ -60,8 +60,12 @@ export interface GpuContext {
  * none is smaller than `wg`), so that subgroup operations can replace workgroup memory and barriers.
  */
 export function oneSubgroupHolds(gpu: GpuContext, wg: number): boolean {
-  const min = (gpu.adapter.info as { subgroupMinSize?: number } | undefined)?.subgroupMinSize ?? 0;
-  return gpu.features.has('subgroups') && wg <= min;
+  return gpu.features.has('subgroups') && wg <= (subgroupMinSize(gpu) ?? 0);
+}
+
+/** The adapter's smallest subgroup size, where its info reports one. */
+export function subgroupMinSize(gpu: GpuContext): number | undefined {
+  return (gpu.adapter.info as { subgroupMinSize?: number } | undefined)?.subgroupMinSize;
 }
 
 const OPTIONAL_FEATURES: GPUFeatureName[] = ['timestamp-query', 'shader-f16', 'subgroups' as GPUFeatureName];

@@ -20,6 +20,7 @@
  */
 import { availableParallelism } from 'node:os';
 import { record } from '../autograd.js';
+import { subgroupMinSize } from '../device.js';
 import { engine, MAX_GROUPS } from '../engine.js';
 import { KernelError, ShapeError } from '../errors.js';
 import { Params } from '../params.js';
@@ -63,7 +64,7 @@ const COOP_MAX_PADDING = 1.25;
 
 function checkSubgroups(): void {
   const gpu = engine().gpu;
-  const min = (gpu.adapter.info as { subgroupMinSize?: number } | undefined)?.subgroupMinSize ?? 8;
+  const min = subgroupMinSize(gpu) ?? 8;
   if (!gpu.features.has('subgroups') || min < 8) {
     throw new KernelError(
       `conv2d/matmul kernels need the WebGPU "subgroups" feature with subgroups of >= 8 invocations ` +

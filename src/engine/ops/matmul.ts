@@ -1,5 +1,6 @@
 /** Matrix multiplication with optional transposes (shaders/matmul.wgsl), with gradients. */
 import { record } from '../autograd.js';
+import { subgroupMinSize } from '../device.js';
 import { engine, MAX_GROUPS } from '../engine.js';
 import { KernelError, ShapeError } from '../errors.js';
 import type { Binding } from '../recorder.js';
@@ -39,7 +40,7 @@ export function matmulRaw(a: Tensor, b: Tensor, ta: boolean, tb: boolean): Tenso
     return c;
   }
   const gpu = engine().gpu;
-  const minSize = (gpu.adapter.info as { subgroupMinSize?: number } | undefined)?.subgroupMinSize ?? 8;
+  const minSize = subgroupMinSize(gpu) ?? 8;
   if (!gpu.features.has('subgroups') || minSize < 8) {
     throw new KernelError(`matmul needs the WebGPU "subgroups" feature with subgroups of >= 8 invocations (adapter ${gpu.adapterName})`, [FILE]);
   }
