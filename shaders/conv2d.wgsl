@@ -94,6 +94,11 @@ override DIRECTW: bool = false;
 // a row add mirrored window elements to their taps (RL: pixels in the last quad of a row).
 override REFLECT: bool = false;
 override RL: u32 = 4u;
+// Modes 0, 1, stride and dilation 1 along the width, source rows of exactly 4 * qlen elements,
+// without COOP: neighbour windows (see nbr_window); HL columns of the window precede the lane's
+// own quad.
+override NBR: bool = false;
+override HL: u32 = 1u;
 // Mode 1: add `addend` (a gradient accumulated so far) to every output.
 override HAS_ADDEND: bool = false;
 // Mode 0: activation epilogue on act(conv + bias): 0 none, 1 tanh, 2 leaky ReLU (slope ACT_SLOPE).
@@ -147,7 +152,7 @@ var<private> opb: array<vec4f, 4>;
 // This lane's position in its group of 8 and the subgroup id of the group's first lane.
 var<private> lane: u32;
 var<private> lane0: u32;
-// MODE 1 with REFLECT: this lane's quad is the first, last or second-to-last of its row.
+// NBR, or MODE 1 with REFLECT: this lane's quad is the first, last or second-to-last of its row.
 var<private> quad_first: bool;
 var<private> quad_last: bool;
 var<private> quad_last2: bool;
@@ -171,8 +176,13 @@ fn from_lane(v: f32, l: u32) -> f32 {
   return subgroupShuffle(v, lane0 + l);
 }
 
-// Element i of the group's shared operand blocks (opb of lane (i/4)%8, load i/32, component i%4).
+// Element i of the group's shared operand: in blocks (opb of lane (i/4)%8, load i/32, component
+// i%4), or with DIRECTW in scalar slots (lane i%8, slot i/8, see load_w_blocks).
 fn shared_op(i: u32) -> f32 {
+  if (DIRECTW && MODE != 2u) {
+    let s = i / 8u;
+    return from_lane(opb[s / 4u][s % 4u], i % 8u);
+  }
   let b = i / 4u;
   return from_lane(opb[b / 8u][i % 4u], b % 8u);
 }
@@ -210,9 +220,12 @@ fn load_op_blocks(base: u32, nblk: u32, ok: bool) {
   if (nld > 3u) { opb[3] = vec4f(0.0); if (lane + 24u < nblk) { opb[3] = select(vec4f(0.0), op4[base + lane + 24u], ok); } }
 }
 
-// DIRECTW: element i = 4*(lane + 8*l) + k of the row tile's TM*KW weights (row r = i / KW,
-// tap i % KW) is w[(row0 + r) * w_row + c * w_loop + kh * KW + tap]; the lane's offsets and
-// validity do not change along the K loop.
+// DIRECTW: element i of the row tile's TM*KW weights (row r = i / KW, tap i % KW) is
+// w[(row0 + r) * w_row + c * w_loop + kh * KW + tap]. Lane i % 8 loads it into slot s = i / 8
+// (component s % 4 of opb[s / 4]): ceil(TM*KW / 8) scalar loads per lane, none of them wasted
+// (with 4 consecutive elements per lane, TM 16 x KW 3 took 8 loads for 6 useful ones). The
+// lane's offsets and validity do not change along the K loop.
+fn wslots() -> u32 { return (TM * KW + 7u) / 8u; }
 var<private> woff: array<vec4u, 4>;
 var<private> wok: array<vec4<bool>, 4>;
 
@@ -223,17 +236,17 @@ fn woff1(i: u32, row0: u32) -> vec2u {
 }
 
 fn woff4(l: u32, row0: u32) {
-  let i = 4u * (lane + 8u * l);
+  let i = 32u * l + lane;
   let a = woff1(i, row0);
-  let b = woff1(i + 1u, row0);
-  let c = woff1(i + 2u, row0);
-  let d = woff1(i + 3u, row0);
+  let b = woff1(i + 8u, row0);
+  let c = woff1(i + 16u, row0);
+  let d = woff1(i + 24u, row0);
   woff[l] = vec4u(a.x, b.x, c.x, d.x);
   wok[l] = vec4<bool>(a.y == 1u, b.y == 1u, c.y == 1u, d.y == 1u);
 }
 
 fn init_woff(row0: u32) {
-  let nld = (TM * KW / 4u + 7u) / 8u;
+  let nld = (wslots() + 3u) / 4u;
   woff4(0u, row0);
   if (nld > 1u) { woff4(1u, row0); }
   if (nld > 2u) { woff4(2u, row0); }
@@ -242,13 +255,16 @@ fn init_woff(row0: u32) {
 
 fn wblock(base: u32, l: u32, ok: bool) -> vec4f {
   let o = woff[l] + vec4u(base);
-  let v = vec4f(dys[o.x], dys[o.y], dys[o.z], dys[o.w]);
+  var v = vec4f(dys[o.x], 0.0, 0.0, 0.0);
+  if (4u * l + 1u < wslots()) { v.y = dys[o.y]; }
+  if (4u * l + 2u < wslots()) { v.z = dys[o.z]; }
+  if (4u * l + 3u < wslots()) { v.w = dys[o.w]; }
   return select(vec4f(0.0), v, wok[l] & vec4<bool>(ok));
 }
 
 // DIRECTW: opb = the tile's weights of (c, kh) (`base` = c * w_loop + kh * KW), zero if !ok.
 fn load_w_blocks(base: u32, ok: bool) {
-  let nld = (TM * KW / 4u + 7u) / 8u;
+  let nld = (wslots() + 3u) / 4u;
   opb[0] = wblock(base, 0u, ok);
   if (nld > 1u) { opb[1] = wblock(base, 1u, ok); }
   if (nld > 2u) { opb[2] = wblock(base, 2u, ok); }
@@ -352,6 +368,50 @@ fn coop_window(rowbase: i32, x0: i32, ok: bool, ph: Phase) {
   if (ph.wl > 19u) { win[19] = coop_elem(19u, ph); }
 }
 
+// NBR: a lane's window is the aligned block of its own quad (source columns 4q .. 4q+3: one vec4
+// load instead of WL scalar loads, each a per-lane loop on llvmpipe) with the HL columns before
+// it and the WL - 4 - HL after it from the blocks of the neighbouring lanes, which hold the quads
+// before and after it in the row. At a row's ends those columns are padding: zero, or (mode 0,
+// REFLECT, HL and WL - 4 - HL <= 3) their mirror images, inside the lane's own block. A lane whose
+// neighbour quad belongs to another group of 8 (rows of more than 8 quads) loads them itself.
+fn nbr_elem(e: u32, own: vec4f, left: vec4f, right: vec4f) -> f32 {
+  if (e < HL) {
+    var pad = 0.0;
+    if (MODE == 0u && REFLECT) { pad = own[HL - e]; }
+    return select(left[4u - HL + e], pad, quad_first);
+  }
+  if (e < HL + 4u) { return own[e - HL]; }
+  let k = e - HL - 4u;
+  var pad = 0.0;
+  if (MODE == 0u && REFLECT) { pad = own[2u - k]; }
+  return select(right[k], pad, quad_last);
+}
+
+fn nbr_window(rowbase: i32, start: i32, ok: bool, wl: u32) {
+  let own = select(vec4f(0.0), src4[u32(rowbase + start + i32(HL)) / 4u], vec4<bool>(ok));
+  let left = subgroupShuffle(own, lane0 + (lane + 7u) % 8u);
+  let right = subgroupShuffle(own, lane0 + (lane + 1u) % 8u);
+  if (wl > 0u) { win[0] = nbr_elem(0u, own, left, right); }
+  if (wl > 1u) { win[1] = nbr_elem(1u, own, left, right); }
+  if (wl > 2u) { win[2] = nbr_elem(2u, own, left, right); }
+  if (wl > 3u) { win[3] = nbr_elem(3u, own, left, right); }
+  if (wl > 4u) { win[4] = nbr_elem(4u, own, left, right); }
+  if (wl > 5u) { win[5] = nbr_elem(5u, own, left, right); }
+  if (wl > 6u) { win[6] = nbr_elem(6u, own, left, right); }
+  if (wl > 7u) { win[7] = nbr_elem(7u, own, left, right); }
+  if (wl > 8u) { win[8] = nbr_elem(8u, own, left, right); }
+  if (wl > 9u) { win[9] = nbr_elem(9u, own, left, right); }
+  if (wl > 10u) { win[10] = nbr_elem(10u, own, left, right); }
+  if (wl > 11u) { win[11] = nbr_elem(11u, own, left, right); }
+  // (no subgroup operations inside these branches)
+  if (lane == 0u && !quad_first) {
+    for (var e = 0u; e < HL; e++) { win[e] = ld(rowbase, start + i32(e), ok); }
+  }
+  if (lane == 7u && !quad_last) {
+    for (var e = HL + 4u; e < wl; e++) { win[e] = ld(rowbase, start + i32(e), ok); }
+  }
+}
+
 // Window index of tap t for column j: forward reads x at t*DW + j*SW; the data gradient reads dy
 // at off(t) + j where off(t) = (RW + PW - t*DW) / SW for the taps of this phase.
 fn tap_num(t: u32, rw: u32) -> i32 {
@@ -416,6 +476,8 @@ fn channel_taps(c: u32, kh: u32, b: u32, srow: i32, start: i32, row0: u32, ok: b
   if (COOP) {
     // Lane 0 of the strip starts at x0; `ok` is the same for the whole strip.
     coop_window(rowbase, start - 4 * i32(lane * LS), ok && okc, ph);
+  } else if (NBR) {
+    nbr_window(rowbase, start, ok && okc, ph.wl);
   } else {
     load_window(rowbase, start, ok && okc, ph.wl, false);
   }
@@ -453,7 +515,7 @@ fn conv_pixels(col: u32, row0: u32, rh: u32, ph: Phase) {
     start = i32(4u * q) + ph.offmin;
   }
   if (DIRECTW) { init_woff(row0); }
-  if (MODE == 1u && REFLECT) {
+  if (NBR || (MODE == 1u && REFLECT)) {
     quad_first = q == 0u;
     quad_last = q + 1u == p.qlen;
     quad_last2 = q + 2u == p.qlen;

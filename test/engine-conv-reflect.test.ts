@@ -42,6 +42,12 @@ const cases: Case[] = [
   { x: [1, 2, 13, 10], co: 2, k: [7, 7], padding: [3, 3] },
   { x: [1, 18, 6, 11], co: 3, k: [3, 3], padding: [1, 1] },
   { x: [1, 2, 5, 13], co: 2, k: [3, 7], padding: [1, 3] },
+  // Rows of whole quads (the neighbour windows, NBR): 4 quads (a residual block's 16 columns) and
+  // two row tiles; 2 quads; 10 quads, where a group of 8 lanes spans two rows and the lanes next
+  // to a group edge load their neighbour's columns themselves.
+  { x: [1, 3, 5, 16], co: 17, k: [3, 3], padding: [1, 1], bias: true },
+  { x: [1, 2, 4, 8], co: 2, k: [5, 5], padding: [2, 2] },
+  { x: [2, 2, 4, 40], co: 3, k: [7, 7], padding: [3, 3] },
 ];
 
 const PATHS = ['subgroup', 'subgroup packed', 'tiled'] as const;

@@ -89,6 +89,9 @@ const cases: Case[] = [
   { x: [1, 3, 9, 11], co: 1, k: [3, 5], stride: [1, 2], padding: [0, 3] },
   { x: [3, 1, 8, 5], co: 3, k: [2, 3], stride: [2, 1], padding: [2, 0], dilation: [1, 2] },
   { x: [1, 2, 8, 24], co: 3, k: [3, 3], padding: [2, 2], dilation: [2, 2] },
+  // Neighbour windows (NBR) with unequal halos (1 column before a quad, 3 after) and a partial
+  // last quad: 12 columns in, 10 out.
+  { x: [1, 2, 6, 12], co: 5, k: [3, 5], padding: [1, 1] },
   // Tile boundaries: 17 and 9 rows (16-row tiles + a partial one); strips of 32 pixels, partial
   // strips, 1..3 aligned loads per lane.
   { x: [1, 5, 11, 21], co: 17, k: [3, 3], padding: [1, 1], bias: true },

@@ -90,6 +90,7 @@ export const convTuning: {
   coopMaxPadding: number;
   directMaxFlops: number;
   mergeWidthPhases: boolean;
+  nbr: boolean;
 } = {
   tm: null,
   wgradTarget: WGRAD_TARGET_GROUPS,
@@ -98,6 +99,7 @@ export const convTuning: {
   coopMaxPadding: COOP_MAX_PADDING,
   directMaxFlops: DIRECT_WEIGHTS_MAX_FLOPS,
   mergeWidthPhases: true,
+  nbr: true,
 };
 
 /**
@@ -225,6 +227,22 @@ function coopConstants(srcW: number, s0: number, ls: number, wl: number, quads: 
 
 const mod4 = (v: number) => ((v % 4) + 4) % 4;
 
+/**
+ * Constants of the neighbour windows (NBR in conv2d.wgsl) where they apply, else null: stride and
+ * dilation 1 along the width, source rows of exactly 4 * quads elements (each lane's own quad is
+ * one aligned vec4), and at most 4 window columns on either side of it (3 with reflection, whose
+ * mirror images must lie in the row's first or last block). `left`: window columns before the
+ * quad. Measured on the G step's residual-block convolutions (16x16, 64 -> 64, reflect) on
+ * lavapipe: see docs/BENCHMARKS.md.
+ */
+function nbrConstants(srcW: number, quads: number, sw: number, dw: number, left: number, wl: number, reflect: boolean): Record<string, number> | null {
+  const right = wl - 4 - left;
+  const max = reflect ? 3 : 4;
+  if (!convTuning.nbr || sw !== 1 || dw !== 1 || srcW !== 4 * quads) return null;
+  if (left < 0 || right < 0 || left > max || right > max) return null;
+  return { NBR: 1, HL: left };
+}
+
 // ---------------------------------------------------------------------------------------------
 // Raw kernels (no autograd). X = convolution input, Y = convolution output.
 
@@ -256,6 +274,7 @@ export function convForwardRaw(x: Tensor, w: Tensor, bias: Tensor | null, g: Con
   const tm = rowsPerInvocation(g.co);
   const quads = Math.ceil(g.ow / 4);
   const coop = g.reflect ? null : coopConstants(g.w, mod4(-g.pw), g.sw, wl, quads);
+  const nbr = coop ? null : nbrConstants(g.w, quads, g.sw, g.dw, g.pw, wl, !!g.reflect);
   // With COOP a strip of 8 lanes covers 32 pixels of one row: pad the quads of a row to 8.
   const qlen = coop ? Math.ceil(quads / 8) * 8 : quads;
   const ncols = g.nb * g.oh * qlen;
@@ -271,7 +290,7 @@ export function convForwardRaw(x: Tensor, w: Tensor, bias: Tensor | null, g: Con
     constants: {
       MODE: 0, TM: tm, WG: wg, KW: g.kw, SW: g.sw, DW: g.dw, PW: g.pw, RW: 0, OFFMIN: 0, WL: wl,
       HAS_BIAS: bias ? 1 : 0, CU: convTuning.cu ?? 1, DIRECTW: packed ? 0 : 1, REFLECT: g.reflect ? 1 : 0,
-      ...coop,
+      ...coop, ...nbr,
       ...(act ? { ACT: act.name === 'tanh' ? 1 : 2, ACT_SLOPE: act.slope } : {}),
     },
     params: fastParams(g, d),
@@ -352,7 +371,8 @@ export function convDataGradRaw(dy: Tensor, w: Tensor, bias: Tensor | null, g: C
   const launches = phases.map(({ rw, offmin, wl }) => {
     const quads = Math.ceil(Math.ceil((g.w - rw) / g.sw) / 4);
     const coop = fusedReflect ? null : coopConstants(g.ow, mod4(offmin), 1, wl, quads);
-    return { rw, offmin, wl, coop, quads, qlen: coop ? Math.ceil(quads / 8) * 8 : quads };
+    const nbr = coop ? null : nbrConstants(g.ow, quads, g.sw, g.dw, -offmin, wl, false);
+    return { rw, offmin, wl, coop, nbr, quads, qlen: coop ? Math.ceil(quads / 8) * 8 : quads };
   });
   // Two width phases whose rows have the same quads (and the same kind of loads) share a launch:
   // the kernel holds a copy of its loop for each (NWP 2).
@@ -361,7 +381,7 @@ export function convDataGradRaw(dy: Tensor, w: Tensor, bias: Tensor | null, g: C
     convTuning.mergeWidthPhases && launches.length === 2 && p0!.qlen === p1!.qlen && !p0!.coop === !p1!.coop;
   const groups = merged ? [launches] : launches.map((l) => [l]);
   for (const group of groups) {
-    const { rw, offmin, wl, coop, quads, qlen } = group[0]!;
+    const { rw, offmin, wl, coop, nbr, quads, qlen } = group[0]!;
     const second = group[1];
     const ncols = g.nb * ylen * qlen;
     const wg = workgroupSize(ncols);
@@ -370,6 +390,7 @@ export function convDataGradRaw(dy: Tensor, w: Tensor, bias: Tensor | null, g: C
       constants: {
         MODE: 1, TM: tm, WG: wg, KW: g.kw, SW: g.sw, DW: g.dw, PW: g.pw, RW: rw, OFFMIN: offmin, WL: wl,
         HAS_BIAS: bias ? 1 : 0, CU: convTuning.cu ?? 1, DIRECTW: packed ? 0 : 1, ...coop,
+        ...(second ? {} : nbr),
         ...(fusedReflect ? { REFLECT: 1, RL: g.w - 4 * (quads - 1), HAS_ADDEND: addend ? 1 : 0 } : {}),
         ...(second
           ? {
