@@ -25,8 +25,10 @@
 //   convolutions pay for most (conv.ts chooses).
 // * Modes 0, 1: the 8 lanes of a subgroup own 32 consecutive pixels of one row (a "strip"). When
 //   the source rows are 16-byte aligned (COOP) they load the strip's source span as aligned vec4
-//   (one per lane, rarely a second) and build each lane's window by shuffles; otherwise each lane
-//   loads its own window of WL = 3*s + (KW-1)*d + 1 elements. Either way a window of WL values
+//   (one per lane, rarely a second) and build each lane's window by shuffles; where rows are
+//   exactly 4 x quads long at stride 1 (NBR) each lane loads its own quad as a vec4 and shuffles
+//   the rest of its window from its neighbours; otherwise each lane loads its own window of
+//   WL = 3*s + (KW-1)*d + 1 elements. Either way a window of WL values
 //   serves 4 pixels x KW taps, at compile-time positions (KW, SW, DW, ... are overrides), so it
 //   lives in registers.
 // * Mode 2: the dy rows are the shared operand (vec4 loads when aligned, shuffled to all lanes);
