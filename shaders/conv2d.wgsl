@@ -389,29 +389,31 @@ fn nbr_elem(e: u32, own: vec4f, left: vec4f, right: vec4f) -> f32 {
   return select(right[k], pad, quad_last);
 }
 
+// Window element e (< wl) of this lane. Lanes next to a group edge load their far neighbour's
+// columns themselves (no subgroup operations in that branch).
+fn nbr_put(e: u32, wl: u32, own: vec4f, left: vec4f, right: vec4f, rowbase: i32, start: i32, ok: bool) {
+  if (e >= wl) { return; }
+  var v = nbr_elem(e, own, left, right);
+  if ((e < HL && lane == 0u && !quad_first) || (e >= HL + 4u && lane == 7u && !quad_last)) {
+    v = ld(rowbase, start + i32(e), ok);
+  }
+  win[e] = v;
+}
+
+fn nbr_put4(e0: u32, wl: u32, own: vec4f, left: vec4f, right: vec4f, rowbase: i32, start: i32, ok: bool) {
+  nbr_put(e0, wl, own, left, right, rowbase, start, ok);
+  nbr_put(e0 + 1u, wl, own, left, right, rowbase, start, ok);
+  nbr_put(e0 + 2u, wl, own, left, right, rowbase, start, ok);
+  nbr_put(e0 + 3u, wl, own, left, right, rowbase, start, ok);
+}
+
 fn nbr_window(rowbase: i32, start: i32, ok: bool, wl: u32) {
   let own = select(vec4f(0.0), src4[u32(rowbase + start + i32(HL)) / 4u], vec4<bool>(ok));
   let left = subgroupShuffle(own, lane0 + (lane + 7u) % 8u);
   let right = subgroupShuffle(own, lane0 + (lane + 1u) % 8u);
-  if (wl > 0u) { win[0] = nbr_elem(0u, own, left, right); }
-  if (wl > 1u) { win[1] = nbr_elem(1u, own, left, right); }
-  if (wl > 2u) { win[2] = nbr_elem(2u, own, left, right); }
-  if (wl > 3u) { win[3] = nbr_elem(3u, own, left, right); }
-  if (wl > 4u) { win[4] = nbr_elem(4u, own, left, right); }
-  if (wl > 5u) { win[5] = nbr_elem(5u, own, left, right); }
-  if (wl > 6u) { win[6] = nbr_elem(6u, own, left, right); }
-  if (wl > 7u) { win[7] = nbr_elem(7u, own, left, right); }
-  if (wl > 8u) { win[8] = nbr_elem(8u, own, left, right); }
-  if (wl > 9u) { win[9] = nbr_elem(9u, own, left, right); }
-  if (wl > 10u) { win[10] = nbr_elem(10u, own, left, right); }
-  if (wl > 11u) { win[11] = nbr_elem(11u, own, left, right); }
-  // (no subgroup operations inside these branches)
-  if (lane == 0u && !quad_first) {
-    for (var e = 0u; e < HL; e++) { win[e] = ld(rowbase, start + i32(e), ok); }
-  }
-  if (lane == 7u && !quad_last) {
-    for (var e = HL + 4u; e < wl; e++) { win[e] = ld(rowbase, start + i32(e), ok); }
-  }
+  nbr_put4(0u, wl, own, left, right, rowbase, start, ok);
+  if (wl > 4u) { nbr_put4(4u, wl, own, left, right, rowbase, start, ok); }
+  if (wl > 8u) { nbr_put4(8u, wl, own, left, right, rowbase, start, ok); }
 }
 
 // Window index of tap t for column j: forward reads x at t*DW + j*SW; the data gradient reads dy
