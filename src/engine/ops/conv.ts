@@ -390,7 +390,7 @@ export function convDataGradRaw(dy: Tensor, w: Tensor, bias: Tensor | null, g: C
       constants: {
         MODE: 1, TM: tm, WG: wg, KW: g.kw, SW: g.sw, DW: g.dw, PW: g.pw, RW: rw, OFFMIN: offmin, WL: wl,
         HAS_BIAS: bias ? 1 : 0, CU: convTuning.cu ?? 1, DIRECTW: packed ? 0 : 1, ...coop,
-        ...(second ? {} : nbr),
+        ...nbr, // (null with two width phases: those have stride 2)
         ...(fusedReflect ? { REFLECT: 1, RL: g.w - 4 * (quads - 1), HAS_ADDEND: addend ? 1 : 0 } : {}),
         ...(second
           ? {
