@@ -47,6 +47,8 @@
 // (COOP; any buffer otherwise).
 
 enable subgroups;
+// DYN: the loop over tiles is uniform per group of 8 lanes (one subgroup), not per workgroup.
+diagnostic(off, subgroup_uniformity);
 
 override MODE: u32 = 0u;
 // Rows per invocation: 4, 8 or 16.
@@ -106,6 +108,12 @@ override HAS_ADDEND: bool = false;
 // Mode 0: activation epilogue on act(conv + bias): 0 none, 1 tanh, 2 leaky ReLU (slope ACT_SLOPE).
 override ACT: u32 = 0u;
 override ACT_SLOPE: f32 = 0.0;
+// Dynamic tile scheduling (CPU adapters; WG 8, one lane group per workgroup): the grid launches a
+// few workgroups, one per worker thread, and each takes tiles (8 columns x TM rows x one z) from
+// a shared counter until none are left. llvmpipe hands a dispatch's workgroups to its threads in
+// fixed shares (workgroups / threads each), so with the few workgroups of a small convolution a
+// thread that starts late, or a share that costs more, leaves the other threads idle.
+override DYN: bool = false;
 
 struct Params {
   nb: u32,      // batch
@@ -133,6 +141,9 @@ struct Params {
   tm: u32,              // TM as a runtime value (a loop bound the compiler must not unroll)
   row_pad: u32,         // rows of the packed weights (a multiple of TM)
   total: u32,           // `pack`: elements to write
+  tiles_x: u32,         // DYN: tiles along x (groups of 8 columns), y (row tiles) and z
+  tiles_y: u32,
+  tiles_z: u32,
 }
 
 @group(0) @binding(0) var<uniform> p: Params;
@@ -143,6 +154,8 @@ struct Params {
 @group(0) @binding(5) var<storage, read> op4: array<vec4f>;
 @group(0) @binding(6) var<storage, read> src4: array<vec4f>;
 @group(0) @binding(7) var<storage, read> addend: array<f32>;
+// DYN: the tile counter (zero between dispatches: the last grab of a dispatch resets it).
+@group(0) @binding(8) var<storage, read_write> sched: array<atomic<u32>>;
 
 const WMAX = 20u;
 
@@ -666,25 +679,81 @@ fn weight_grad(col: u32, row0: u32, split: u32) {
 // #include "pick_acc.wgsl"
 // #include "activation.wgsl"
 
-@compute @workgroup_size(WG)
-fn main(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_index) lid: u32,
-        @builtin(subgroup_invocation_id) sid: u32) {
+// The work of a workgroup is one tile (columns col, one per lane; rows row0 .. row0 + TM - 1;
+// grid z) or, with DYN, every tile its groups of 8 lanes grab: each group grabs until it gets one
+// past the last, so the grabs of a dispatch number tiles + groups, and the group that makes the
+// last one resets the counter for the next dispatch. Each entry point calls its tile function once
+// per loop: every call site of a function is compiled (even under a false override), and compiling
+// is most of a first training step (measured: a third call site of conv_pixels took the 64x64 G+D
+// warm-up from 19 s to 33 s).
+struct Tile {
+  col: u32,
+  row0: u32,
+  z: u32,
+  ok: bool,
+}
+
+fn start_lanes(sid: u32) {
   // (private variables start at zero: the accumulators need no initialization)
   lane = sid % 8u;
   lane0 = sid - lane;
-  let col = wid.x * WG + lid;
-  let row0 = wid.y * TM;
-  if (MODE == 2u) {
-    weight_grad(col, row0, wid.z);
-  } else if (MODE == 1u && NWP == 2u) {
-    // Two copies of the loop, one per width phase (a workgroup-uniform branch).
-    if (wid.z < p.nhp) {
-      conv_pixels(col, row0, wid.z, phase0());
+}
+
+fn next_tile(wid: vec3u, lid: u32, nwg: vec3u) -> Tile {
+  if (!DYN) { return Tile(wid.x * WG + lid, wid.y * TM, wid.z, true); }
+  let ntiles = p.tiles_x * p.tiles_y * p.tiles_z;
+  var t = 0u;
+  if (lane == 0u) { t = atomicAdd(&sched[0], 1u); }
+  t = subgroupShuffle(t, lane0);
+  if (t >= ntiles) {
+    let ngroups = nwg.x * nwg.y * nwg.z * (WG / 8u);
+    if (lane == 0u && t == ntiles + ngroups - 1u) { atomicStore(&sched[0], 0u); }
+    return Tile(0u, 0u, 0u, false);
+  }
+  acc = array<vec4f, 16>();
+  return Tile((t % p.tiles_x) * 8u + lane, ((t / p.tiles_x) % p.tiles_y) * TM, t / (p.tiles_x * p.tiles_y), true);
+}
+
+// Modes 0 and 1 with one width phase.
+@compute @workgroup_size(WG)
+fn main(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_index) lid: u32,
+        @builtin(subgroup_invocation_id) sid: u32, @builtin(num_workgroups) nwg: vec3u) {
+  start_lanes(sid);
+  loop {
+    let t = next_tile(wid, lid, nwg);
+    if (!t.ok) { break; }
+    conv_pixels(t.col, t.row0, t.z, phase0());
+    if (!DYN) { break; }
+  }
+}
+
+// MODE 1 with two width phases (NWP 2): a copy of the loop for each, picked by z (uniform per tile).
+@compute @workgroup_size(WG)
+fn main_phases2(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_index) lid: u32,
+                @builtin(subgroup_invocation_id) sid: u32, @builtin(num_workgroups) nwg: vec3u) {
+  start_lanes(sid);
+  loop {
+    let t = next_tile(wid, lid, nwg);
+    if (!t.ok) { break; }
+    if (t.z < p.nhp) {
+      conv_pixels(t.col, t.row0, t.z, phase0());
     } else {
-      conv_pixels(col, row0, wid.z - p.nhp, phase1());
+      conv_pixels(t.col, t.row0, t.z - p.nhp, phase1());
     }
-  } else {
-    conv_pixels(col, row0, wid.z, phase0());
+    if (!DYN) { break; }
+  }
+}
+
+// MODE 2.
+@compute @workgroup_size(WG)
+fn wgrad(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_index) lid: u32,
+         @builtin(subgroup_invocation_id) sid: u32, @builtin(num_workgroups) nwg: vec3u) {
+  start_lanes(sid);
+  loop {
+    let t = next_tile(wid, lid, nwg);
+    if (!t.ok) { break; }
+    weight_grad(t.col, t.row0, t.z);
+    if (!DYN) { break; }
   }
 }
 

@@ -111,19 +111,27 @@ const cases: Case[] = [
 // Every case runs on both kernel families: the CPU-shaped subgroup kernels (conv2d.wgsl) and the
 // GPU-shaped tiled kernels (conv2d_tiled.wgsl); 'auto' would test only one of them per machine.
 // The subgroup kernels read small convolutions' weights directly (every case here) and pack
-// large ones first: 'subgroup packed' forces packing, on every third case.
-const PATHS = ['subgroup', 'subgroup coop', 'subgroup packed', 'tiled'] as const;
+// large ones first: 'subgroup packed' forces packing, on every third case. On software adapters
+// the subgroup kernels schedule their tiles dynamically (one workgroup per worker thread, see DYN
+// in conv2d.wgsl): 'subgroup coop' runs 5 workgroups per dispatch instead (every group's last
+// grab, the counter's reset, more groups than threads), and 'subgroup static' the one-workgroup-
+// per-tile grid GPUs take, on every third case.
+const PATHS = ['subgroup', 'subgroup coop', 'subgroup packed', 'subgroup static', 'tiled'] as const;
 const DIRECT_MAX = convTuning.directMaxFlops;
 const COOP_MAX = convTuning.coopMaxPadding;
 function usePath(path: (typeof PATHS)[number]): void {
   E.engine().convKernels = path === 'tiled' ? 'tiled' : 'subgroup';
   convTuning.directMaxFlops = path === 'subgroup packed' ? -1 : DIRECT_MAX;
   convTuning.coopMaxPadding = path === 'subgroup coop' ? Infinity : COOP_MAX;
+  convTuning.dynGroups = path === 'subgroup coop' ? 5 : null;
+  convTuning.dyn = path === 'subgroup static' ? false : null;
 }
 t.teardown(() => {
   E.engine().convKernels = 'auto';
   convTuning.directMaxFlops = DIRECT_MAX;
   convTuning.coopMaxPadding = COOP_MAX;
+  convTuning.dynGroups = null;
+  convTuning.dyn = null;
 });
 
 function label(c: Case): string {
@@ -132,6 +140,7 @@ function label(c: Case): string {
 
 for (const path of PATHS) for (const [ci, c] of cases.entries()) {
   if (path === 'subgroup packed' && ci % 3 !== 0) continue;
+  if (path === 'subgroup static' && ci % 3 !== 1) continue;
   // (aligned source rows: x in the forward and weight gradient, dy in the data gradient)
   const ow = conv2dGeometry('test', c.x, [c.co, c.x[1], ...c.k], c).ow;
   if (path === 'subgroup coop' && c.x[3] % 4 !== 0 && ow % 4 !== 0) continue;

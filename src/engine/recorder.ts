@@ -73,7 +73,7 @@ export class Recorder {
   dispatch(
     kernel: CachedPipeline,
     uniforms: Uint8Array | null,
-    storage: Binding[],
+    storage: (Binding | null)[],
     workgroups: readonly [number, number?, number?],
     cost?: { flops: number; bytes: number },
     tag?: string,
@@ -102,9 +102,9 @@ export class Recorder {
     if (++this.pending >= this.flushEvery && this.flushEvery > 0) this.flush();
   }
 
-  private bindGroup(kernel: CachedPipeline, uniformOffset: number, uniformBytes: number, storage: Binding[]): GPUBindGroup {
+  private bindGroup(kernel: CachedPipeline, uniformOffset: number, uniformBytes: number, storage: (Binding | null)[]): GPUBindGroup {
     let key = `${kernel.id}:${uniformOffset}:${uniformBytes}`;
-    for (const b of storage) key += `:${this.bufferId(b.buffer)}/${b.size}`;
+    for (const b of storage) key += b ? `:${this.bufferId(b.buffer)}/${b.size}` : ':-';
     const hit = this.groups.get(key);
     if (hit) {
       this.bindGroupStats.reused++;
@@ -114,9 +114,9 @@ export class Recorder {
     if (uniformOffset >= 0) {
       entries.push({ binding: 0, resource: { buffer: this.arena, offset: uniformOffset, size: uniformBytes } });
     }
-    storage.forEach((b, i) =>
-      entries.push({ binding: i + 1, resource: { buffer: b.buffer, offset: 0, size: alignUp(b.size, 4) } }),
-    );
+    storage.forEach((b, i) => {
+      if (b) entries.push({ binding: i + 1, resource: { buffer: b.buffer, offset: 0, size: alignUp(b.size, 4) } });
+    });
     const group = this.device.createBindGroup({ layout: kernel.layout, entries });
     if (this.groups.size >= BIND_GROUP_CACHE) this.groups.clear();
     this.groups.set(key, group);

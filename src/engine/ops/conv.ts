@@ -91,6 +91,8 @@ export const convTuning: {
   directMaxFlops: number;
   mergeWidthPhases: boolean;
   nbr: boolean;
+  dyn: boolean | null;
+  dynGroups: number | null;
 } = {
   tm: null,
   wgradTarget: WGRAD_TARGET_GROUPS,
@@ -100,6 +102,8 @@ export const convTuning: {
   directMaxFlops: DIRECT_WEIGHTS_MAX_FLOPS,
   mergeWidthPhases: true,
   nbr: true,
+  dyn: null,
+  dynGroups: null,
 };
 
 /**
@@ -154,6 +158,7 @@ interface FastDims {
   tm: number;
   rowPad: number;
   total?: number;
+  tiles?: readonly [number, number, number];
 }
 
 function fastParams(g: ConvGeometry, d: FastDims): Uint8Array {
@@ -161,6 +166,7 @@ function fastParams(g: ConvGeometry, d: FastDims): Uint8Array {
     .u32(g.nb, d.mrows, d.ncols, d.kloop, g.kh, d.ylen, d.qlen, d.srcC, d.srcH, d.srcW, d.dstH, d.dstW, g.sh)
     .i32(g.ph)
     .u32(g.dh, d.rh, d.wRow, d.wLoop, g.oh, g.ow, d.rowsPerSplit, g.kw, d.tm, d.rowPad, d.total ?? 0)
+    .u32(...(d.tiles ?? [0, 0, 0]))
     .data();
 }
 
@@ -169,6 +175,63 @@ function groups3(x: number, y: number, z: number): [number, number, number] {
     throw new ShapeError(`conv2d: problem too large for one dispatch (${x} x ${y} x ${z} workgroups)`);
   }
   return [Math.max(x, 1), Math.max(y, 1), Math.max(z, 1)];
+}
+
+let schedCounter: { device: GPUDevice; binding: Binding } | null = null;
+
+/** The dynamic scheduler's tile counter (binding 8; WebGPU zero-fills new buffers). */
+function schedBinding(): Binding {
+  const device = engine().device;
+  if (schedCounter?.device !== device) {
+    const buffer = device.createBuffer({ label: 'conv2d tile counter', size: 16, usage: GPUBufferUsage.STORAGE });
+    schedCounter = { device, binding: { buffer, size: 16 } };
+  }
+  return schedCounter.binding;
+}
+
+/** Worker threads of a software adapter (llvmpipe runs LP_NUM_THREADS, by default one per core). */
+function softwareThreads(): number {
+  const env = Number(process.env.LP_NUM_THREADS);
+  return Number.isInteger(env) && env > 0 ? env : availableParallelism();
+}
+
+interface FastLaunch {
+  /** Entry point: 'main' (modes 0, 1), 'main_phases2' (mode 1, two width phases), 'wgrad'. */
+  entry: 'main' | 'main_phases2' | 'wgrad';
+  constants: Record<string, number>;
+  params: (tiles?: readonly [number, number, number]) => Uint8Array;
+  buffers: (Binding | null)[];
+  /** The static grid: columns (invocations along x), workgroup size, row tiles, z. */
+  ncols: number;
+  wg: number;
+  gy: number;
+  gz: number;
+  cost: { flops: number; bytes: number };
+  tag: string;
+}
+
+/**
+ * Launches the fast kernel on its static grid (a workgroup per WG columns x TM rows x z) or, on
+ * software adapters (DYN), as one workgroup of 8 lanes per worker thread taking tiles of 8
+ * columns from a counter: see DYN in conv2d.wgsl.
+ */
+function launchFast(l: FastLaunch): void {
+  const buffers = [...l.buffers, schedBinding()];
+  const dyn = convTuning.dyn ?? engine().gpu.software;
+  if (!dyn) {
+    engine().launch({
+      file: FILE, entry: l.entry, constants: { ...l.constants, WG: l.wg }, params: l.params(), buffers,
+      workgroups: groups3(Math.ceil(l.ncols / l.wg), l.gy, l.gz), cost: l.cost, tag: l.tag,
+    });
+    return;
+  }
+  const tiles = [Math.ceil(l.ncols / 8), l.gy, l.gz] as const;
+  const ntiles = tiles[0] * tiles[1] * tiles[2];
+  engine().launch({
+    file: FILE, entry: l.entry, constants: { ...l.constants, WG: 8, DYN: 1 }, params: l.params(tiles), buffers,
+    workgroups: [Math.max(1, Math.min(ntiles, convTuning.dynGroups ?? softwareThreads())), 1, 1],
+    cost: l.cost, tag: l.tag,
+  });
 }
 
 /**
@@ -285,17 +348,17 @@ export function convForwardRaw(x: Tensor, w: Tensor, bias: Tensor | null, g: Con
     rowPad: Math.ceil(g.co / tm) * tm,
   };
   const packed = packWeights(w, g, d);
-  engine().launch({
-    file: FILE,
+  launchFast({
+    entry: 'main',
     constants: {
-      MODE: 0, TM: tm, WG: wg, KW: g.kw, SW: g.sw, DW: g.dw, PW: g.pw, RW: 0, OFFMIN: 0, WL: wl,
+      MODE: 0, TM: tm, KW: g.kw, SW: g.sw, DW: g.dw, PW: g.pw, RW: 0, OFFMIN: 0, WL: wl,
       HAS_BIAS: bias ? 1 : 0, CU: convTuning.cu ?? 1, DIRECTW: packed ? 0 : 1, REFLECT: g.reflect ? 1 : 0,
       ...coop, ...nbr,
       ...(act ? { ACT: act.name === 'tanh' ? 1 : 2, ACT_SLOPE: act.slope } : {}),
     },
-    params: fastParams(g, d),
+    params: (tiles) => fastParams(g, { ...d, tiles }),
     buffers: [x.binding(), w.binding(), (bias ?? w).binding(), y.binding(), vec4Binding(packed ?? w), vec4Binding(x), w.binding()],
-    workgroups: groups3(Math.ceil(ncols / wg), Math.ceil(g.co / tm), 1),
+    ncols, wg, gy: Math.ceil(g.co / tm), gz: 1,
     cost: { flops: convFlops(g), bytes: 4 * (x.size + w.size + y.size) },
     tag: 'fwd',
   });
@@ -385,10 +448,10 @@ export function convDataGradRaw(dy: Tensor, w: Tensor, bias: Tensor | null, g: C
     const second = group[1];
     const ncols = g.nb * ylen * qlen;
     const wg = workgroupSize(ncols);
-    engine().launch({
-      file: FILE,
+    launchFast({
+      entry: second ? 'main_phases2' : 'main',
       constants: {
-        MODE: 1, TM: tm, WG: wg, KW: g.kw, SW: g.sw, DW: g.dw, PW: g.pw, RW: rw, OFFMIN: offmin, WL: wl,
+        MODE: 1, TM: tm, KW: g.kw, SW: g.sw, DW: g.dw, PW: g.pw, RW: rw, OFFMIN: offmin, WL: wl,
         HAS_BIAS: bias ? 1 : 0, CU: convTuning.cu ?? 1, DIRECTW: packed ? 0 : 1, ...coop,
         ...nbr, // (null with two width phases: those have stride 2)
         ...(fusedReflect ? { REFLECT: 1, RL: g.w - 4 * (quads - 1), HAS_ADDEND: addend ? 1 : 0 } : {}),
@@ -399,12 +462,12 @@ export function convDataGradRaw(dy: Tensor, w: Tensor, bias: Tensor | null, g: C
             }
           : {}),
       },
-      params: fastParams(g, { ...base, ncols, ylen, qlen, rh: hphases }),
+      params: (tiles) => fastParams(g, { ...base, ncols, ylen, qlen, rh: hphases, tiles }),
       buffers: [
         dy.binding(), w.binding(), (bias ?? w).binding(), dx.binding(), vec4Binding(packed ?? w), vec4Binding(dy),
         (addend ?? w).binding(),
       ],
-      workgroups: groups3(Math.ceil(ncols / wg), Math.ceil(g.ci / tm), hphases * group.length),
+      ncols, wg, gy: Math.ceil(g.ci / tm), gz: hphases * group.length,
       cost: { flops: f * group.length, bytes: (4 * (dy.size + w.size + dx.size) * group.length) / phases.length },
       tag: 'dgrad',
     });
@@ -436,18 +499,19 @@ export function convWeightGradRaw(x: Tensor, dy: Tensor, g: ConvGeometry): Tenso
   const rowsPerSplit = Math.ceil((g.nb * g.oh) / splits);
   const nsplit = Math.ceil((g.nb * g.oh) / rowsPerSplit);
   const out = Tensor.empty(nsplit > 1 ? [nsplit, g.co * g.ci * g.kh * g.kw] : shape);
-  engine().launch({
-    file: FILE,
+  launchFast({
+    entry: 'wgrad',
     constants: {
-      MODE: 2, TM: tm, WG: wg, KW: g.kw, SW: g.sw, DW: g.dw, PW: g.pw, RW: 0, OFFMIN: 0, WL: wl, HAS_BIAS: 0,
+      MODE: 2, TM: tm, KW: g.kw, SW: g.sw, DW: g.dw, PW: g.pw, RW: 0, OFFMIN: 0, WL: wl, HAS_BIAS: 0,
       DYV: g.ow % 4 === 0 ? 1 : 0, REFLECT: g.reflect ? 1 : 0,
     },
-    params: fastParams(g, {
+    params: (tiles) => fastParams(g, {
       mrows: g.co, ncols, kloop: 0, ylen: g.oh, qlen: Math.ceil(g.ow / 4), srcC: g.ci, srcH: g.h,
-      srcW: g.w, dstH: g.kh, dstW: g.kw, rh: 0, wRow: 0, wLoop: 0, rowsPerSplit, tm, rowPad: 0,
+      srcW: g.w, dstH: g.kh, dstW: g.kw, rh: 0, wRow: 0, wLoop: 0, rowsPerSplit, tm, rowPad: 0, tiles,
     }),
-    buffers: [x.binding(), dy.binding(), x.binding(), out.binding(), vec4Binding(dy), vec4Binding(x), x.binding()],
-    workgroups: groups3(gx, gy, nsplit),
+    // (binding 6, the cooperative loads' source, is not used by this entry point)
+    buffers: [x.binding(), dy.binding(), x.binding(), out.binding(), vec4Binding(dy), null, x.binding()],
+    ncols, wg, gy, gz: nsplit,
     cost: { flops: convFlops(g), bytes: 4 * (x.size + dy.size + out.size) },
     tag: 'wgrad',
   });
