@@ -75,8 +75,17 @@ export interface MeasureOptions {
   caseBudgetMs: number;
 }
 
+/**
+ * Idle time before each timed run (env BENCH_SETTLE_MS). A peer's worker threads keep spinning
+ * after its run returns, on the cores the next implementation then runs on: measured for the
+ * PyTorch peer's OpenMP pool (libgomp spins before it sleeps), 7 ms of CPU within 20 ms of each
+ * G step's reply, none after. Without the pause that CPU was billed to whoever ran next.
+ */
+const SETTLE_MS = Number(process.env.BENCH_SETTLE_MS ?? 100);
+
 async function timeOnce(r: Runner): Promise<number> {
   await r.prepare?.();
+  if (SETTLE_MS > 0) await new Promise((resolve) => setTimeout(resolve, SETTLE_MS));
   const t0 = performance.now();
   await r.run();
   const ms = performance.now() - t0;
