@@ -133,3 +133,123 @@ fn fused_backward(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_i
     dweight_f[c] = total.y;
   }
 }
+
+// The same two kernels on planes of a multiple of 4 elements, reading and writing vec4: on
+// llvmpipe every storage access is a per-lane loop with a bounds check, and a vec4 costs less per
+// element than four scalars. Each lane sums its 4 components before the group sum. Measured on
+// lavapipe, batch-norm forward alone (2026-12-04): [1,64,16,16] 189 -> 168 us, [1,16,64,64]
+// 307 -> 229 us, [1,64,64,64] 887 -> 631 us.
+@group(0) @binding(1) var<storage, read> x4: array<vec4f>;
+@group(0) @binding(5) var<storage, read> res_in4: array<vec4f>;
+@group(0) @binding(6) var<storage, read_write> y_out4: array<vec4f>;
+@group(0) @binding(2) var<storage, read> y_in4: array<vec4f>;
+@group(0) @binding(3) var<storage, read> dy_f4: array<vec4f>;
+@group(0) @binding(5) var<storage, read_write> dx_f4: array<vec4f>;
+
+fn act4(v: vec4f) -> vec4f {
+  if (ACT == 1u) { return max(v, vec4f(0.0)); }
+  if (ACT == 2u) { return select(p.slope * v, v, v > vec4f(0.0)); }
+  return v;
+}
+fn hsum(v: vec4f) -> f32 { return (v.x + v.y) + (v.z + v.w); }
+
+fn pre_grad4(i: u32) -> vec4f {
+  if (ACT == 0u) { return dy_f4[i]; }
+  let y = y_in4[i];
+  var d = vec4f(1.0);
+  if (ACT == 1u) { d = select(vec4f(0.0), vec4f(1.0), y > vec4f(0.0)); }
+  if (ACT == 2u) { d = select(vec4f(p.slope), vec4f(1.0), y > vec4f(0.0)); }
+  return dy_f4[i] * d;
+}
+
+@compute @workgroup_size(WG)
+fn fused_forward4(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_index) lid: u32) {
+  let c = wid.x;
+  let inst = p.per_instance == 1u;
+  let span = select(p.n, 1u, inst);
+  let cnt = f32(span * p.hw);
+  let hw4 = p.hw / 4u;
+  for (var r = 0u; r < select(1u, p.n, inst); r++) {
+    let pivot = vec4f(x4[(r * p.c + c) * hw4].x);
+    var a = vec4f(0.0);
+    for (var q = r; q < r + span; q++) {
+      let base = (q * p.c + c) * hw4;
+      for (var k = lid; k < hw4; k += WG) { a += x4[base + k] - pivot; }
+    }
+    let mean = pivot.x + group_sum(lid, hsum(a)) / cnt;
+    var b = vec4f(0.0);
+    for (var q = r; q < r + span; q++) {
+      let base = (q * p.c + c) * hw4;
+      for (var k = lid; k < hw4; k += WG) {
+        let d = x4[base + k] - vec4f(mean);
+        b += d * d;
+      }
+    }
+    let variance = group_sum(lid, hsum(b)) / cnt;
+    let g = select(c, r * p.c + c, inst);
+    if (lid == 0u) {
+      write_group(g, c, mean, variance);
+      if (RUNNING == 1u) {
+        let keep = 1.0 - p.momentum;
+        rmean_f[c] = keep * rmean_f[c] + p.momentum * mean;
+        rvar_f[c] = keep * rvar_f[c] + p.momentum * variance * p.unbias;
+      }
+    }
+    var scale = 1.0 / sqrt(variance + p.eps);
+    var shift = 0.0;
+    if ((p.affine & 1u) != 0u) { scale *= weight[c]; }
+    if ((p.affine & 2u) != 0u) { shift = bias[c]; }
+    for (var q = r; q < r + span; q++) {
+      let base = (q * p.c + c) * hw4;
+      for (var k = lid; k < hw4; k += WG) {
+        let i = base + k;
+        var v = (x4[i] - vec4f(mean)) * scale + shift;
+        if (RESIDUAL == 1u) { v += res_in4[i]; }
+        y_out4[i] = act4(v);
+      }
+    }
+  }
+}
+
+@compute @workgroup_size(WG)
+fn fused_backward4(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_index) lid: u32) {
+  let c = wid.x;
+  let inst = p.per_instance == 1u;
+  let span = select(p.n, 1u, inst);
+  let cnt = f32(span * p.hw);
+  let hw4 = p.hw / 4u;
+  let G = groups();
+  var total = vec2f(0.0);
+  for (var r = 0u; r < select(1u, p.n, inst); r++) {
+    let g = select(c, r * p.c + c, inst);
+    let mean = stats_f[g];
+    let invstd = stats_f[2u * G + g];
+    let scale = stats_f[3u * G + g];
+    var a0 = vec4f(0.0);
+    var a1 = vec4f(0.0);
+    for (var q = r; q < r + span; q++) {
+      let base = (q * p.c + c) * hw4;
+      for (var k = lid; k < hw4; k += WG) {
+        let i = base + k;
+        let d = pre_grad4(i);
+        a0 += d;
+        a1 += d * (x4[i] - vec4f(mean)) * invstd;
+      }
+    }
+    let s = group_sum2(lid, vec2f(hsum(a0), hsum(a1)));
+    total += s;
+    let c0 = s.x / cnt;
+    let c1 = s.y / cnt;
+    for (var q = r; q < r + span; q++) {
+      let base = (q * p.c + c) * hw4;
+      for (var k = lid; k < hw4; k += WG) {
+        let i = base + k;
+        dx_f4[i] = scale * (pre_grad4(i) - vec4f(c0) - (x4[i] - vec4f(mean)) * invstd * c1);
+      }
+    }
+  }
+  if (lid == 0u) {
+    dbias_f[c] = total.x;
+    dweight_f[c] = total.y;
+  }
+}

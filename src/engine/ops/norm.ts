@@ -46,9 +46,10 @@ export const NORM_FUSED_MAX = 16384;
 /**
  * @internal For benchmarks and tests: `fusedMax` 0 turns the fused kernels off (the split path for
  * every size); `subgroupSums` false keeps the fused kernels on workgroup-memory sums where the
- * subgroup ones would run (norm_subgroup.wgsl).
+ * subgroup ones would run (norm_subgroup.wgsl); `vec4` false keeps them on scalar accesses where
+ * planes allow vec4 ones.
  */
-export const normTuning = { fusedMax: NORM_FUSED_MAX, subgroupSums: true };
+export const normTuning = { fusedMax: NORM_FUSED_MAX, subgroupSums: true, vec4: true };
 
 /**
  * The fused kernels' shader for a workgroup of `wg`: norm_subgroup.wgsl (sums by subgroupAdd, no
@@ -275,6 +276,8 @@ function fusedNorm(
   // On CPU adapters narrower still (FUSED_WG_CPU).
   const fusedWg = engine().gpu.software ? FUSED_WG_CPU : g.wg;
   const file = fusedFile(fusedWg);
+  // Planes of a multiple of 4 elements take vec4 accesses (see norm_fused.wgsl).
+  const vec4 = g.hw % 4 === 0 && normTuning.vec4;
   const params = normParams(g, flags, e.negativeSlope ?? 0.01);
   const residual = e.residual ?? null;
   const stats = Tensor.empty([5 * g.groups]);
@@ -284,7 +287,7 @@ function fusedNorm(
   const [rm, rv] = running ?? scratch!;
   engine().launch({
     file,
-    entry: 'fused_forward',
+    entry: vec4 ? 'fused_forward4' : 'fused_forward',
     constants: { WG: fusedWg, ACT: act, RESIDUAL: residual ? 1 : 0, RUNNING: running ? 1 : 0 },
     params,
     buffers: [x, weight ?? x, bias ?? x, stats, residual ?? x, y, rm!, rv!].map((t) => t.binding()),
@@ -305,7 +308,7 @@ function fusedNorm(
     const dx = Tensor.empty(x.shape);
     engine().launch({
       file,
-      entry: 'fused_backward',
+      entry: vec4 ? 'fused_backward4' : 'fused_backward',
       constants: { WG: fusedWg, ACT: act },
       params,
       buffers: [sx!, sy ?? sx!, dy, st!, dx, dw, db].map((t) => t.binding()),
