@@ -88,6 +88,14 @@ override NBLK1: u32 = 10u;
 override NLD1: u32 = 2u;
 // Mode 2: dy rows are 16-byte aligned (OW % 4 == 0): read 4 columns as one vec4.
 override DYV: bool = false;
+// Mode 2, one tap group (KW <= 4), stride and dilation 1 along the width, x rows 16-byte aligned:
+// the x windows come from aligned vec4 blocks carried along the row (XV), one new block per quad
+// instead of WL scalar loads. The window of quad q starts XOFF elements into block q + XBB and
+// spans XNB blocks (<= 3).
+override XV: bool = false;
+override XOFF: u32 = 0u;
+override XBB: i32 = 0;
+override XNB: u32 = 3u;
 // Modes 0, 1: read the weights from their canonical layout (binding 2) instead of packed ones.
 override DIRECTW: bool = false;
 // Reflection padding (PyTorch ReflectionPad2d then an unpadded convolution), never with COOP.
@@ -610,6 +618,32 @@ fn store_px(r: u32, row0: u32, base: u32, dplane: u32, x0: u32, xstep: u32, m: v
   if (m.w) { dst[o + 3u * xstep] = v.w; }
 }
 
+// XV: window element e (< WL) from the quad's blocks b0, b1, b2 (compile-time indices).
+fn xv_elem(e: u32, b0: vec4f, b1: vec4f, b2: vec4f) -> f32 {
+  let k = XOFF + e;
+  if (k < 4u) { return b0[k]; }
+  if (k < 8u) { return b1[k - 4u]; }
+  return b2[k - 8u];
+}
+
+// Columns outside the row: zeros from the blocks' masks, or with REFLECT their mirror images,
+// loaded one by one (a branch uniform across lanes, taken at a row's first and last quads only).
+fn xv_put(e: u32, b0: vec4f, b1: vec4f, b2: vec4f, rowbase: i32, start: i32, ok: bool) {
+  if (e >= WL) { return; }
+  win[e] = xv_elem(e, b0, b1, b2);
+  if (REFLECT && u32(start + i32(e)) >= p.src_w) { win[e] = ld(rowbase, start + i32(e), ok); }
+}
+
+fn xv_window(b0: vec4f, b1: vec4f, b2: vec4f, rowbase: i32, start: i32, ok: bool) {
+  xv_put(0u, b0, b1, b2, rowbase, start, ok);
+  xv_put(1u, b0, b1, b2, rowbase, start, ok);
+  xv_put(2u, b0, b1, b2, rowbase, start, ok);
+  xv_put(3u, b0, b1, b2, rowbase, start, ok);
+  xv_put(4u, b0, b1, b2, rowbase, start, ok);
+  xv_put(5u, b0, b1, b2, rowbase, start, ok);
+  xv_put(6u, b0, b1, b2, rowbase, start, ok);
+}
+
 fn weight_grad(col: u32, row0: u32, split: u32) {
   // Column = (ci, kh, tap group of 4).
   let groups = (KW + 3u) / 4u;
@@ -634,9 +668,28 @@ fn weight_grad(col: u32, row0: u32, split: u32) {
     let ok = colok && srow >= 0 && srow < i32(p.src_h);
     let rowbase = i32(b * p.src_c + ci) * plane + srow * i32(p.src_w);
     let dyrow = (b * p.mrows + row0) * oplane + oh * p.ow;
+    // XV: the blocks before the first quad's last one.
+    var xb0 = vec4f(0.0);
+    var xb1 = vec4f(0.0);
+    if (XV && XNB > 1u) { xb0 = ld_block(rowbase, 4 * XBB, ok); }
+    if (XV && XNB > 2u) { xb1 = ld_block(rowbase, 4 * (XBB + 1), ok); }
     for (var q = 0u; q < p.qlen; q++) {
       let ow0 = 4u * q;
-      load_window(rowbase, i32(ow0 * SW) + tap0, ok, WL, false);
+      if (XV) {
+        let fresh = ld_block(rowbase, 4 * (i32(q) + XBB + i32(XNB) - 1), ok);
+        if (XNB == 1u) {
+          xv_window(fresh, fresh, fresh, rowbase, i32(ow0) + tap0, ok);
+        } else if (XNB == 2u) {
+          xv_window(xb0, fresh, fresh, rowbase, i32(ow0) + tap0, ok);
+          xb0 = fresh;
+        } else {
+          xv_window(xb0, xb1, fresh, rowbase, i32(ow0) + tap0, ok);
+          xb0 = xb1;
+          xb1 = fresh;
+        }
+      } else {
+        load_window(rowbase, i32(ow0 * SW) + tap0, ok, WL, false);
+      }
       // Shared operand: dy[b, row0 + r, oh, ow0 .. ow0+3] for r < TM as 4*TM values, element
       // r*4 + k (row r, output column ow0 + k).
       if (DYV) {

@@ -99,6 +99,10 @@ const cases: Case[] = [
   { x: [1, 19, 9, 72], co: 9, k: [4, 4], stride: [2, 2], padding: [1, 1], bias: true },
   // Many columns: several workgroups along the pixels.
   { x: [3, 3, 33, 35], co: 7, k: [3, 3], padding: [1, 1], bias: true },
+  // Weight gradients from vec4 blocks carried along the row (XV: one tap group, stride 1, rows
+  // of whole quads): windows of 1, 2 and 3 blocks, starting 0 and 1 elements into a block.
+  { x: [1, 4, 3, 8], co: 3, k: [1, 1] },
+  { x: [2, 3, 5, 8], co: 5, k: [2, 4], padding: [1, 3] },
   // Kernel wider than the fast kernel's unrolled 7 taps (reference-kernel fallback).
   { x: [1, 2, 5, 12], co: 3, k: [1, 9], padding: [0, 4] },
   // Tiled kernel: more rows than a 128-row tile, ragged K, several column tiles, and a weight

@@ -59,6 +59,8 @@ const WGRAD_TARGET_GROUPS = availableParallelism();
  * packing 217 -> 191 ms of GPU time under load.
  */
 const DIRECT_WEIGHTS_MAX_FLOPS = 2 ** 25;
+/** Reflect-padded weight gradients take block windows (XV) from rows this wide (see xvConstants). */
+const XV_REFLECT_MIN_WIDTH = 32;
 /** Cooperative loads only where padding a row to whole strips adds at most this factor. */
 const COOP_MAX_PADDING = 1.25;
 
@@ -80,7 +82,9 @@ function checkSubgroups(): void {
  * `coopMaxPadding` bounds the cooperative loads' row padding (Infinity: wherever rows are
  * aligned, as tests force). `mergeWidthPhases` lets a stride-2 data gradient take both width
  * phases in one launch when their rows have the same quads (off: one launch each, for comparisons
- * and tests).
+ * and tests). `dyn` schedules tiles dynamically (null: on software adapters), `dynGroups` sets its
+ * workgroups per launch (null: one per worker thread). `xv` lets weight gradients take block
+ * windows, `xvReflectMinWidth` (null: XV_REFLECT_MIN_WIDTH) from which width with reflection.
  */
 export const convTuning: {
   tm: 4 | 8 | 16 | null;
@@ -93,6 +97,8 @@ export const convTuning: {
   nbr: boolean;
   dyn: boolean | null;
   dynGroups: number | null;
+  xv: boolean;
+  xvReflectMinWidth: number | null;
 } = {
   tm: null,
   wgradTarget: WGRAD_TARGET_GROUPS,
@@ -104,6 +110,8 @@ export const convTuning: {
   nbr: true,
   dyn: null,
   dynGroups: null,
+  xv: true,
+  xvReflectMinWidth: null,
 };
 
 /**
@@ -476,6 +484,22 @@ export function convDataGradRaw(dy: Tensor, w: Tensor, bias: Tensor | null, g: C
   return dx;
 }
 
+/**
+ * Constants of the weight gradient's block windows (XV in conv2d.wgsl) where they apply, else
+ * null: one tap group, stride and dilation 1 along the width, x rows of a multiple of 4 elements.
+ * The window of quad q starts at column 4q - pw: XOFF elements into block q + XBB. Measured on
+ * lavapipe, 3x3 64->64 weight gradient: 128x128 43.5 -> 34.6 ms (27.8 -> 34.9 GFLOP/s); 16x16
+ * 0.88 ms either way (fixed costs dominate).
+ */
+function xvConstants(g: ConvGeometry, wl: number): Record<string, number> | null {
+  if (!convTuning.xv || g.kw > 4 || g.sw !== 1 || g.dw !== 1 || g.w % 4 !== 0) return null;
+  // With reflection the first and last quads of a row load their mirrored columns one by one:
+  // on short rows that is most quads (16x16 64->64: 1.14 -> 1.21 ms, no faster).
+  if (g.reflect && g.w < (convTuning.xvReflectMinWidth ?? XV_REFLECT_MIN_WIDTH)) return null;
+  const off = mod4(-g.pw);
+  return { XV: 1, XOFF: off, XBB: (-g.pw - off) / 4, XNB: Math.ceil((off + wl) / 4) };
+}
+
 /** @internal dW = sum over (b, oh, ow) of dY * X-patch: the weight gradient, shape [co, ci, kh, kw]. */
 export function convWeightGradRaw(x: Tensor, dy: Tensor, g: ConvGeometry): Tensor {
   const shape = [g.co, g.ci, g.kh, g.kw];
@@ -503,14 +527,13 @@ export function convWeightGradRaw(x: Tensor, dy: Tensor, g: ConvGeometry): Tenso
     entry: 'wgrad',
     constants: {
       MODE: 2, TM: tm, KW: g.kw, SW: g.sw, DW: g.dw, PW: g.pw, RW: 0, OFFMIN: 0, WL: wl, HAS_BIAS: 0,
-      DYV: g.ow % 4 === 0 ? 1 : 0, REFLECT: g.reflect ? 1 : 0,
+      DYV: g.ow % 4 === 0 ? 1 : 0, REFLECT: g.reflect ? 1 : 0, ...xvConstants(g, wl),
     },
     params: (tiles) => fastParams(g, {
       mrows: g.co, ncols, kloop: 0, ylen: g.oh, qlen: Math.ceil(g.ow / 4), srcC: g.ci, srcH: g.h,
       srcW: g.w, dstH: g.kh, dstW: g.kw, rh: 0, wRow: 0, wLoop: 0, rowsPerSplit, tm, rowPad: 0, tiles,
     }),
-    // (binding 6, the cooperative loads' source, is not used by this entry point)
-    buffers: [x.binding(), dy.binding(), x.binding(), out.binding(), vec4Binding(dy), null, x.binding()],
+    buffers: [x.binding(), dy.binding(), x.binding(), out.binding(), vec4Binding(dy), vec4Binding(x), x.binding()],
     ncols, wg, gy, gz: nsplit,
     cost: { flops: convFlops(g), bytes: 4 * (x.size + dy.size + out.size) },
     tag: 'wgrad',
