@@ -198,10 +198,10 @@ function schedBinding(): Binding {
 }
 
 /** Worker threads of a software adapter (llvmpipe runs LP_NUM_THREADS, by default one per core). */
-function softwareThreads(): number {
+const SOFTWARE_THREADS = (() => {
   const env = Number(process.env.LP_NUM_THREADS);
   return Number.isInteger(env) && env > 0 ? env : availableParallelism();
-}
+})();
 
 interface FastLaunch {
   /** Entry point: 'main' (modes 0, 1), 'main_phases2' (mode 1, two width phases), 'wgrad'. */
@@ -237,7 +237,7 @@ function launchFast(l: FastLaunch): void {
   const ntiles = tiles[0] * tiles[1] * tiles[2];
   engine().launch({
     file: FILE, entry: l.entry, constants: { ...l.constants, WG: 8, DYN: 1 }, params: l.params(tiles), buffers,
-    workgroups: [Math.max(1, Math.min(ntiles, convTuning.dynGroups ?? softwareThreads())), 1, 1],
+    workgroups: [Math.max(1, Math.min(ntiles, convTuning.dynGroups ?? SOFTWARE_THREADS)), 1, 1],
     cost: l.cost, tag: l.tag,
   });
 }
