@@ -96,6 +96,9 @@ override XV: bool = false;
 override XOFF: u32 = 0u;
 override XBB: i32 = 0;
 override XNB: u32 = 3u;
+// XV with REFLECT where rows are "same" width (OW = W, K = 2 PW + 1): the mirrored columns of a
+// row's first and last quads come from its first and last blocks, both carried in b[-XBB].
+override XMIRROR: bool = false;
 // Modes 0, 1: read the weights from their canonical layout (binding 2) instead of packed ones.
 override DIRECTW: bool = false;
 // Reflection padding (PyTorch ReflectionPad2d then an unpadded convolution), never with COOP.
@@ -626,22 +629,38 @@ fn xv_elem(e: u32, b0: vec4f, b1: vec4f, b2: vec4f) -> f32 {
   return b2[k - 8u];
 }
 
-// Columns outside the row: zeros from the blocks' masks, or with REFLECT their mirror images,
-// loaded one by one (a branch uniform across lanes, taken at a row's first and last quads only).
-fn xv_put(e: u32, b0: vec4f, b1: vec4f, b2: vec4f, rowbase: i32, start: i32, ok: bool) {
-  if (e >= WL) { return; }
-  win[e] = xv_elem(e, b0, b1, b2);
-  if (REFLECT && u32(start + i32(e)) >= p.src_w) { win[e] = ld(rowbase, start + i32(e), ok); }
+fn xv_block(j: i32, b0: vec4f, b1: vec4f, b2: vec4f) -> vec4f {
+  if (j == 0) { return b0; }
+  if (j == 1) { return b1; }
+  return b2;
 }
 
-fn xv_window(b0: vec4f, b1: vec4f, b2: vec4f, rowbase: i32, start: i32, ok: bool) {
-  xv_put(0u, b0, b1, b2, rowbase, start, ok);
-  xv_put(1u, b0, b1, b2, rowbase, start, ok);
-  xv_put(2u, b0, b1, b2, rowbase, start, ok);
-  xv_put(3u, b0, b1, b2, rowbase, start, ok);
-  xv_put(4u, b0, b1, b2, rowbase, start, ok);
-  xv_put(5u, b0, b1, b2, rowbase, start, ok);
-  xv_put(6u, b0, b1, b2, rowbase, start, ok);
+// Columns outside the row: zeros from the blocks' masks, or with REFLECT their mirror images
+// (branches uniform across lanes, taken at a row's first and last quads only): with XMIRROR from
+// the carried blocks (column -k of the first quad is column k of block 0; column W - 1 + k of the
+// last quad, window element 4 + PW + k - 1, is component 3 - k of the last block), otherwise
+// loaded one by one.
+fn xv_put(e: u32, q: u32, b0: vec4f, b1: vec4f, b2: vec4f, rowbase: i32, start: i32, ok: bool) {
+  if (e >= WL) { return; }
+  var v = xv_elem(e, b0, b1, b2);
+  if (REFLECT && XMIRROR) {
+    let ie = i32(e);
+    if (ie < PW && q == 0u) { v = xv_block(-XBB, b0, b1, b2)[PW - ie]; }
+    if (ie >= 4 + PW && q + 1u == p.qlen) { v = xv_block(-XBB, b0, b1, b2)[6 + PW - ie]; }
+  } else if (REFLECT && u32(start + i32(e)) >= p.src_w) {
+    v = ld(rowbase, start + i32(e), ok);
+  }
+  win[e] = v;
+}
+
+fn xv_window(q: u32, b0: vec4f, b1: vec4f, b2: vec4f, rowbase: i32, start: i32, ok: bool) {
+  xv_put(0u, q, b0, b1, b2, rowbase, start, ok);
+  xv_put(1u, q, b0, b1, b2, rowbase, start, ok);
+  xv_put(2u, q, b0, b1, b2, rowbase, start, ok);
+  xv_put(3u, q, b0, b1, b2, rowbase, start, ok);
+  xv_put(4u, q, b0, b1, b2, rowbase, start, ok);
+  xv_put(5u, q, b0, b1, b2, rowbase, start, ok);
+  xv_put(6u, q, b0, b1, b2, rowbase, start, ok);
 }
 
 fn weight_grad(col: u32, row0: u32, split: u32) {
@@ -678,12 +697,12 @@ fn weight_grad(col: u32, row0: u32, split: u32) {
       if (XV) {
         let fresh = ld_block(rowbase, 4 * (i32(q) + XBB + i32(XNB) - 1), ok);
         if (XNB == 1u) {
-          xv_window(fresh, fresh, fresh, rowbase, i32(ow0) + tap0, ok);
+          xv_window(q, fresh, fresh, fresh, rowbase, i32(ow0) + tap0, ok);
         } else if (XNB == 2u) {
-          xv_window(xb0, fresh, fresh, rowbase, i32(ow0) + tap0, ok);
+          xv_window(q, xb0, fresh, fresh, rowbase, i32(ow0) + tap0, ok);
           xb0 = fresh;
         } else {
-          xv_window(xb0, xb1, fresh, rowbase, i32(ow0) + tap0, ok);
+          xv_window(q, xb0, xb1, fresh, rowbase, i32(ow0) + tap0, ok);
           xb0 = xb1;
           xb1 = fresh;
         }

@@ -48,9 +48,12 @@ const cases: Case[] = [
   { x: [1, 3, 5, 16], co: 17, k: [3, 3], padding: [1, 1], bias: true },
   { x: [1, 2, 4, 8], co: 2, k: [5, 5], padding: [2, 2] },
   { x: [2, 2, 4, 40], co: 3, k: [7, 7], padding: [3, 3] },
-  // Weight gradients from vec4 blocks (XV), mirrored columns loaded at a row's ends: taken from
-  // rows of 32 columns, and on every row of the 'subgroup packed' path.
+  // Weight gradients from vec4 blocks (XV). "Same" rows take the mirrored columns from the
+  // carried blocks (XMIRROR; here also a row of one quad, both ends in one block); others, and
+  // on the 'subgroup packed' path all, load them one by one (from rows of 32 columns; on that
+  // path every width).
   { x: [1, 2, 3, 32], co: 3, k: [3, 3], padding: [1, 1] },
+  { x: [1, 2, 3, 4], co: 2, k: [3, 3], padding: [1, 1] },
   { x: [1, 2, 6, 12], co: 3, k: [2, 4], padding: [1, 2] },
 ];
 
@@ -60,6 +63,7 @@ t.teardown(() => {
   E.engine().convKernels = 'auto';
   convTuning.directMaxFlops = DIRECT_MAX;
   convTuning.xvReflectMinWidth = null;
+  convTuning.xvMirror = true;
 });
 
 for (const path of PATHS) for (const [ci, c] of cases.entries()) {
@@ -67,6 +71,7 @@ for (const path of PATHS) for (const [ci, c] of cases.entries()) {
     E.engine().convKernels = path === 'tiled' ? 'tiled' : 'subgroup';
     convTuning.directMaxFlops = path === 'subgroup packed' ? -1 : DIRECT_MAX;
     convTuning.xvReflectMinWidth = path === 'subgroup packed' ? 0 : null;
+    convTuning.xvMirror = path !== 'subgroup packed';
     const wshape = [c.co, c.x[1], c.k[0], c.k[1]];
     const opts = { padding: c.padding, stride: c.stride, dilation: c.dilation, padMode: 'reflect' as const };
     const g = conv2dGeometry('test', c.x, wshape, opts);

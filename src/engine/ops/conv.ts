@@ -84,7 +84,8 @@ function checkSubgroups(): void {
  * phases in one launch when their rows have the same quads (off: one launch each, for comparisons
  * and tests). `dyn` schedules tiles dynamically (null: on software adapters), `dynGroups` sets its
  * workgroups per launch (null: one per worker thread). `xv` lets weight gradients take block
- * windows, `xvReflectMinWidth` (null: XV_REFLECT_MIN_WIDTH) from which width with reflection.
+ * windows, `xvMirror` with "same" reflection their mirrored columns from the carried blocks, and
+ * `xvReflectMinWidth` (null: XV_REFLECT_MIN_WIDTH) from which width other reflect rows take them.
  */
 export const convTuning: {
   tm: 4 | 8 | 16 | null;
@@ -99,6 +100,7 @@ export const convTuning: {
   dynGroups: number | null;
   xv: boolean;
   xvReflectMinWidth: number | null;
+  xvMirror: boolean;
 } = {
   tm: null,
   wgradTarget: WGRAD_TARGET_GROUPS,
@@ -112,6 +114,7 @@ export const convTuning: {
   dynGroups: null,
   xv: true,
   xvReflectMinWidth: null,
+  xvMirror: true,
 };
 
 /**
@@ -493,11 +496,14 @@ export function convDataGradRaw(dy: Tensor, w: Tensor, bias: Tensor | null, g: C
  */
 function xvConstants(g: ConvGeometry, wl: number): Record<string, number> | null {
   if (!convTuning.xv || g.kw > 4 || g.sw !== 1 || g.dw !== 1 || g.w % 4 !== 0) return null;
-  // With reflection the first and last quads of a row load their mirrored columns one by one:
-  // on short rows that is most quads (16x16 64->64: 1.14 -> 1.21 ms, no faster).
-  if (g.reflect && g.w < (convTuning.xvReflectMinWidth ?? XV_REFLECT_MIN_WIDTH)) return null;
   const off = mod4(-g.pw);
-  return { XV: 1, XOFF: off, XBB: (-g.pw - off) / 4, XNB: Math.ceil((off + wl) / 4) };
+  const xv = { XV: 1, XOFF: off, XBB: (-g.pw - off) / 4, XNB: Math.ceil((off + wl) / 4) };
+  // "Same" rows take their mirrored columns from the carried blocks (XMIRROR).
+  if (g.reflect && g.ow === g.w && g.kw === 2 * g.pw + 1 && convTuning.xvMirror) return { ...xv, XMIRROR: 1 };
+  // Otherwise the first and last quads of a row load their mirrored columns one by one: on short
+  // rows that is most quads (16x16 64->64: 1.14 -> 1.21 ms, no faster).
+  if (g.reflect && g.w < (convTuning.xvReflectMinWidth ?? XV_REFLECT_MIN_WIDTH)) return null;
+  return xv;
 }
 
 /** @internal dW = sum over (b, oh, ow) of dY * X-patch: the weight gradient, shape [co, ci, kh, kw]. */
