@@ -114,7 +114,7 @@ override RL: u32 = 4u;
 // own quad.
 override NBR: bool = false;
 override HL: u32 = 1u;
-// Mode 1: add `addend` (a gradient accumulated so far) to every output.
+// Modes 1, 2: add `addend` (a gradient accumulated so far) to every output.
 override HAS_ADDEND: bool = false;
 // Mode 0: activation epilogue on act(conv + bias): 0 none, 1 tanh, 2 leaky ReLU (slope ACT_SLOPE).
 override ACT: u32 = 0u;
@@ -604,7 +604,7 @@ fn store_px(r: u32, row0: u32, base: u32, dplane: u32, x0: u32, xstep: u32, m: v
   var v = acc_r;
   if (HAS_BIAS) { v += vec4f(bias[row]); }
   let o = base + row * dplane + x0;
-  if (MODE == 1u && HAS_ADDEND) {
+  if (MODE != 0u && HAS_ADDEND) {
     if (m.x) { v.x += addend[o]; }
     if (m.y) { v.y += addend[o + xstep]; }
     if (m.z) { v.z += addend[o + 2u * xstep]; }

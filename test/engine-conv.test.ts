@@ -123,6 +123,7 @@ const cases: Case[] = [
 const PATHS = ['subgroup', 'subgroup coop', 'subgroup packed', 'subgroup static', 'tiled'] as const;
 const DIRECT_MAX = convTuning.directMaxFlops;
 const COOP_MAX = convTuning.coopMaxPadding;
+const WGRAD_TARGET = convTuning.wgradTarget;
 function usePath(path: (typeof PATHS)[number]): void {
   E.engine().convKernels = path === 'tiled' ? 'tiled' : 'subgroup';
   convTuning.directMaxFlops = path === 'subgroup packed' ? -1 : DIRECT_MAX;
@@ -412,3 +413,39 @@ t.test('conv2d with an activation epilogue: the same values and gradients as con
   t.throws(() => conv2d(E.zeros([1, 1, 3, 3]), E.zeros([1, 1, 3, 3]), null, { activation: 'leakyRelu', negativeSlope: -1 }), /negativeSlope must be a finite number >= 0/);
   t.throws(() => conv2d(E.zeros([1, 1, 3, 3]), E.zeros([1, 1, 3, 3]), null, { negativeSlope: 0.2 }), /needs activation/);
 });
+
+// A weight used twice in one graph (the discriminator on real and on fake images): the second
+// weight-gradient kernel adds the first one's result (no accumulation launch). Two geometries:
+// one whose sum the kernel stores whole, one split along K (partial sums, then a separate add).
+for (const [xs, split] of [[[1, 3, 6, 8], false], [[1, 2, 20, 20], true]] as [[number, number, number, number], boolean][]) {
+  t.test(`a weight used twice: its gradient kernel adds the pending one, ${JSON.stringify(xs)}${split ? ', split' : ''}`, async (t) => {
+    E.engine().convKernels = 'subgroup';
+    // (the split into partial sums aims at this many workgroups)
+    convTuning.wgradTarget = split ? 4 : 1;
+    t.teardown(() => {
+      convTuning.wgradTarget = WGRAD_TARGET;
+      E.engine().convKernels = 'auto';
+    });
+    const wshape = [3, xs[1], 3, 3];
+    const g = conv2dGeometry('test', xs, wshape, { padding: 1 });
+    const n = xs.reduce((a, b) => a * b, 1);
+    const x1 = randomArray(n, 201), x2 = randomArray(n, 202), wd = randomArray(3 * xs[1] * 9, 203);
+    const gy = randomArray(g.nb * g.co * g.oh * g.ow, 204);
+    const ref = refWeightGrad(g, x1, gy).map((v, i) => v + refWeightGrad(g, x2, gy)[i]!);
+    const eng = E.engine();
+    await E.tidy(async () => {
+      const w = E.parameter(E.tensor(wd, wshape));
+      const y = E.add(conv2d(E.tensor(x1, xs), w, null, { padding: 1 }), conv2d(E.tensor(x2, xs), w, null, { padding: 1 }));
+      const seed = E.tensor(gy, y.shape);
+      await eng.sync();
+      const d0 = eng.recorder.dispatches;
+      E.backward(y, seed);
+      const launches = eng.recorder.dispatches - d0;
+      const c = close(await w.grad!.read(), ref);
+      t.ok(c.ok, `sum of both passes' gradients: ${c.msg}`);
+      // Unsplit: two weight-gradient launches. Split: each also sums its partials, and the second
+      // adds the pending gradient in a launch of its own.
+      t.equal(launches, split ? 5 : 2, split ? 'partial sums, then one accumulation launch' : 'two launches: no accumulation launch');
+    });
+  });
+}

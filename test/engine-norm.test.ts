@@ -426,3 +426,34 @@ t.test('norm epilogues: fused and composed paths agree with the separate ops', a
   t.ok(c.ok, `eval mode, relu: ${c.msg}`);
   t.throws(() => batchNorm2d(x, null, null, null, null, { training: true, residual: E.zeros([1, 3, 5, 4]) }), /residual/, 'a residual of another shape is refused');
 });
+
+t.test('a norm layer used twice in one graph: its backward adds the pending weight and bias gradients', async (t) => {
+  const shape: Shape4 = [2, 3, 4, 4];
+  const n = prod(shape);
+  const xa = randomArray(n, 301, -2, 3), xb = randomArray(n, 302, -1, 2);
+  const wd = randomArray(3, 303, 0.5, 1.5), bd = randomArray(3, 304);
+  const up = randomArray(n, 305);
+  // Reference: each pass's gradients on its own (separate graphs), summed.
+  const one = async (xd: Float32Array) => E.tidy(async () => {
+    const w = E.parameter(E.tensor(wd, [3])), b = E.parameter(E.tensor(bd, [3]));
+    E.backward(batchNorm2d(E.tensor(xd, shape), w, b, null, null, { training: true, activation: 'relu' }), E.tensor(up, shape));
+    return [await w.grad!.read(), await b.grad!.read()];
+  });
+  const [wa, ba] = await one(xa);
+  const [wb, bb] = await one(xb);
+  const eng = E.engine();
+  await E.tidy(async () => {
+    const w = E.parameter(E.tensor(wd, [3])), b = E.parameter(E.tensor(bd, [3]));
+    const bn = (xd: Float32Array) => batchNorm2d(E.tensor(xd, shape), w, b, null, null, { training: true, activation: 'relu' });
+    const y = E.add(bn(xa), bn(xb));
+    const seed = E.tensor(up, shape);
+    await eng.sync();
+    const d0 = eng.recorder.dispatches;
+    E.backward(y, seed);
+    t.equal(eng.recorder.dispatches - d0, 2, 'two backward launches: no accumulation launch');
+    const cw = closeness(await w.grad!.read(), wa!.map((v, i) => v + wb![i]!), 1e-5, 1e-5);
+    const cb = closeness(await b.grad!.read(), ba!.map((v, i) => v + bb![i]!), 1e-5, 1e-5);
+    t.ok(cw.ok, `dweight: ${cw.msg}`);
+    t.ok(cb.ok, `dbias: ${cb.msg}`);
+  });
+});

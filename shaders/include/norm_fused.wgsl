@@ -26,6 +26,18 @@ override RUNNING: u32 = 0u;   // forward updates the running mean and (unbiased)
 @group(0) @binding(5) var<storage, read_write> dx_f: array<f32>;
 @group(0) @binding(6) var<storage, read_write> dweight_f: array<f32>;
 @group(0) @binding(7) var<storage, read_write> dbias_f: array<f32>;
+// fused_backward: gradients dweight and dbias already have (ADDEND bits 1 and 2), added in.
+@group(0) @binding(8) var<storage, read> dweight_add: array<f32>;
+@group(0) @binding(9) var<storage, read> dbias_add: array<f32>;
+override ADDEND: u32 = 0u;
+
+fn store_affine_grads(c: u32, total: vec2f) {
+  var t = total;
+  if ((ADDEND & 1u) != 0u) { t.y += dweight_add[c]; }
+  if ((ADDEND & 2u) != 0u) { t.x += dbias_add[c]; }
+  dbias_f[c] = t.x;
+  dweight_f[c] = t.y;
+}
 
 fn act(v: f32) -> f32 {
   if (ACT == 1u) { return max(v, 0.0); }
@@ -128,10 +140,7 @@ fn fused_backward(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_i
       }
     }
   }
-  if (lid == 0u) {
-    dbias_f[c] = total.x;
-    dweight_f[c] = total.y;
-  }
+  if (lid == 0u) { store_affine_grads(c, total); }
 }
 
 // The same two kernels on planes of a multiple of 4 elements, reading and writing vec4: on
@@ -248,8 +257,5 @@ fn fused_backward4(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_
       }
     }
   }
-  if (lid == 0u) {
-    dbias_f[c] = total.x;
-    dweight_f[c] = total.y;
-  }
+  if (lid == 0u) { store_affine_grads(c, total); }
 }

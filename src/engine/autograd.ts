@@ -16,14 +16,14 @@ export interface GradNode {
   /** Values kept alive for backward (shared views; released with the node). */
   readonly saved: readonly Tensor[];
   /**
-   * Gradients for each input (null where not needed), given the output gradient. With `absorbs`,
-   * `pending` is the gradient already accumulated for that input (if any): the returned gradient
-   * of that input must then include it (added in the backward's last kernel instead of a separate
-   * accumulation launch); the caller releases `pending`.
+   * Gradients for each input (null where not needed), given the output gradient. For each input k
+   * in `absorbs`, `pending[k]` is the gradient already accumulated for it (if any): the returned
+   * gradient of that input must then include it (added in the backward's last kernel instead of a
+   * separate accumulation launch); the caller releases `pending`.
    */
-  backward(grad: Tensor, pending?: Tensor): readonly (Tensor | null)[];
-  /** The input whose pending gradient `backward` can add in (see `backward`). */
-  readonly absorbs?: number;
+  backward(grad: Tensor, pending: readonly (Tensor | undefined)[]): readonly (Tensor | null)[];
+  /** The inputs whose pending gradients `backward` can add in (see `backward`). */
+  readonly absorbs?: readonly number[];
 }
 
 let gradDepth = 0;
@@ -63,8 +63,8 @@ export function record(
   out: Tensor,
   inputs: readonly (Tensor | null | undefined)[],
   saved: readonly Tensor[],
-  backward: (grad: Tensor, saved: readonly Tensor[], pending?: Tensor) => readonly (Tensor | null)[],
-  absorbs?: number,
+  backward: (grad: Tensor, saved: readonly Tensor[], pending: readonly (Tensor | undefined)[]) => readonly (Tensor | null)[],
+  absorbs?: readonly number[],
 ): Tensor {
   if (!needsGrad(...inputs)) return out;
   const keptValues = saved.map((t) => keep(t.share()));
@@ -74,7 +74,7 @@ export function record(
     inputs: inputs.map((t) => (t && t.requiresGrad ? t : null)),
     saved: keptValues,
     backward: (g, pending) => backward(g, keptValues, pending),
-    ...(absorbs === undefined ? {} : { absorbs }),
+    ...(absorbs === undefined || absorbs.length === 0 ? {} : { absorbs }),
   };
   return out;
 }
@@ -116,10 +116,12 @@ export function backward(root: Tensor, grad?: Tensor): void {
         }
         continue;
       }
-      // The pending gradient of the absorbing input, unless that input also fills another slot.
-      const ai = node.absorbs;
-      const ain = ai === undefined ? null : node.inputs[ai];
-      const absorbed = ain && node.inputs.indexOf(ain) === node.inputs.lastIndexOf(ain) ? grads.get(ain) : undefined;
+      // The pending gradients of the absorbing inputs, except an input that also fills another slot.
+      const absorbed: (Tensor | undefined)[] = [];
+      for (const k of node.absorbs ?? []) {
+        const ain = node.inputs[k];
+        if (ain && node.inputs.indexOf(ain) === node.inputs.lastIndexOf(ain)) absorbed[k] = grads.get(ain);
+      }
       const inputGrads = node.backward(g, absorbed);
       g.dispose();
       node.inputs.forEach((input, k) => {
@@ -129,7 +131,7 @@ export function backward(root: Tensor, grad?: Tensor): void {
           return;
         }
         const prev = grads.get(input);
-        if (prev && k === ai && prev === absorbed) {
+        if (prev && prev === absorbed[k]) {
           // gi already includes prev.
           prev.dispose();
           grads.set(input, gi);

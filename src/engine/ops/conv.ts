@@ -29,7 +29,7 @@ import { Tensor } from '../tensor.js';
 import { sumSplits, tiledDataGrad, tiledDataGradSupported, tiledForward, tiledWeightGrad } from './conv-tiled.js';
 import { conv2dGeometry, convFlops, pair, type Conv2dOptions, type ConvGeometry, type ConvTranspose2dOptions } from './conv-geometry.js';
 export { conv2dGeometry, type Conv2dOptions, type ConvGeometry, type ConvTranspose2dOptions, type Pair } from './conv-geometry.js';
-import { fill } from '../primitives.js';
+import { accumulate, fill } from '../primitives.js';
 import { fmtShape, rank } from './launch.js';
 import { pad2dBackwardRaw } from './pad.js';
 import { activationBackwardRaw, activationForwardRaw } from './elementwise.js';
@@ -506,17 +506,30 @@ function xvConstants(g: ConvGeometry, wl: number): Record<string, number> | null
   return xv;
 }
 
-/** @internal dW = sum over (b, oh, ow) of dY * X-patch: the weight gradient, shape [co, ci, kh, kw]. */
-export function convWeightGradRaw(x: Tensor, dy: Tensor, g: ConvGeometry): Tensor {
+/** A gradient plus what an input already had (`pending`, same size), as one tensor. */
+function plusPending(grad: Tensor, pending: Tensor | undefined): Tensor {
+  if (pending) accumulate(grad, pending);
+  return grad;
+}
+
+/**
+ * @internal dW = sum over (b, oh, ow) of dY * X-patch: the weight gradient, shape [co, ci, kh, kw],
+ * plus `addend` (a gradient accumulated so far) if given: in the subgroup kernel's store where the
+ * sum is not split, by a separate launch otherwise.
+ */
+export function convWeightGradRaw(x: Tensor, dy: Tensor, g: ConvGeometry, addend?: Tensor): Tensor {
   const shape = [g.co, g.ci, g.kh, g.kw];
   const tapGroups = Math.ceil(g.kw / 4);
   const wl = 3 * g.sw + (Math.min(g.kw, 4) - 1) * g.dw + 1;
-  if (g.nb * g.oh * g.ow === 0 || g.co * g.ci * g.kh * g.kw === 0) return fill(shape, 0);
-  if (useTiled('wgrad', g)) return tiledWeightGrad(x, dy, g);
+  if (addend && addend.size !== g.co * g.ci * g.kh * g.kw) {
+    throw new ShapeError(`convWeightGradRaw: addend has ${addend.size} elements, the weight ${fmtShape(shape)}`);
+  }
+  if (g.nb * g.oh * g.ow === 0 || g.co * g.ci * g.kh * g.kw === 0) return addend ? addend.share(shape) : fill(shape, 0);
+  if (useTiled('wgrad', g)) return plusPending(tiledWeightGrad(x, dy, g), addend);
   if (3 * g.sw + 3 * g.dw >= WMAX) {
     const dw = Tensor.empty(shape);
     naive(2, g, x, dy, null, dw);
-    return dw;
+    return plusPending(dw, addend);
   }
   checkSubgroups();
   const tm = rowsPerInvocation(g.co);
@@ -529,22 +542,23 @@ export function convWeightGradRaw(x: Tensor, dy: Tensor, g: ConvGeometry): Tenso
   const rowsPerSplit = Math.ceil((g.nb * g.oh) / splits);
   const nsplit = Math.ceil((g.nb * g.oh) / rowsPerSplit);
   const out = Tensor.empty(nsplit > 1 ? [nsplit, g.co * g.ci * g.kh * g.kw] : shape);
+  const fused = nsplit === 1 ? addend : undefined;
   launchFast({
     entry: 'wgrad',
     constants: {
       MODE: 2, TM: tm, KW: g.kw, SW: g.sw, DW: g.dw, PW: g.pw, RW: 0, OFFMIN: 0, WL: wl, HAS_BIAS: 0,
-      DYV: g.ow % 4 === 0 ? 1 : 0, REFLECT: g.reflect ? 1 : 0, ...xvConstants(g, wl),
+      DYV: g.ow % 4 === 0 ? 1 : 0, REFLECT: g.reflect ? 1 : 0, ...xvConstants(g, wl), HAS_ADDEND: fused ? 1 : 0,
     },
     params: (tiles) => fastParams(g, {
       mrows: g.co, ncols, kloop: 0, ylen: g.oh, qlen: Math.ceil(g.ow / 4), srcC: g.ci, srcH: g.h,
       srcW: g.w, dstH: g.kh, dstW: g.kw, rh: 0, wRow: 0, wLoop: 0, rowsPerSplit, tm, rowPad: 0, tiles,
     }),
-    buffers: [x.binding(), dy.binding(), x.binding(), out.binding(), vec4Binding(dy), vec4Binding(x), x.binding()],
+    buffers: [x.binding(), dy.binding(), x.binding(), out.binding(), vec4Binding(dy), vec4Binding(x), (fused ?? x).binding()],
     ncols, wg, gy, gz: nsplit,
-    cost: { flops: convFlops(g), bytes: 4 * (x.size + dy.size + out.size) },
+    cost: { flops: convFlops(g), bytes: 4 * (x.size + dy.size + out.size + (fused?.size ?? 0)) },
     tag: 'wgrad',
   });
-  return nsplit === 1 ? out : sumSplits(out, shape);
+  return nsplit === 1 ? out : plusPending(sumSplits(out, shape), addend);
 }
 
 /**
@@ -592,19 +606,21 @@ export function conv2d(x: Tensor, w: Tensor, bias: Tensor | null, opts: Conv2dOp
   checkBias('conv2d', bias, g.co);
   const act = convActivation(opts);
   const y = convForwardRaw(x, w, bias, g, act);
-  // With reflection, the data gradient's kernel adds the gradient x already has (`pending`).
+  // The kernels add the gradient an input already has (`pending`: a weight used twice in one
+  // graph, as the discriminator on real and on fake images; with reflection, x): no separate
+  // accumulation launch.
   const saved = act ? [x, w, y] : [x, w];
   return record('conv2d', y, [x, w, bias], saved, (gout, [sx, sw, sy], pending) => {
     // With an activation: the gradient before it, g * act'(y), one launch.
     const gy = act ? activationBackwardRaw(act.name, sy!, gout, act.slope) : gout;
     const grads = [
-      x.requiresGrad ? convDataGradRaw(gy, sw!, null, g, pending) : null,
-      w.requiresGrad ? convWeightGradRaw(sx!, gy, g) : null,
+      x.requiresGrad ? convDataGradRaw(gy, sw!, null, g, pending[0]) : null,
+      w.requiresGrad ? convWeightGradRaw(sx!, gy, g, pending[1]) : null,
       bias?.requiresGrad ? sum(gy, [0, 2, 3]) : null,
     ];
     if (gy !== gout) gy.dispose();
     return grads;
-  }, g.reflect ? 0 : undefined);
+  }, g.reflect ? [0, 1] : [1]);
 }
 
 function convActivation(opts: Conv2dOptions): ConvActivation | undefined {

@@ -296,7 +296,9 @@ function fusedNorm(
     tag: 'fwd',
   });
   scratch?.forEach((t) => t.dispose());
-  const out = record(op, y, [x, weight, bias, residual], act ? [x, stats, y] : [x, stats], (dy, [sx, st, sy]) => {
+  // The backward adds the gradients weight and bias already have (`pending`: a layer used twice in
+  // one graph, as the discriminator on real and on fake images): no accumulation launches.
+  const out = record(op, y, [x, weight, bias, residual], act ? [x, stats, y] : [x, stats], (dy, [sx, st, sy], pending) => {
     // dw and db live until the next zeroGrad. Taken while a small scratch buffer holds the oldest
     // free one of their size class (as the split path's partial sums do), they leave the pool's
     // assignment the same from step to step; without it, it drifted for ~20 steps and every step
@@ -306,19 +308,20 @@ function fusedNorm(
     const db = Tensor.empty([g.c]);
     scratchForOrder.dispose();
     const dx = Tensor.empty(x.shape);
+    const [, pw, pb] = pending;
     engine().launch({
       file,
       entry: vec4 ? 'fused_backward4' : 'fused_backward',
-      constants: { WG: fusedWg, ACT: act },
+      constants: { WG: fusedWg, ACT: act, ADDEND: (pw ? 1 : 0) | (pb ? 2 : 0) },
       params,
-      buffers: [sx!, sy ?? sx!, dy, st!, dx, dw, db].map((t) => t.binding()),
+      buffers: [sx!, sy ?? sx!, dy, st!, dx, dw, db, pw ?? sx!, pb ?? sx!].map((t) => t.binding()),
       workgroups: [g.c, 1, 1],
       cost: { flops: 14 * x.size, bytes: 4 * (5 * x.size + (act ? 2 * x.size : 0)) },
       tag: 'bwd',
     });
     const keepIf = (t: Tensor, need: boolean | undefined): Tensor | null => (need ? t : (t.dispose(), null));
     return [keepIf(dx, x.requiresGrad), keepIf(dw, weight?.requiresGrad), keepIf(db, bias?.requiresGrad), residual?.requiresGrad ? dy.share() : null];
-  });
+  }, [1, 2]);
   stats.dispose();
   return out;
 }

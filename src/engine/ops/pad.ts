@@ -45,7 +45,7 @@ export function pad2d(x: Tensor, pad: number | [left: number, right: number, top
     buffers: [x.binding(), y.binding()],
     cost: { flops: 0, bytes: 4 * (x.size + y.size) },
   });
-  return record(op, y, [x], [], (gy, _, pending) => [pad2dBackwardRaw(gy, x.shape, [left, right, top, bottom], mode, pending)], 0);
+  return record(op, y, [x], [], (gy, _, pending) => [pad2dBackwardRaw(gy, x.shape, [left, right, top, bottom], mode, pending[0])], [0]);
 }
 
 /**
