@@ -57,6 +57,24 @@ fn pre_grad(i: u32) -> f32 {
   return dy_f[i] * act_grad(y_in[i]);
 }
 
+// The forward's group statistics: written out (stats array, running averages) by lane 0; returns
+// (scale, shift) of y = (x - mean) * scale + shift.
+fn finish_stats(lid: u32, c: u32, g: u32, mean: f32, variance: f32) -> vec2f {
+  if (lid == 0u) {
+    write_group(g, c, mean, variance);
+    if (RUNNING == 1u) {
+      let keep = 1.0 - p.momentum;
+      rmean_f[c] = keep * rmean_f[c] + p.momentum * mean;
+      rvar_f[c] = keep * rvar_f[c] + p.momentum * variance * p.unbias;
+    }
+  }
+  var scale = 1.0 / sqrt(variance + p.eps);
+  var shift = 0.0;
+  if ((p.affine & 1u) != 0u) { scale *= weight[c]; }
+  if ((p.affine & 2u) != 0u) { shift = bias[c]; }
+  return vec2f(scale, shift);
+}
+
 @compute @workgroup_size(WG)
 fn fused_forward(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_index) lid: u32) {
   let c = wid.x;
@@ -80,19 +98,9 @@ fn fused_forward(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_in
       }
     }
     let variance = group_sum(lid, b) / cnt;
-    let g = select(c, r * p.c + c, inst);
-    if (lid == 0u) {
-      write_group(g, c, mean, variance);
-      if (RUNNING == 1u) {
-        let keep = 1.0 - p.momentum;
-        rmean_f[c] = keep * rmean_f[c] + p.momentum * mean;
-        rvar_f[c] = keep * rvar_f[c] + p.momentum * variance * p.unbias;
-      }
-    }
-    var scale = 1.0 / sqrt(variance + p.eps);
-    var shift = 0.0;
-    if ((p.affine & 1u) != 0u) { scale *= weight[c]; }
-    if ((p.affine & 2u) != 0u) { shift = bias[c]; }
+    let ss = finish_stats(lid, c, select(c, r * p.c + c, inst), mean, variance);
+    let scale = ss.x;
+    let shift = ss.y;
     for (var q = r; q < r + span; q++) {
       let base = (q * p.c + c) * p.hw;
       for (var k = lid; k < p.hw; k += WG) {
@@ -195,19 +203,9 @@ fn fused_forward4(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_i
       }
     }
     let variance = group_sum(lid, hsum(b)) / cnt;
-    let g = select(c, r * p.c + c, inst);
-    if (lid == 0u) {
-      write_group(g, c, mean, variance);
-      if (RUNNING == 1u) {
-        let keep = 1.0 - p.momentum;
-        rmean_f[c] = keep * rmean_f[c] + p.momentum * mean;
-        rvar_f[c] = keep * rvar_f[c] + p.momentum * variance * p.unbias;
-      }
-    }
-    var scale = 1.0 / sqrt(variance + p.eps);
-    var shift = 0.0;
-    if ((p.affine & 1u) != 0u) { scale *= weight[c]; }
-    if ((p.affine & 2u) != 0u) { shift = bias[c]; }
+    let ss = finish_stats(lid, c, select(c, r * p.c + c, inst), mean, variance);
+    let scale = ss.x;
+    let shift = ss.y;
     for (var q = r; q < r + span; q++) {
       let base = (q * p.c + c) * hw4;
       for (var k = lid; k < hw4; k += WG) {
