@@ -277,16 +277,18 @@ t.test('zeroGrad drops gradients; step records one kernel per run of parameters 
   params.forEach((p) => p.dispose());
 });
 
-t.test('multi-tensor step: one dispatch for every parameter, two copies in and one out per parameter', async (t) => {
+t.test('multi-tensor step: one dispatch for every parameter, one copy (the gradient) per parameter', async (t) => {
   const params = makeParams();
   const opt = new Adam(params, { lr: 1e-3 });
   setGrads(params, gradSource(), 0);
-  opt.step(); // the first step also zero-fills the four arenas
+  const c00 = eng.recorder.copies;
+  opt.step(); // the first step also zero-fills the four arenas and moves the parameters in
+  t.equal(eng.recorder.copies - c00, 2 * params.length, 'first step: gradient and parameter copied in');
   setGrads(params, gradSource(), 1);
   const [d0, c0] = [eng.recorder.dispatches, eng.recorder.copies];
   opt.step();
   t.equal(eng.recorder.dispatches - d0, 1, 'one Adam dispatch for all parameters');
-  t.equal(eng.recorder.copies - c0, 3 * params.length, 'grad and param copied in, param copied out');
+  t.equal(eng.recorder.copies - c0, params.length, 'then only the gradients: the parameters live in the arena');
   // The second step of parameter 2 only: its step count now differs from its neighbours'.
   setGrads(params, gradSource((_, i) => i !== 2), 2);
   opt.step();
@@ -296,6 +298,40 @@ t.test('multi-tensor step: one dispatch for every parameter, two copies in and o
   t.equal(eng.recorder.dispatches - d1, 3, 'runs split where step counts differ: [0,1], [2], [3,4]');
   opt.zeroGrad();
   opt.dispose();
+  params.forEach((p) => p.dispose());
+});
+
+t.test('parameters live in the arena: uploads, kernels, readbacks, a second optimizer and dispose all see one value', async (t) => {
+  const params = makeParams();
+  const opt = new Adam(params, { lr: 1e-3 });
+  setGrads(params, gradSource(), 0);
+  opt.step();
+  opt.step();
+  // An upload (normal_) and a kernel (ones_) into parameters the arena now holds. With lr 0 a
+  // step rewrites every parameter from its slot: a write that missed the slot would be undone.
+  const before = await Promise.all(params.map((p) => p.read()));
+  normal_(params[1]!, 0, 1, 77);
+  ones_(params[3]!);
+  const want = await Promise.all(params.map((p) => p.read()));
+  const drawn = await E.tidy(() => normal_(E.zeros(params[1]!.shape), 0, 1, 77).read());
+  t.ok(closeness(want[1]!, drawn, 0, 0).ok, 'the upload landed in the parameter');
+  t.same(Array.from(want[3]!), Array.from({ length: params[3]!.size }, () => 1), 'the kernel wrote the parameter');
+  t.ok([0, 2, 4].every((i) => closeness(want[i]!, before[i]!, 0, 0).ok), 'and nothing else');
+  opt.lr = 0;
+  opt.step();
+  const after = await Promise.all(params.map((p) => p.read()));
+  t.ok(after.every((v, i) => closeness(v, want[i]!, 0, 0).ok), 'a step with lr 0 keeps what was written');
+  // A second optimizer moves them into its own arena; disposing the first leaves them alone.
+  const opt2 = new Adam(params, { lr: 0 });
+  opt2.step();
+  opt.dispose();
+  const moved = await Promise.all(params.map((p) => p.read()));
+  t.ok(moved.every((v, i) => closeness(v, want[i]!, 0, 0).ok), 'same values in the second arena, after the first is gone');
+  // Disposing the holder moves them out; they stay usable.
+  opt2.zeroGrad();
+  opt2.dispose();
+  const doubled = await E.tidy(() => E.add(params[1]!, params[1]!).read());
+  t.ok(closeness(doubled, want[1]!.map((v) => 2 * v), 0, 0).ok, 'usable after the optimizer is disposed');
   params.forEach((p) => p.dispose());
 });
 

@@ -13,7 +13,7 @@ import { Rng } from './random.js';
 import type { Tensor } from './tensor.js';
 
 function upload(t: Tensor, values: Float32Array): Tensor {
-  if (values.length > 0) t.engine.recorder.write(t.buffer, values);
+  if (values.length > 0) t.engine.recorder.write(t.buffer, values, t.byteOffset);
   return t;
 }
 

@@ -3,12 +3,14 @@
  * gradient, torch.optim.AdamW with decoupled weight decay; amsgrad off).
  *
  * Multi-tensor: the optimizer keeps four arenas (parameters, gradients, m, v), each parameter at
- * its own 256-byte-aligned offset, zeros between. `step()` copies the gradients and parameters in
- * (buffer copies, not kernels), records ONE fused kernel (shaders/adam.wgsl) per run of adjacent
- * parameters that have a gradient and the same step count (one in a plain training loop), and
- * copies the parameters back. Copies rather than parameters living in the arena, because code
- * outside the optimizer writes parameter buffers in place (initializers, state-dict loads).
- * Measured on lavapipe: 213 small copies 3.5-4.4 ms vs 71 tiny kernels 9.3-10.6 ms. The bias
+ * its own 256-byte-aligned offset, zeros between. At its first update a parameter moves into the
+ * parameter arena (one copy; the tensor's storage then points at its slot, so every view, kernel,
+ * upload and readback of it uses the slot). `step()` copies the gradients in (buffer copies, not
+ * kernels) and records ONE fused kernel (shaders/adam.wgsl) per run of adjacent parameters that
+ * have a gradient and the same step count (one in a plain training loop); a parameter found
+ * elsewhere (another optimizer moved it) is moved back first. `dispose()` moves the parameters out
+ * into buffers of their own. Measured on lavapipe: 213 small copies (grads and parameters in,
+ * parameters out) 3.5-4.4 ms vs 71 tiny kernels 9.3-10.6 ms. The bias
  * corrections are computed on the CPU in float64 and passed as uniforms, the moments live on the
  * GPU (kept out of every tidy scope), and nothing is read back. As in PyTorch, each parameter has
  * its own step count (a parameter whose grad is null is skipped entirely: its value, moments and
@@ -145,8 +147,8 @@ export class Adam {
     for (const i of live) {
       const p = this.params[i]!;
       if (p.size === 0) continue;
-      recorder.copy(p.grad!.buffer, 0, a.grad.buffer, bytesAt(i), 4 * p.size);
-      recorder.copy(p.buffer, 0, a.param.buffer, bytesAt(i), 4 * p.size);
+      recorder.copy(p.grad!.buffer, p.grad!.byteOffset, a.grad.buffer, bytesAt(i), 4 * p.size);
+      this.adopt(i);
     }
     // Runs of arena-adjacent parameters with the same step count share one launch.
     for (let r = 0; r < live.length; ) {
@@ -176,10 +178,23 @@ export class Adam {
         cost: { flops: 14 * n, bytes: 28 * n },
       });
     }
-    for (const i of live) {
-      const p = this.params[i]!;
-      if (p.size > 0) recorder.copy(a.param.buffer, bytesAt(i), p.buffer, 0, 4 * p.size);
-    }
+  }
+
+  /** Whether parameter i lives in its slot of the parameter arena. */
+  private holds(i: number): boolean {
+    const p = this.params[i]!;
+    const a = this.arenas;
+    return !!a && !p.disposed && p.buffer === a.param.buffer && p.byteOffset === 4 * a.offsets[i]!;
+  }
+
+  /** Moves parameter i into its arena slot (one copy), unless it is there. */
+  private adopt(i: number): void {
+    if (this.holds(i)) return;
+    const p = this.params[i]!;
+    const a = this.state();
+    const at = 4 * a.offsets[i]!;
+    engine().recorder.copy(p.buffer, p.byteOffset, a.param.buffer, at, 4 * p.size);
+    p.storageForRelocation.relocate(a.param.buffer, at, false);
   }
 
   /** Drops every parameter's gradient (sets it to null, like PyTorch's `zero_grad()`). */
@@ -250,10 +265,23 @@ export class Adam {
     }
   }
 
-  /** Releases the moments' GPU memory (the optimizer must not be used afterwards). */
+  /**
+   * Releases the optimizer's GPU memory (it must not be used afterwards); the parameters it holds
+   * move out into buffers of their own first.
+   */
   dispose(): void {
     const a = this.arenas;
-    if (a) for (const t of [a.param, a.grad, a.m, a.v]) t.dispose();
+    if (a) {
+      const e = engine();
+      for (const [i, p] of this.params.entries()) {
+        if (!this.holds(i)) continue;
+        const bytes = Math.max(p.size, 1) * 4;
+        const own = e.pool.acquire(bytes);
+        if (p.size > 0) e.recorder.copy(a.param.buffer, 4 * a.offsets[i]!, own, 0, 4 * p.size);
+        p.storageForRelocation.relocate(own, 0, true);
+      }
+      for (const t of [a.param, a.grad, a.m, a.v]) t.dispose();
+    }
     this.arenas = null;
   }
 }

@@ -22,6 +22,8 @@ export const DEFAULT_FLUSH_EVERY = 128;
 export interface Binding {
   buffer: GPUBuffer;
   size: number;
+  /** Byte offset in `buffer` (a multiple of 256; default 0). */
+  offset?: number;
 }
 
 /** Timing hook used by the profiler; each dispatch then gets its own compute pass. */
@@ -104,7 +106,7 @@ export class Recorder {
 
   private bindGroup(kernel: CachedPipeline, uniformOffset: number, uniformBytes: number, storage: (Binding | null)[]): GPUBindGroup {
     let key = `${kernel.id}:${uniformOffset}:${uniformBytes}`;
-    for (const b of storage) key += b ? `:${this.bufferId(b.buffer)}/${b.size}` : ':-';
+    for (const b of storage) key += b ? `:${this.bufferId(b.buffer)}@${b.offset ?? 0}/${b.size}` : ':-';
     const hit = this.groups.get(key);
     if (hit) {
       this.bindGroupStats.reused++;
@@ -115,7 +117,7 @@ export class Recorder {
       entries.push({ binding: 0, resource: { buffer: this.arena, offset: uniformOffset, size: uniformBytes } });
     }
     storage.forEach((b, i) => {
-      if (b) entries.push({ binding: i + 1, resource: { buffer: b.buffer, offset: 0, size: alignUp(b.size, 4) } });
+      if (b) entries.push({ binding: i + 1, resource: { buffer: b.buffer, offset: b.offset ?? 0, size: alignUp(b.size, 4) } });
     });
     const group = this.device.createBindGroup({ layout: kernel.layout, entries });
     if (this.groups.size >= BIND_GROUP_CACHE) this.groups.clear();

@@ -11,14 +11,32 @@ import type { GradNode } from './autograd.js';
 /** Element type. Only f32 is computed today; f16 is reserved for storage and transport. */
 export type DType = 'f32';
 
-/** Reference-counted GPU buffer holding a tensor's elements. */
+/**
+ * Reference-counted GPU memory holding a tensor's elements: a pooled buffer of its own, or (after
+ * `relocate`) a 256-byte-aligned range of a buffer someone else owns, such as an optimizer's
+ * parameter arena.
+ */
 export class Storage {
   private refs = 1;
+  private buf: GPUBuffer;
+  private at = 0;
+  private pooled = true;
   constructor(
     readonly engine: Engine,
-    readonly buffer: GPUBuffer,
+    buffer: GPUBuffer,
     readonly bytes: number,
-  ) {}
+  ) {
+    this.buf = buffer;
+  }
+
+  get buffer(): GPUBuffer {
+    return this.buf;
+  }
+
+  /** Byte offset of the elements in `buffer`. */
+  get offset(): number {
+    return this.at;
+  }
 
   retain(): this {
     if (this.refs <= 0) throw new DisposedError('tensor storage used after release');
@@ -27,7 +45,20 @@ export class Storage {
   }
 
   release(): void {
-    if (--this.refs === 0) this.engine.pool.release(this.buffer);
+    if (--this.refs === 0 && this.pooled) this.engine.pool.release(this.buf);
+  }
+
+  /**
+   * Moves the elements to `buffer` at `offset` (the caller has recorded the copy): owned by the
+   * caller (null) or, with `pooled`, a fresh pool buffer that returns to the pool with this storage.
+   * A pooled buffer left behind returns to the pool now; work recorded earlier still reads it first.
+   */
+  relocate(buffer: GPUBuffer, offset: number, pooled: boolean): void {
+    if (this.refs <= 0) throw new DisposedError('tensor storage used after release');
+    if (this.pooled) this.engine.pool.release(this.buf);
+    this.buf = buffer;
+    this.at = offset;
+    this.pooled = pooled;
   }
 }
 
@@ -85,12 +116,24 @@ export class Tensor {
   /** @internal GPU buffer with the byte range of this tensor. */
   binding(): Binding {
     const s = this.live();
-    return { buffer: s.buffer, size: Math.max(this.size, 1) * 4 };
+    const b: Binding = { buffer: s.buffer, size: Math.max(this.size, 1) * 4 };
+    if (s.offset > 0) b.offset = s.offset;
+    return b;
   }
 
-  /** @internal The GPU buffer. */
+  /** @internal The GPU buffer (the elements start at `byteOffset`). */
   get buffer(): GPUBuffer {
     return this.live().buffer;
+  }
+
+  /** @internal Byte offset of the elements in `buffer` (0 unless an optimizer holds them). */
+  get byteOffset(): number {
+    return this.live().offset;
+  }
+
+  /** @internal The storage, for optimizers that move parameters into their arenas. */
+  get storageForRelocation(): Storage {
+    return this.live();
   }
 
   /** @internal Another tensor object sharing this storage (used to keep saved values alive). */
@@ -104,7 +147,7 @@ export class Tensor {
   /** Copies the elements back to the CPU (submits pending GPU work). */
   async read(): Promise<Float32Array> {
     const s = this.live();
-    const bytes = await s.engine.recorder.read(s.buffer, this.size * 4);
+    const bytes = await s.engine.recorder.read(s.buffer, this.size * 4, s.offset);
     return new Float32Array(bytes);
   }
 

@@ -288,7 +288,7 @@ export abstract class Module {
         continue;
       }
       writes.push(() => {
-        if (target.size > 0) target.engine.recorder.write(target.buffer, data);
+        if (target.size > 0) target.engine.recorder.write(target.buffer, data, target.byteOffset);
       });
     }
     if (strict && (missing.length > 0 || unexpected.length > 0)) {

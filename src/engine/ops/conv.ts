@@ -148,7 +148,7 @@ function weightGradSplits(g: ConvGeometry, groups: number): number {
 
 /** The same storage seen as array<vec4f> (binding size rounded up to 16 bytes). */
 function vec4Binding(t: Tensor): Binding {
-  return { buffer: t.buffer, size: Math.max(16, Math.ceil(t.size / 4) * 16) };
+  return { ...t.binding(), size: Math.max(16, Math.ceil(t.size / 4) * 16) };
 }
 
 interface FastDims {

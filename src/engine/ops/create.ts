@@ -12,7 +12,7 @@ export function tensor(data: ArrayLike<number>, shape: readonly number[] = [data
   }
   const t = Tensor.empty(shape);
   const values = data instanceof Float32Array ? data : Float32Array.from(data);
-  if (values.length > 0) t.engine.recorder.write(t.buffer, values);
+  if (values.length > 0) t.engine.recorder.write(t.buffer, values, t.byteOffset);
   return t;
 }
 

@@ -21,7 +21,7 @@ export interface MatmulOptions {
 
 /** The same storage seen as an array of vec4 (binding size rounded up to 16 bytes). */
 function vec4Binding(t: Tensor): Binding {
-  return { buffer: t.buffer, size: Math.max(16, Math.ceil(t.size / 4) * 16) };
+  return { ...t.binding(), size: Math.max(16, Math.ceil(t.size / 4) * 16) };
 }
 
 /** @internal C = op(A) op(B) without autograd. */

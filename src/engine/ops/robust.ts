@@ -90,7 +90,7 @@ export function copyFlatInto(tensors: readonly Tensor[], dst: Tensor, offset = 0
   const rec = engine().recorder;
   let at = offset;
   for (const t of tensors) {
-    if (t.size > 0) rec.copy(t.buffer, 0, dst.buffer, 4 * at, 4 * t.size);
+    if (t.size > 0) rec.copy(t.buffer, t.byteOffset, dst.buffer, dst.byteOffset + 4 * at, 4 * t.size);
     at += t.size;
   }
   return at;
@@ -104,7 +104,7 @@ export function splitFlat(src: Tensor, shapes: readonly (readonly number[])[], o
   let at = offset;
   return shapes.map((shape) => {
     const t = Tensor.empty(shape);
-    if (t.size > 0) rec.copy(src.buffer, 4 * at, t.buffer, 0, 4 * t.size);
+    if (t.size > 0) rec.copy(src.buffer, src.byteOffset + 4 * at, t.buffer, t.byteOffset, 4 * t.size);
     at += t.size;
     return t;
   });
