@@ -44,7 +44,8 @@
 // Bindings: 0 params, 1 src (x for modes 0 and 2, dy for mode 1), 2 dy (mode 2) or the weights
 // (modes 0, 1), 3 bias (HAS_BIAS; any read-only buffer otherwise), 4 output, 5 packed weights as
 // vec4 (modes 0, 1 without DIRECTW; any buffer with it) or dy as vec4 (mode 2), 6 src as vec4
-// (COOP; any buffer otherwise).
+// (COOP, NBR, XV; any buffer otherwise), 7 addend (HAS_ADDEND; any read-only buffer otherwise),
+// 8 the tile counter (DYN; bound always).
 
 enable subgroups;
 // DYN: the loop over tiles is uniform per group of 8 lanes (one subgroup), not per workgroup.

@@ -16,8 +16,8 @@ export interface Launch {
   constants?: Constants;
   /** Packed uniform block (binding 0), see Params. */
   params?: Uint8Array;
-  /** Storage buffers, bindings 1.. in order; null for a binding the entry point does not use. */
-  buffers: (Binding | null)[];
+  /** Storage buffers, bindings 1.. in order. */
+  buffers: Binding[];
   workgroups: readonly [number, number?, number?];
   /** Work done, for the profiler's GFLOP/s and GB/s. */
   cost?: { flops: number; bytes: number };

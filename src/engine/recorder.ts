@@ -75,7 +75,7 @@ export class Recorder {
   dispatch(
     kernel: CachedPipeline,
     uniforms: Uint8Array | null,
-    storage: (Binding | null)[],
+    storage: Binding[],
     workgroups: readonly [number, number?, number?],
     cost?: { flops: number; bytes: number },
     tag?: string,
@@ -104,9 +104,9 @@ export class Recorder {
     if (++this.pending >= this.flushEvery && this.flushEvery > 0) this.flush();
   }
 
-  private bindGroup(kernel: CachedPipeline, uniformOffset: number, uniformBytes: number, storage: (Binding | null)[]): GPUBindGroup {
+  private bindGroup(kernel: CachedPipeline, uniformOffset: number, uniformBytes: number, storage: Binding[]): GPUBindGroup {
     let key = `${kernel.id}:${uniformOffset}:${uniformBytes}`;
-    for (const b of storage) key += b ? `:${this.bufferId(b.buffer)}@${b.offset ?? 0}/${b.size}` : ':-';
+    for (const b of storage) key += `:${this.bufferId(b.buffer)}@${b.offset ?? 0}/${b.size}`;
     const hit = this.groups.get(key);
     if (hit) {
       this.bindGroupStats.reused++;
@@ -116,9 +116,9 @@ export class Recorder {
     if (uniformOffset >= 0) {
       entries.push({ binding: 0, resource: { buffer: this.arena, offset: uniformOffset, size: uniformBytes } });
     }
-    storage.forEach((b, i) => {
-      if (b) entries.push({ binding: i + 1, resource: { buffer: b.buffer, offset: b.offset ?? 0, size: alignUp(b.size, 4) } });
-    });
+    storage.forEach((b, i) =>
+      entries.push({ binding: i + 1, resource: { buffer: b.buffer, offset: b.offset ?? 0, size: alignUp(b.size, 4) } }),
+    );
     const group = this.device.createBindGroup({ layout: kernel.layout, entries });
     if (this.groups.size >= BIND_GROUP_CACHE) this.groups.clear();
     this.groups.set(key, group);

@@ -42,6 +42,12 @@ const WG = 64;
 const WMAX = 20;
 /** Widest kernel the fast kernel unrolls (taps 0..6). */
 const KW_MAX = 7;
+/** Worker threads of a software adapter (llvmpipe runs LP_NUM_THREADS, by default one per core). */
+const SOFTWARE_THREADS = (() => {
+  const env = Number(process.env.LP_NUM_THREADS);
+  return Number.isInteger(env) && env > 0 ? env : availableParallelism();
+})();
+
 /**
  * Weight-gradient splits aim for this many workgroups: one per CPU thread (lavapipe runs one
  * worker per core), not more, since every split adds a partial sum to read back and a summing
@@ -49,7 +55,7 @@ const KW_MAX = 7;
  * and the 128x128 conv3x3 weight gradient no slower (34.4 -> 33.1 ms); 2 instead of 8 was as fast
  * and saves 3 summing launches per G step (153 -> 150, 2026-12-02).
  */
-const WGRAD_TARGET_GROUPS = availableParallelism();
+const WGRAD_TARGET_GROUPS = SOFTWARE_THREADS;
 /**
  * Forward and data-gradient launches of at most this many FLOPs read the weights in their
  * canonical layout (DIRECTW) instead of packing them first. Packing costs one launch (0.2-0.4 ms
@@ -200,18 +206,12 @@ function schedBinding(): Binding {
   return schedCounter.binding;
 }
 
-/** Worker threads of a software adapter (llvmpipe runs LP_NUM_THREADS, by default one per core). */
-const SOFTWARE_THREADS = (() => {
-  const env = Number(process.env.LP_NUM_THREADS);
-  return Number.isInteger(env) && env > 0 ? env : availableParallelism();
-})();
-
 interface FastLaunch {
   /** Entry point: 'main' (modes 0, 1), 'main_phases2' (mode 1, two width phases), 'wgrad'. */
   entry: 'main' | 'main_phases2' | 'wgrad';
   constants: Record<string, number>;
   params: (tiles?: readonly [number, number, number]) => Uint8Array;
-  buffers: (Binding | null)[];
+  buffers: Binding[];
   /** The static grid: columns (invocations along x), workgroup size, row tiles, z. */
   ncols: number;
   wg: number;
